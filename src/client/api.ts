@@ -1,0 +1,144 @@
+/**
+ * The Client API: the one interface that the FUSE layer, the CLI and users' programs call.
+ * Two implementations: LocalClient (inside a daemon, calling its Server directly) and
+ * RemoteClient (over a connection to any server). Paths are anchor paths such as
+ * `/X88550014d4c82e4d/hi/charlie`; the first component names the server that runs the call.
+ *
+ * Every method fails with a CircuitError: AppError for answers (busy anchor, closed channel, bad
+ * input), SystemError when the call may not have reached the element's home.
+ */
+export type Kind = 'server' | 'chan' | 'proc' | 'dns' | 'docker' | '@join' | '@leave';
+export const KINDS: readonly Kind[] = ['server', 'chan', 'proc', 'dns', 'docker', '@join', '@leave'];
+
+/** Who asked: recorded in the operations log. */
+export interface Origin {
+  via: 'cli' | 'api' | 'mount' | 'peer' | 'server';
+  /** The connection's peer address, for remote calls. */
+  peer?: string;
+  /** The local caller, for calls through the mount. */
+  uid?: number;
+  pid?: number;
+}
+
+export interface CallOptions {
+  /** Aborting fails the call with EINTR and undoes it: nothing consumed, nothing enqueued. */
+  signal?: AbortSignal;
+  origin?: Origin;
+}
+
+export interface Entry {
+  name: string;
+  /** Absolute anchor path. */
+  path: string;
+  /** The kind of the element the anchor holds, or null for an empty anchor. */
+  kind: Kind | null;
+}
+
+/** The JSON a process starts from (REFERENCE.md §3.1). */
+export interface ProcCmd {
+  Env: string[] | null;
+  Dir: string;
+  Path: string;
+  Args: string[] | null;
+  Scrub: boolean;
+}
+
+/** The JSON a container starts from (REFERENCE.md §3.4). */
+export interface DockerRun {
+  Image: string;
+  Memory: number;
+  CpuShares: number;
+  Lxc: string[] | null;
+  Volume: string[] | null;
+  Dir: string;
+  Entry: string;
+  Env: string[] | null;
+  Path: string;
+  Args: string[] | null;
+  Scrub: boolean;
+}
+
+/** What `make` takes for each kind; null makes an idle proc or docker element (the mount's mkdir). */
+export interface MakeSpec {
+  chan: { cap: number };
+  proc: ProcCmd | null;
+  docker: DockerRun | null;
+  dns: { addr?: string };
+  '@join': null;
+  '@leave': null;
+  server: never;
+}
+
+/** A lease on a process's stdout or stderr: one at a time; what it did not take stays. */
+export interface OutputReader {
+  /**
+   * Up to max bytes, waiting until at least one is there; null at end of stream. An aborted read
+   * takes nothing.
+   */
+  read(max: number, opts?: CallOptions): Promise<Buffer | null>;
+  /** Gives the stream back for the next reader. */
+  release(): Promise<void>;
+}
+
+/** A writer on a process's stdin; stdin closes when its last writer closes. */
+export interface InputWriter {
+  /** Resolves once the bytes are in the process's pipe (or its bounded buffer). */
+  write(data: Buffer, opts?: CallOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ServerInfo {
+  id: string;
+  url: string;
+}
+
+export interface Member {
+  id: string;
+  url: string;
+  state: 'alive' | 'suspect' | 'dead' | 'left';
+}
+
+export interface Client {
+  /** The server this client talks to. */
+  home(): Promise<ServerInfo>;
+  /** Children of an anchor, sorted by name; for `/`, the servers in the dial-in server's view. */
+  list(path: string, opts?: CallOptions): Promise<Entry[]>;
+  /** The kind of element at path (null for none); ENOENT when the anchor does not exist. Never creates. */
+  stat(path: string, opts?: CallOptions): Promise<{ kind: Kind | null; children: number }>;
+  /** Makes the anchor (and its parents) and keeps it while this client holds it (the mount's mkdir). */
+  hold(path: string, opts?: CallOptions): Promise<void>;
+  /** Drops a hold; ENOTEMPTY when the anchor has children or an element (the mount's rmdir). */
+  unhold(path: string, opts?: CallOptions): Promise<void>;
+  /** The element's stat JSON; null for an empty anchor. */
+  peek(path: string, opts?: CallOptions): Promise<unknown>;
+  make<K extends keyof MakeSpec>(path: string, kind: K, spec: MakeSpec[K], opts?: CallOptions): Promise<void>;
+  scrub(path: string, opts?: CallOptions): Promise<void>;
+
+  setCap(path: string, cap: number, opts?: CallOptions): Promise<void>;
+  send(path: string, msg: Buffer, opts?: CallOptions): Promise<void>;
+  /** One message of a channel, or one event of a subscription (its path and a newline). */
+  recv(path: string, opts?: CallOptions): Promise<Buffer>;
+  close(path: string, opts?: CallOptions): Promise<void>;
+
+  /** Starts an idle proc or docker element. */
+  start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void>;
+  signal(path: string, sig: string, opts?: CallOptions): Promise<void>;
+  wait(path: string, opts?: CallOptions): Promise<unknown>;
+  openInput(path: string, opts?: CallOptions): Promise<InputWriter>;
+  openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader>;
+
+  /** DNS: add (or with replace, replace all) records given in zone-file syntax, one a line. */
+  dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void>;
+  dnsUnset(path: string, name: string, opts?: CallOptions): Promise<void>;
+  dnsRebind(path: string, addr: string, opts?: CallOptions): Promise<void>;
+
+  /** Server element: this server's membership view. */
+  members(path: string, opts?: CallOptions): Promise<Member[]>;
+  join(path: string, url: string, opts?: CallOptions): Promise<void>;
+  stop(path: string, opts?: CallOptions): Promise<void>;
+  /** Server element: the operations log (JSON lines). */
+  log(path: string, opts?: CallOptions): Promise<Buffer>;
+
+  /** Ends this client; a remote client's holds and leases are released by its server. */
+  disconnect(): Promise<void>;
+}
