@@ -1,0 +1,66 @@
+/**
+ * The cluster key: one secret shared by every server and client of a cluster. `circuit keygen`
+ * prints a fresh one; `--hmac FILE` (or `CIRCUIT_HMAC`) names the file that holds it. The file
+ * is standard base64 text (whitespace and newlines allowed), as in the original, so existing key
+ * files keep working. Every problem with a named key file is an error: a broken key never falls
+ * back to plaintext (the original silently did so for an empty file).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { AppError } from '../kit/errors';
+
+/** Bytes of randomness in a generated key: as many as the original's keygen printed. */
+export const GENERATED_KEY_BYTES = 64;
+
+/** Shortest decoded key we accept; anything shorter is a mistake, not a key. */
+export const MIN_KEY_BYTES = 16;
+
+/** The environment variable that names a key file when `--hmac` is not given. */
+export const KEY_ENV = 'CIRCUIT_HMAC';
+
+/** A fresh key as standard base64 of 64 bytes from the operating system's CSPRNG. */
+export function generateKey(): string {
+  return randomBytes(GENERATED_KEY_BYTES).toString('base64');
+}
+
+/** Reads and decodes a key file; any failure is an AppError with the file's name. */
+export function loadKey(file: string): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e && e.message ? e.message : String(err);
+    const code = e && (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR') ? e.code : 'EIO';
+    throw new AppError(code, `problem reading private key file (${file}): ${why}`, { cause: err });
+  }
+  return decodeKey(text);
+}
+
+/**
+ * Decodes key text strictly: Node's base64 decoder skips characters it does not know, so the
+ * text is checked against the standard alphabet and padded length first (as Go's StdEncoding,
+ * which the original used, would).
+ */
+export function decodeKey(text: string): Buffer {
+  const compact = text.replace(/\s+/g, '');
+  const bad = (why: string) => new AppError('EINVAL', `problem decoding base64 private key: ${why}`);
+  if (compact.length === 0) throw bad('the key file is empty');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) throw bad('illegal base64 data (not the standard alphabet)');
+  if (compact.length % 4 !== 0) throw bad('illegal base64 data (length is not a multiple of 4)');
+  const key = Buffer.from(compact, 'base64');
+  if (key.length < MIN_KEY_BYTES) {
+    throw bad(`key is ${key.length} bytes; at least ${MIN_KEY_BYTES} are required (use circuit keygen)`);
+  }
+  return key;
+}
+
+/**
+ * The key a command runs with: the `--hmac` file if given, else the `CIRCUIT_HMAC` file, else
+ * null (no key: plaintext, as the original's default). An empty flag or variable counts as unset.
+ */
+export function resolveKey(flag?: string, env: NodeJS.ProcessEnv = process.env): Buffer | null {
+  const file = flag !== undefined && flag !== '' ? flag : env[KEY_ENV];
+  if (file === undefined || file === '') return null;
+  return loadKey(file);
+}
