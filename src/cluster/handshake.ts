@@ -75,6 +75,7 @@ export async function handshake(
   if (key.length < MIN_KEY_BYTES) {
     throw new AppError('EINVAL', `cluster key is ${key.length} bytes; at least ${MIN_KEY_BYTES} are required`);
   }
+  const peer = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? '?'}`; // gone once destroyed
   const io = new MessageIO(sock, opts.clock ?? systemClock, opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
   try {
     const session = await exchange(io, key, role);
@@ -82,7 +83,7 @@ export async function handshake(
     return session;
   } catch (err) {
     io.abort();
-    throw refusal(err, role, sock);
+    throw refusal(err, role, peer);
   }
 }
 
@@ -144,11 +145,10 @@ function fault(code: Fault['code'], message: string): Fault {
   return new Fault(code, message);
 }
 
-function refusal(err: unknown, role: Role, sock: net.Socket): SystemError {
+function refusal(err: unknown, role: Role, peer: string): SystemError {
   const f = err instanceof Fault ? err : fault('EPROTO', err instanceof Error ? err.message : String(err));
   if (role === 'dialer') return new SystemError('EACCES', DIAL_REFUSED, { cause: f });
-  const from = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? '?'}`;
-  return new SystemError(f.code, `handshake from ${from} refused: ${f.message}`, { cause: f });
+  return new SystemError(f.code, `handshake from ${peer} refused: ${f.message}`, { cause: f });
 }
 
 /**
