@@ -1,0 +1,58 @@
+import * as fs from 'node:fs';
+import { connect, type RemoteClient } from '../client/remote';
+import { AppError, SystemError } from '../kit/errors';
+
+/**
+ * Chooses the dial-in server in the documented order (REFERENCE.md §5.2, fixing the original's
+ * bug that made $CIRCUIT unreachable): -d URL, then an explicit --discover, then the file named
+ * by $CIRCUIT, then $CIRCUIT_DISCOVER. Nothing is multicast unless asked.
+ */
+export interface DialFlags {
+  dial?: string;
+  discover?: string;
+  hmac?: string;
+}
+
+export type Discover = (mcast: string, timeoutMs: number) => Promise<string>;
+
+/** Set by the mesh's discovery module when it is built in. */
+export let discover: Discover | undefined;
+export function setDiscover(d: Discover): void {
+  discover = d;
+}
+
+export async function resolveUrl(flags: DialFlags, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (flags.dial) return flags.dial.trim();
+  if (flags.discover) return viaDiscovery(flags.discover);
+  if (env.CIRCUIT) {
+    try {
+      return fs.readFileSync(env.CIRCUIT, 'utf8').trim();
+    } catch (e) {
+      throw new AppError('EINVAL', `circuit environment file ${env.CIRCUIT} is not readable: ${(e as Error).message}`);
+    }
+  }
+  if (env.CIRCUIT_DISCOVER) return viaDiscovery(env.CIRCUIT_DISCOVER);
+  throw new AppError('EINVAL', 'no dial or discovery addresses available; use -dial or -discover');
+}
+
+async function viaDiscovery(mcast: string): Promise<string> {
+  if (!discover) throw new AppError('ENOTSUP', 'multicast discovery is not built into this version; use -dial URL or $CIRCUIT');
+  try {
+    return await discover(mcast, 5000);
+  } catch (e) {
+    throw new SystemError('EHOSTDOWN', 'multicast address is unresponsive or authentication failed', { cause: e });
+  }
+}
+
+export type KeyHandshake = (flags: DialFlags) => Promise<Parameters<typeof connect>[1]>;
+let keyed: KeyHandshake = async () => ({});
+/** Set by the security module: turns --hmac / $CIRCUIT_HMAC into a handshake. */
+export function setKeyed(k: KeyHandshake): void {
+  keyed = k;
+}
+
+export async function dialClient(flags: DialFlags): Promise<RemoteClient> {
+  const url = await resolveUrl(flags);
+  const opts = await keyed(flags);
+  return connect(url, { ...opts, via: 'cli' });
+}

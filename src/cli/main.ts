@@ -1,0 +1,120 @@
+import { Command as Commander, Option } from 'commander';
+import { COMMANDS, type CommandFlags } from './commands';
+import { dialClient, type DialFlags } from './dial';
+import { start, mountOnly, type StartFlags } from './start';
+import { VERSION } from '../node/server';
+import { toCircuitError, type CircuitError } from '../kit/errors';
+
+/**
+ * bin/circuit: wires the commands to commander. Errors print one line, `circuit: <message>`,
+ * and exit 1 (unknown commands exit 3, as the original). The original's single-dash long flags
+ * (-dial, -addr, …) are accepted.
+ */
+const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout'];
+
+export function normalizeArgv(argv: string[]): string[] {
+  return argv.map((a) => {
+    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+    return m && LONG_FLAGS.includes(m[1]) ? '-' + a : a;
+  });
+}
+
+function fail(e: unknown, op?: string): never {
+  const err: CircuitError = toCircuitError(e);
+  const msg = err.system || !op ? err.message : `${op} error: ${err.message}`;
+  process.stderr.write(`circuit: ${msg}\n`);
+  process.exit(1);
+}
+
+function dialOptions(c: Commander): Commander {
+  return c
+    .option('-d, --dial <url>', 'the circuit URL of the server to talk to')
+    .option('--discover <mcast>', 'find a server by UDP multicast (also $CIRCUIT_DISCOVER)')
+    .option('--hmac <file>', 'the key file (also $CIRCUIT_HMAC)');
+}
+
+export function program(): Commander {
+  const p = new Commander('circuit');
+  p.version(VERSION, '-v, --version').description('circuit: processes, channels and more, anywhere in a cluster').showHelpAfterError(false);
+  p.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `circuit: ${s.slice(7)}` : s) });
+  p.exitOverride((err) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(err.code === 'commander.unknownCommand' ? 3 : 1);
+  });
+
+  p.command('start')
+    .description('run a server (and mount the cluster at /circuit)')
+    .option('-a, --addr <host:port>', 'address to bind', '127.0.0.1:0')
+    .option('--var <dir>', 'var folder: lock and operations log (default $TMPDIR/circuit-<worker>-P<pid>)')
+    .option('--mount <dir>', 'where to mount the cluster', '/circuit')
+    .option('--no-mount', 'do not mount the cluster')
+    .option('--allow-other', 'let other users reach the mount (it carries the full power of the cluster)')
+    .option('-j, --join <url>', 'join the cluster of this server at start')
+    .option('--join-timeout <ms>', 'fail the start if the join does not succeed in time')
+    .option('--discover <mcast>', 'find and announce servers by UDP multicast (also $CIRCUIT_DISCOVER)')
+    .option('--hmac <file>', 'the key file (also $CIRCUIT_HMAC)')
+    .option('--docker', 'enable docker elements')
+    .addOption(new Option('--if <iface>', 'accepted for compatibility; ignored').hideHelp())
+    .option('--grace <ms>', 'time between SIGTERM and SIGKILL for processes at shutdown', '3000')
+    .action(async (f: StartFlags) => {
+      await start(f).catch((e) => fail(e));
+    });
+
+  dialOptions(p.command('mount <dir>'))
+    .description('mount the cluster at DIR, through a server, hosting nothing')
+    .option('--allow-other', 'let other users reach the mount')
+    .action(async (dir: string, f: DialFlags & { allowOther?: boolean }) => {
+      try {
+        await mountOnly(dir, await dialClient(f), Boolean(f.allowOther));
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  p.command('keygen')
+    .description('print a new key for --hmac (base64)')
+    .action(async () => {
+      try {
+        const { generateKey } = await import('../cluster/keys');
+        process.stdout.write(generateKey() + '\n');
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  for (const cmd of COMMANDS) {
+    const c = dialOptions(p.command(cmd.name)).description(cmd.summary).usage(cmd.usage).argument('[args...]');
+    for (const [flags, desc] of cmd.flags ?? []) c.option(flags, desc);
+    c.action(async (args: string[], f: DialFlags & CommandFlags) => {
+      let client;
+      try {
+        client = await dialClient(f);
+      } catch (e) {
+        fail(e);
+      }
+      if (!cmd.args(args)) fail(new Error(cmd.argsError));
+      try {
+        await cmd.run(client, args, f);
+      } catch (e) {
+        fail(e, cmd.op);
+      }
+      await client.disconnect().catch(() => {});
+      process.exit(0);
+    });
+  }
+
+  p.on('command:*', (ops: string[]) => {
+    process.stderr.write(`circuit: No help topic for '${ops[0]}'\n`);
+    process.exit(3);
+  });
+  return p;
+}
+
+export function main(argv = process.argv): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+  program()
+    .parseAsync(normalizeArgv(argv))
+    .catch((e) => fail(e));
+}
+
+if (require.main === module) main();

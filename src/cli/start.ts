@@ -1,0 +1,99 @@
+import { startDaemon } from '../node/daemon';
+import { LocalClient } from '../client/local';
+import { VERSION } from '../node/server';
+import type { Server } from '../node/server';
+import { CircuitError } from '../kit/errors';
+
+/**
+ * `circuit start`: one daemon, one server and (unless --no-mount) the FUSE view of the cluster.
+ * The URL is printed on stdout, as the only line, once the server serves and the mount answers.
+ * SIGTERM, SIGINT and a `stop` request unmount (failing blocked callers), stop the processes
+ * (SIGTERM, then SIGKILL after the grace period) and exit 0.
+ */
+export interface StartFlags {
+  addr?: string;
+  var?: string;
+  mount?: string | false;
+  allowOther?: boolean;
+  join?: string;
+  joinTimeout?: string;
+  discover?: string;
+  hmac?: string;
+  docker?: boolean;
+  if?: string;
+  grace?: string;
+}
+
+/** Hooks that later layers (mesh, docker, security) install to extend start. */
+export const startHooks: Array<(server: Server, flags: StartFlags) => Promise<(() => Promise<void>) | void>> = [];
+
+export async function start(flags: StartFlags): Promise<void> {
+  const say = (l: string) => process.stderr.write(l + '\n');
+  say(`circuit ${VERSION}`);
+  if (flags.if) say(`warning: --if is ignored; use -a ADDR:PORT`);
+  const daemon = await startDaemon({
+    addr: flags.addr,
+    varDir: flags.var,
+    graceMs: flags.grace ? Number(flags.grace) : undefined,
+  });
+  const { server } = daemon;
+  const cleanups: Array<() => Promise<void>> = [];
+  let unmount: (() => Promise<void>) | undefined;
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${why}: stopping`);
+    const hard = setTimeout(() => process.exit(0), server.graceMs + 5000);
+    try {
+      if (unmount) await unmount();
+      for (const c of cleanups.reverse()) await c().catch((e) => say(`shutdown: ${(e as Error).message}`));
+      await daemon.close();
+    } finally {
+      clearTimeout(hard);
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => void stop('SIGHUP'));
+  server.on('stop-request', () => void stop('stop request'));
+
+  try {
+    for (const hook of startHooks) {
+      const c = await hook(server, flags);
+      if (c) cleanups.push(c);
+    }
+    if (flags.mount !== false) {
+      const dir = flags.mount ?? '/circuit';
+      const { mount } = await import('../fs/mount');
+      const m = await mount(new LocalClient(server, { via: 'mount' }), dir, { allowOther: flags.allowOther, log: say });
+      unmount = () => m.unmount();
+      say(`Mounted the cluster at ${dir}`);
+    }
+  } catch (e) {
+    await daemon.close().catch(() => {});
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    throw e;
+  }
+  server.attach();
+  process.stdout.write(daemon.url + '\n');
+}
+
+/** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */
+export async function mountOnly(dir: string, client: import('../client/api').Client, allowOther: boolean): Promise<void> {
+  const say = (l: string) => process.stderr.write(l + '\n');
+  const { mount } = await import('../fs/mount');
+  const m = await mount(client, dir, { allowOther, log: say });
+  say(`Mounted the cluster at ${dir}`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await m.unmount().catch((e: CircuitError) => say(`unmount: ${e.message}`));
+    await client.disconnect().catch(() => {});
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+}

@@ -1,0 +1,81 @@
+import type { Client, CallOptions, InputWriter, OutputReader, Origin, ServerInfo } from './api';
+import { METHODS, type PlainMethod } from './methods';
+import { dial, type Handshake } from '../cluster/tcp';
+import type { Session } from '../cluster/session';
+import { parseUrl } from '../cluster/url';
+
+/**
+ * The Client API over a connection to one server. Calls on paths of other servers are routed
+ * by that server; answers and streams come back on this connection, so this side never needs
+ * to be reachable. Received messages are acknowledged once in hand, so a message is never lost
+ * between the channel and a client that dies.
+ */
+export interface RemoteOptions {
+  via?: Origin['via'];
+  handshake?: Handshake;
+  timeoutMs?: number;
+}
+
+export async function connect(url: string, opts: RemoteOptions = {}): Promise<RemoteClient> {
+  const u = parseUrl(url);
+  const session = await dial(u.host, u.port, { handshake: opts.handshake, timeoutMs: opts.timeoutMs });
+  const info = (await session.call('hello', [{ via: opts.via ?? 'api', pid: u.pid, worker: u.worker }], { deadlineMs: opts.timeoutMs ?? 5000 })) as ServerInfo;
+  return new RemoteClient(session, info);
+}
+
+type Plain = { [M in PlainMethod]: Client[M] };
+
+export interface RemoteClient extends Plain {}
+
+export class RemoteClient implements Client {
+  constructor(
+    readonly session: Session,
+    readonly info: ServerInfo,
+  ) {
+    for (const m of Object.keys(METHODS) as PlainMethod[]) {
+      const n = METHODS[m];
+      (this as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+        const opts = a[n] as CallOptions | undefined;
+        return session.call(m, a.slice(0, n), { signal: opts?.signal });
+      };
+    }
+  }
+
+  async home(): Promise<ServerInfo> {
+    return this.info;
+  }
+
+  async recv(path: string, opts?: CallOptions): Promise<Buffer> {
+    const [tok, msg] = (await this.session.call('recv', [path], { signal: opts?.signal })) as [number, Buffer];
+    this.session.notify('ack', tok);
+    return msg;
+  }
+
+  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
+    const h = await this.session.call('openOutput', [path, which], { signal: opts?.signal });
+    return {
+      read: async (max, o) => (await this.session.call('read', [h, max], { signal: o?.signal })) as Buffer | null,
+      release: async () => {
+        if (!this.session.isClosed) await this.session.call('release', [h]);
+      },
+    };
+  }
+
+  async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
+    const h = await this.session.call('openInput', [path], { signal: opts?.signal });
+    return {
+      write: async (data, o) => {
+        await this.session.call('write', [h, data], { signal: o?.signal });
+      },
+      close: async () => {
+        if (!this.session.isClosed) await this.session.call('closeInput', [h]);
+      },
+    };
+  }
+
+  async disconnect(): Promise<void> {
+    this.session.end();
+    await Promise.race([this.session.closed, new Promise((r) => setTimeout(r, 1000))]);
+    this.session.destroy();
+  }
+}

@@ -1,0 +1,349 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { Packr } from 'msgpackr';
+import { FrameDecoder, frameHeader, DEFAULT_MAX_FRAME } from './frame';
+import { CircuitError, SystemError, fromWire, toCircuitError, E, type WireError } from '../kit/errors';
+import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
+
+/**
+ * One connection, many logical streams. Every message is a msgpackr array in a frame. A message
+ * that fits a frame goes whole; a larger one (a 16 MiB channel message) is cut into chunks on a
+ * stream of its own, sent round-robin with the other streams' chunks so that one large transfer
+ * never holds up a small request for more than one chunk, and paced by credit the receiver grants
+ * as it takes each chunk. Requests carry ids; a caller that gives up sends CANCEL, which aborts
+ * the handler's AbortSignal on the other side. Pings every pingMs; a peer silent for deadMs is
+ * declared dead and every pending call fails with EHOSTDOWN.
+ */
+
+// append only: values are on the wire
+const enum T {
+  REQ = 0, // [REQ, id, op, args]
+  RES = 1, // [RES, id, ok, value | WireError]
+  CANCEL = 2, // [CANCEL, id]
+  PING = 3, // [PING]
+  PONG = 4, // [PONG]
+  CHUNK = 5, // [CHUNK, sid, last, bytes]: part of a message too large for a frame
+  CREDIT = 6, // [CREDIT, sid, chunks]
+  NOTE = 7, // [NOTE, op, args]: one-way
+}
+
+/** Applied to every frame body after the handshake (src/cluster/handshake.ts). */
+export interface Sealer {
+  seal(plain: Buffer): Buffer;
+  open(sealed: Buffer): Buffer;
+}
+
+export interface SessionOptions {
+  clock?: Clock;
+  maxFrame?: number;
+  pingMs?: number;
+  deadMs?: number;
+  /** Chunks a stream may have unacknowledged. */
+  window?: number;
+  chunkSize?: number;
+  /** Cap on requests this side runs at once for the peer; more are refused with EAGAIN. */
+  maxInflight?: number;
+  sealer?: Sealer;
+  /** Bytes that arrived with the handshake and belong to the first frames. */
+  leftover?: Buffer;
+}
+
+export interface RequestContext {
+  signal: AbortSignal;
+  session: Session;
+}
+
+export type RequestHandler = (op: string, args: unknown, ctx: RequestContext) => Promise<unknown>;
+export type NoteHandler = (op: string, args: unknown, session: Session) => void;
+
+interface OutStream {
+  sid: number;
+  body: Buffer;
+  off: number;
+  credit: number;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
+
+export class Session extends EventEmitter {
+  readonly #sock: Socket;
+  readonly #clock: Clock;
+  readonly #dec: FrameDecoder;
+  readonly #maxFrame: number;
+  readonly #window: number;
+  readonly #chunkSize: number;
+  readonly #maxInflight: number;
+  readonly #sealer?: Sealer;
+  #nextId = 1;
+  #nextSid = 1;
+  readonly #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  readonly #served = new Map<number, AbortController>();
+  readonly #inChunks = new Map<number, Buffer[]>();
+  #control: Buffer[] = [];
+  #streams: OutStream[] = [];
+  #blocked = false;
+  #closed: CircuitError | undefined;
+  #lastHeard: number;
+  #pingTimer: TimerHandle | undefined;
+  readonly pingMs: number;
+  readonly deadMs: number;
+  handler: RequestHandler = async (op) => {
+    throw E.notSupported(`unknown operation ${op}`);
+  };
+  noteHandler: NoteHandler = () => {};
+  /** Resolves when the session ends, with the reason. */
+  readonly closed: Promise<CircuitError>;
+  #resolveClosed!: (e: CircuitError) => void;
+
+  constructor(sock: Socket, opts: SessionOptions = {}) {
+    super();
+    this.#sock = sock;
+    this.#clock = opts.clock ?? systemClock;
+    this.#maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#dec = new FrameDecoder(this.#maxFrame + 64);
+    this.#window = opts.window ?? 4;
+    this.#chunkSize = Math.min(opts.chunkSize ?? 256 * 1024, this.#maxFrame - 64);
+    this.#maxInflight = opts.maxInflight ?? 4096;
+    this.#sealer = opts.sealer;
+    this.pingMs = opts.pingMs ?? 1000;
+    this.deadMs = opts.deadMs ?? 4000;
+    this.#lastHeard = this.#clock.now();
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+    sock.setNoDelay(true);
+    sock.on('data', (c: Buffer) => this.#onData(c));
+    sock.on('drain', () => {
+      this.#blocked = false;
+      this.#pump();
+    });
+    sock.on('error', (e) => this.destroy(new SystemError('ECONNRESET', `connection lost: ${e.message}`, { cause: e })));
+    sock.on('close', () => this.destroy(new SystemError('ECONNRESET', 'connection lost')));
+    if (opts.leftover?.length) this.#onData(opts.leftover);
+    this.#schedulePing();
+  }
+
+  get remote(): string {
+    return `${this.#sock.remoteAddress}:${this.#sock.remotePort}`;
+  }
+  get isClosed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** Sends a request and waits for its answer; aborting the signal cancels it on the peer. */
+  call(op: string, args: unknown, opts: { signal?: AbortSignal; deadlineMs?: number } = {}): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    if (opts.signal?.aborted) return Promise.reject(E.interrupted());
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const done = () => {
+        this.#calls.delete(id);
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.#clock.clearTimeout(timer);
+      };
+      const onAbort = () => {
+        done();
+        this.#send([T.CANCEL, id]);
+        reject(E.interrupted());
+      };
+      this.#calls.set(id, {
+        resolve: (v) => {
+          done();
+          resolve(v);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.deadlineMs) {
+        timer = this.#clock.setTimeout(() => {
+          done();
+          this.#send([T.CANCEL, id]);
+          reject(new SystemError('ETIMEDOUT', `${op} timed out after ${opts.deadlineMs} ms`));
+        }, opts.deadlineMs);
+      }
+      this.#send([T.REQ, id, op, args]);
+    });
+  }
+
+  /** A one-way message; no answer, no guarantee beyond the connection's. */
+  notify(op: string, args: unknown): void {
+    if (!this.#closed) this.#send([T.NOTE, op, args]);
+  }
+
+  /** Ends the session: pending calls fail with reason, handlers' signals abort. */
+  destroy(reason: CircuitError = new SystemError('ECONNRESET', 'connection closed')): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#clock.clearTimeout(this.#pingTimer);
+    for (const c of [...this.#calls.values()]) c.reject(reason);
+    this.#calls.clear();
+    for (const a of this.#served.values()) a.abort();
+    this.#served.clear();
+    this.#control = [];
+    this.#streams = [];
+    this.#sock.destroy();
+    this.#resolveClosed(reason);
+    this.emit('close', reason);
+  }
+
+  /** Ends the session after what is queued has been written. */
+  end(): void {
+    if (this.#closed) return;
+    this.#sock.end();
+  }
+
+  #schedulePing(): void {
+    this.#pingTimer = this.#clock.setTimeout(() => {
+      if (this.#closed) return;
+      if (this.#clock.now() - this.#lastHeard > this.deadMs) {
+        this.destroy(new SystemError('EHOSTDOWN', `peer ${this.remote} stopped answering`));
+        return;
+      }
+      this.#send([T.PING]);
+      this.#schedulePing();
+    }, this.pingMs);
+  }
+
+  #send(msg: unknown[]): void {
+    let body: Buffer;
+    try {
+      body = packr.pack(msg);
+    } catch (e) {
+      throw new SystemError('EINVAL', `cannot encode message: ${(e as Error).message}`);
+    }
+    if (body.length <= this.#maxFrame) {
+      this.#control.push(body);
+    } else {
+      this.#streams.push({ sid: this.#nextSid++, body, off: 0, credit: this.#window });
+    }
+    this.#pump();
+  }
+
+  /** Writes queued frames while the socket takes them: control first, then streams round-robin. */
+  #pump(): void {
+    while (!this.#blocked && !this.#closed) {
+      let body = this.#control.shift();
+      if (!body) {
+        const s = this.#streams.find((x) => x.credit > 0);
+        if (!s) return;
+        const end = Math.min(s.off + this.#chunkSize, s.body.length);
+        const last = end === s.body.length;
+        body = packr.pack([T.CHUNK, s.sid, last, s.body.subarray(s.off, end)]);
+        s.off = end;
+        s.credit--;
+        // round-robin: the stream goes to the back (or away when finished)
+        this.#streams.splice(this.#streams.indexOf(s), 1);
+        if (!last) this.#streams.push(s);
+      }
+      this.#writeFrame(body);
+    }
+  }
+
+  #writeFrame(body: Buffer): void {
+    const b = this.#sealer ? this.#sealer.seal(body) : body;
+    this.#sock.cork();
+    this.#sock.write(frameHeader(b.length));
+    const ok = this.#sock.write(b);
+    this.#sock.uncork();
+    if (!ok) this.#blocked = true;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#lastHeard = this.#clock.now();
+    let bodies: Buffer[];
+    try {
+      bodies = this.#dec.push(chunk);
+    } catch (e) {
+      this.destroy(toCircuitError(e));
+      return;
+    }
+    for (const raw of bodies) {
+      if (this.#closed) return;
+      try {
+        const body = this.#sealer ? this.#sealer.open(raw) : raw;
+        this.#onMessage(packr.unpack(body));
+      } catch (e) {
+        this.destroy(new SystemError('EPROTO', `bad frame from ${this.remote}: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
+    }
+  }
+
+  #onMessage(m: unknown): void {
+    if (!Array.isArray(m)) throw new Error('message is not an array');
+    switch (m[0]) {
+      case T.REQ:
+        return this.#serve(m[1] as number, String(m[2]), m[3]);
+      case T.RES: {
+        const c = this.#calls.get(m[1] as number);
+        if (!c) return; // cancelled or timed out: the answer has nowhere to go
+        if (m[2]) c.resolve(m[3]);
+        else c.reject(fromWire(m[3] as WireError));
+        return;
+      }
+      case T.CANCEL:
+        this.#served.get(m[1] as number)?.abort();
+        return;
+      case T.PING:
+        this.#send([T.PONG]);
+        return;
+      case T.PONG:
+        return;
+      case T.CHUNK:
+        return this.#onChunk(m[1] as number, Boolean(m[2]), m[3] as Buffer);
+      case T.CREDIT: {
+        const s = this.#streams.find((x) => x.sid === m[1]);
+        if (s) s.credit += Number(m[2]) || 0;
+        this.#pump();
+        return;
+      }
+      case T.NOTE:
+        this.noteHandler(String(m[1]), m[2], this);
+        return;
+      default:
+        throw new Error(`unknown message type ${String(m[0])}`);
+    }
+  }
+
+  #onChunk(sid: number, last: boolean, data: Buffer): void {
+    let parts = this.#inChunks.get(sid);
+    if (!parts) this.#inChunks.set(sid, (parts = []));
+    parts.push(Buffer.from(data));
+    if (!last) {
+      this.#send([T.CREDIT, sid, 1]);
+      return;
+    }
+    this.#inChunks.delete(sid);
+    this.#onMessage(packr.unpack(Buffer.concat(parts)));
+  }
+
+  #serve(id: number, op: string, args: unknown): void {
+    if (this.#served.size >= this.#maxInflight) {
+      this.#send([T.RES, id, false, new SystemError('EAGAIN', 'too many requests in flight on this connection').toWire()]);
+      return;
+    }
+    const ac = new AbortController();
+    this.#served.set(id, ac);
+    let p: Promise<unknown>;
+    try {
+      p = this.handler(op, args, { signal: ac.signal, session: this });
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (v) => {
+        if (this.#served.get(id) !== ac) return;
+        this.#served.delete(id);
+        this.#send([T.RES, id, true, v === undefined ? null : v]);
+      },
+      (e) => {
+        if (this.#served.get(id) !== ac) return;
+        this.#served.delete(id);
+        this.#send([T.RES, id, false, toCircuitError(e).toWire()]);
+      },
+    );
+  }
+}

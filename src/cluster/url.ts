@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../kit/errors';
+
+/**
+ * A circuit URL names one incarnation of one process: `circuit://HOST:PORT/PID/Q<16 hex>`
+ * (REFERENCE.md §1). A dialler says which PID and worker id it expects, and a server refuses a
+ * session meant for another incarnation, so a stale URL fails even if the port was reused.
+ */
+export interface CircuitUrl {
+  host: string;
+  port: number;
+  pid: number;
+  worker: string;
+}
+
+export function newWorkerId(): string {
+  const b = randomBytes(8);
+  b[0] &= 0x7f; // 63 bits, as the original
+  return 'Q' + b.toString('hex');
+}
+
+export function formatUrl(u: CircuitUrl): string {
+  const host = u.host.includes(':') && !u.host.startsWith('[') ? `[${u.host}]` : u.host;
+  return `circuit://${host}:${u.port}/${u.pid}/${u.worker}`;
+}
+
+export function parseUrl(s: string): CircuitUrl {
+  const bad = (why: string) => new AppError('EINVAL', `argument ${JSON.stringify(s)} is not a valid circuit address: ${why}`);
+  const m = /^circuit:\/\/(\[[^\]]+\]|[^/:?#]+):(\d+)(\/[^?#]*)?(?:[?#].*)?$/.exec(s.trim());
+  if (!m) throw bad('want circuit://HOST:PORT/PID/QID');
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw bad('port out of range');
+  const parts = (m[3] ?? '').split('/');
+  if (parts.length !== 3 || parts[0] !== '') throw bad('want the path /PID/QID');
+  if (!/^\d+$/.test(parts[1])) throw bad('PID is not a number');
+  if (!/^Q[0-9a-fA-F]{16}$/.test(parts[2])) throw bad('worker id is not Q and 16 hex digits');
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  return { host, port, pid: Number(parts[1]), worker: 'Q' + parts[2].slice(1).toLowerCase() };
+}
+
+/** Parses `HOST:PORT` (IPv6 in brackets); the port is required, as in the original. */
+export function parseHostPort(s: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(s.trim());
+  if (!m) throw new AppError('EINVAL', `address ${JSON.stringify(s)}: missing port in address (want HOST:PORT)`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new AppError('EINVAL', `address ${JSON.stringify(s)}: port out of range`);
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1] || '0.0.0.0';
+  return { host, port };
+}

@@ -1,0 +1,38 @@
+import type { ProcCmd } from '../client/api';
+import { E } from './errors';
+
+/**
+ * Reads a process Cmd (REFERENCE.md §3.1) from JSON text or a decoded value: keys match
+ * case-insensitively, unknown keys are ignored, types are checked, Path is trimmed.
+ */
+export function parseProcCmd(input: string | unknown): ProcCmd {
+  let v: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      v = JSON.parse(input);
+    } catch (e) {
+      throw E.badCmd((e as Error).message);
+    }
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw E.badCmd('want a JSON object');
+  const o: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) o[k.toLowerCase()] = x;
+  const strs = (k: string): string[] | null => {
+    const x = o[k];
+    if (x === undefined || x === null) return null;
+    if (!Array.isArray(x) || !x.every((s) => typeof s === 'string')) throw E.badCmd(`${k} must be a list of strings`);
+    return x as string[];
+  };
+  const str = (k: string): string => {
+    const x = o[k];
+    if (x === undefined || x === null) return '';
+    if (typeof x !== 'string') throw E.badCmd(`${k} must be a string`);
+    return x;
+  };
+  const path = str('path').trim();
+  if (!path) throw E.badCmd('path is missing');
+  if (o.scrub !== undefined && o.scrub !== null && typeof o.scrub !== 'boolean') throw E.badCmd('scrub must be true or false');
+  const env = strs('env');
+  if (env) for (const kv of env) if (kv.indexOf('=') <= 0) throw E.badCmd(`env entry ${JSON.stringify(kv)} is not KEY=VALUE`);
+  return { Env: env, Dir: str('dir'), Path: path, Args: strs('args'), Scrub: o.scrub === true };
+}

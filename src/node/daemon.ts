@@ -1,0 +1,77 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Server, type ServerOptions } from './server';
+import { serveSession } from './serve';
+import { listen, type Endpoint, type Handshake } from '../cluster/tcp';
+import { formatUrl, newWorkerId, parseHostPort } from '../cluster/url';
+import { AppError } from '../kit/errors';
+
+/**
+ * One daemon: a Server, its var folder (lock and operations log) and its TCP endpoint. The CLI's
+ * `start` wraps this with printing, signals and the mount; tests and benchmarks use it directly.
+ */
+export interface DaemonOptions extends Omit<ServerOptions, 'url' | 'logFile'> {
+  /** HOST:PORT to bind; default 127.0.0.1:0. */
+  addr?: string;
+  /** The var folder; default $TMPDIR/circuit-<worker>-P<pid>. */
+  varDir?: string;
+  handshake?: Handshake;
+}
+
+export interface Daemon {
+  server: Server;
+  url: string;
+  worker: string;
+  varDir: string;
+  endpoint: Endpoint;
+  close(): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const { host, port } = parseHostPort(opts.addr ?? '127.0.0.1:0');
+  const worker = newWorkerId();
+  const varDir = (opts.varDir ?? path.join(os.tmpdir(), `circuit-%W-P${String(process.pid).padStart(4, '0')}`)).replace('%W', worker);
+  lockVar(varDir, opts.stderr);
+  const server = new Server({ ...opts, logFile: path.join(varDir, 'ops.log') });
+  const endpoint = await listen(host, port, (s) => serveSession(server, s, { worker, pid: process.pid }), {
+    handshake: opts.handshake,
+    onError: (e) => server.oplog.say(`rejecting connection: ${e.message}`),
+  });
+  server.url = formatUrl({ host: endpoint.host, port: endpoint.port, pid: process.pid, worker });
+  return {
+    server,
+    url: server.url,
+    worker,
+    varDir,
+    endpoint,
+    async close() {
+      await endpoint.close();
+      await server.shutdown();
+      fs.rmSync(path.join(varDir, '.lock'), { force: true });
+    },
+  };
+}
+
+/** Creates the var folder (0700) and takes its lock: a live daemon's lock refuses a second one. */
+function lockVar(dir: string, say: ((l: string) => void) | undefined): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = path.join(dir, '.lock');
+  try {
+    const pid = Number(fs.readFileSync(lock, 'utf8').trim());
+    if (pid && pid !== process.pid && alive(pid)) throw new AppError('EBUSY', `obtain lock (${lock}): held by running process ${pid}`);
+  } catch (e) {
+    if (e instanceof AppError) throw e;
+  }
+  fs.writeFileSync(lock, String(process.pid) + '\n', { mode: 0o600 });
+  (say ?? ((l: string) => process.stderr.write(l + '\n')))(`Created and locked ${lock}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

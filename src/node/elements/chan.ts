@@ -1,0 +1,159 @@
+import type { Element } from '../element';
+import { E } from '../../kit/errors';
+import { deferred, type Deferred } from '../../kit/deferred';
+
+/**
+ * A channel (REFERENCE.md §3.2): a Go-like chan of byte-string messages. A send returns once
+ * the channel has taken the message (a buffer slot or a waiting receiver); a receive returns one
+ * message. An aborted send enqueued nothing; an aborted receive took nothing. Close lets the
+ * buffer drain; scrub aborts everything.
+ */
+export interface ChanStat {
+  Cap: number;
+  Closed: boolean;
+  Aborted: boolean;
+  NumSend: number;
+  NumRecv: number;
+}
+
+interface Sender {
+  msg: Buffer;
+  done: Deferred<void>;
+}
+
+export class Chan implements Element {
+  readonly kind = 'chan' as const;
+  #cap: number;
+  #buf: Buffer[] = [];
+  #senders: Sender[] = [];
+  #receivers: Deferred<Buffer>[] = [];
+  #closed = false;
+  #aborted = false;
+  #numSend = 0;
+  #numRecv = 0;
+
+  constructor(cap: number) {
+    this.#cap = checkCap(cap);
+  }
+
+  get used(): boolean {
+    return this.#numSend + this.#numRecv + this.#senders.length + this.#receivers.length > 0;
+  }
+
+  setCap(cap: number): void {
+    const c = checkCap(cap);
+    if (this.used) throw E.capInUse();
+    this.#cap = c;
+  }
+
+  send(msg: Buffer, signal?: AbortSignal): Promise<void> {
+    if (this.#aborted) return Promise.reject(E.chanAborted());
+    if (this.#closed) return Promise.reject(E.chanClosed());
+    if (signal?.aborted) return Promise.reject(E.interrupted());
+    const r = this.#receivers.shift();
+    if (r) {
+      this.#numSend++;
+      this.#numRecv++;
+      r.resolve(msg);
+      return Promise.resolve();
+    }
+    if (this.#buf.length < this.#cap) {
+      this.#numSend++;
+      this.#buf.push(msg);
+      return Promise.resolve();
+    }
+    const s: Sender = { msg, done: deferred<void>() };
+    this.#senders.push(s);
+    return this.#waitOn(s.done, signal, () => this.#remove(this.#senders, s));
+  }
+
+  recv(signal?: AbortSignal): Promise<Buffer> {
+    if (this.#aborted) return Promise.reject(E.chanAborted());
+    if (signal?.aborted) return Promise.reject(E.interrupted());
+    if (this.#buf.length) {
+      const m = this.#buf.shift()!;
+      this.#numRecv++;
+      // a blocked sender now fits in the buffer
+      const s = this.#senders.shift();
+      if (s) {
+        this.#numSend++;
+        this.#buf.push(s.msg);
+        s.done.resolve();
+      }
+      return Promise.resolve(m);
+    }
+    const s = this.#senders.shift();
+    if (s) {
+      this.#numSend++;
+      this.#numRecv++;
+      s.done.resolve();
+      return Promise.resolve(s.msg);
+    }
+    if (this.#closed) return Promise.reject(E.chanClosed());
+    const r = deferred<Buffer>();
+    this.#receivers.push(r);
+    return this.#waitOn(r, signal, () => this.#remove(this.#receivers, r));
+  }
+
+  /** Gives a received message back (its receiver vanished before it got it): it goes first again. */
+  unrecv(msg: Buffer): void {
+    if (this.#aborted) return;
+    this.#numRecv--;
+    this.#numSend--;
+    const r = this.#receivers.shift();
+    if (r) {
+      this.#numSend++;
+      this.#numRecv++;
+      r.resolve(msg);
+      return;
+    }
+    this.#buf.unshift(msg);
+    this.#numSend++;
+  }
+
+  close(): void {
+    if (this.#aborted) throw E.chanAborted();
+    if (this.#closed) throw E.chanAlreadyClosed();
+    this.#closed = true;
+    // Waiting receivers can only exist when nothing is buffered and nobody is sending.
+    for (const r of this.#receivers.splice(0)) r.reject(E.chanClosed());
+  }
+
+  scrub(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#buf = [];
+    for (const r of this.#receivers.splice(0)) r.reject(E.chanAborted());
+    for (const s of this.#senders.splice(0)) s.done.reject(E.chanAborted());
+  }
+
+  peek(): ChanStat {
+    return { Cap: this.#cap, Closed: this.#closed, Aborted: this.#aborted, NumSend: this.#numSend, NumRecv: this.#numRecv };
+  }
+
+  /** Pending messages, for the server element's statistics. */
+  get pending(): number {
+    return this.#buf.length;
+  }
+
+  #waitOn<T>(d: Deferred<T>, signal: AbortSignal | undefined, remove: () => void): Promise<T> {
+    if (!signal) return d.promise;
+    const onAbort = () => {
+      if (d.settled) return;
+      remove();
+      d.reject(E.interrupted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    return d.promise.finally(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  #remove<T>(list: T[], x: T): void {
+    const i = list.indexOf(x);
+    if (i >= 0) list.splice(i, 1);
+  }
+}
+
+function checkCap(cap: number): number {
+  if (!Number.isSafeInteger(cap) || cap < 0) throw E.badCap();
+  return cap;
+}

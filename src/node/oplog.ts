@@ -1,0 +1,58 @@
+import * as fs from 'node:fs';
+import type { Origin } from '../client/api';
+
+/**
+ * The operations log: every operation, in execution order, as one JSON line with a sequence
+ * number, time, origin, operation, path and result, appended to ops.log in the var folder. Make,
+ * scrub and attach are also written to stderr in the original's timestamped form.
+ */
+export interface OpRecord {
+  op: string;
+  path?: string;
+  origin?: Origin;
+  args?: unknown;
+  ok: boolean;
+  error?: { code: string; message: string };
+  result?: unknown;
+}
+
+export class OpLog {
+  #seq = 0;
+  #fd: number | undefined;
+  constructor(
+    readonly file: string | undefined,
+    readonly stderr: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  ) {
+    if (file) this.#fd = fs.openSync(file, 'a', 0o600);
+  }
+
+  append(r: OpRecord): void {
+    const line = JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...r }) + '\n';
+    if (this.#fd !== undefined) {
+      try {
+        fs.writeSync(this.#fd, line);
+      } catch (e) {
+        this.stderr(`${goTime()} cannot append to the operations log: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** One line on stderr in the original's form: `YYYY/MM/DD HH:MM:SS text`. */
+  say(text: string): void {
+    this.stderr(`${goTime()} ${text}`);
+  }
+
+  read(): Buffer {
+    return this.file ? fs.readFileSync(this.file) : Buffer.alloc(0);
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) fs.closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
+function goTime(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

@@ -1,0 +1,110 @@
+import type { Session } from '../cluster/session';
+import type { Server } from './server';
+import type { InputWriter, Origin, OutputReader } from '../client/api';
+import { METHODS, isPlainMethod } from '../client/methods';
+import { SystemError, E } from '../kit/errors';
+
+/**
+ * Serves the Client API on one session. Besides the plain methods (one request, one answer) it
+ * keeps per-connection state, all released when the connection ends: anchor holds, output leases
+ * (bytes in flight go back to the stream), input writers (closed) and received messages not yet
+ * acknowledged (put back first in their channel). So a client that dies mid-call loses nothing.
+ */
+export interface Hello {
+  via?: Origin['via'];
+  /** The PID and worker id the dialler expects (from the URL); a mismatch is refused. */
+  pid?: number;
+  worker?: string;
+}
+
+export function serveSession(server: Server, session: Session, self: { worker: string; pid: number }): void {
+  let origin: Origin = { via: 'api', peer: session.remote };
+  const holds: string[] = [];
+  const leases = new Map<number, OutputReader & { abandon?: () => void }>();
+  const inputs = new Map<number, InputWriter>();
+  const unacked = new Map<number, { path: string; msg: Buffer }>();
+  let next = 1;
+
+  session.noteHandler = (op, args) => {
+    if (op === 'ack') unacked.delete(Number(args));
+  };
+
+  session.handler = async (op, raw, ctx) => {
+    const args = Array.isArray(raw) ? raw : [];
+    const opts = { signal: ctx.signal, origin };
+    if (isPlainMethod(op)) {
+      const n = METHODS[op];
+      const fn = server[op] as (...a: unknown[]) => Promise<unknown>;
+      const r = await fn.apply(server, [...args.slice(0, n), ...Array(Math.max(0, n - args.length)).fill(undefined), opts]);
+      if (op === 'hold') holds.push(String(args[0]));
+      if (op === 'unhold') {
+        const i = holds.indexOf(String(args[0]));
+        if (i >= 0) holds.splice(i, 1);
+      }
+      return r;
+    }
+    switch (op) {
+      case 'hello': {
+        const h = (args[0] ?? {}) as Hello;
+        if ((h.worker && h.worker !== self.worker) || (h.pid && h.pid !== self.pid)) {
+          throw new SystemError('EACCES', 'addressed server is gone or authentication failed: worker identity mismatch');
+        }
+        origin = { via: h.via ?? 'api', peer: session.remote };
+        return { id: server.id, url: server.url };
+      }
+      case 'recv': {
+        const path = String(args[0]);
+        const msg = await server.recv(path, opts);
+        const tok = next++;
+        unacked.set(tok, { path, msg });
+        return [tok, msg];
+      }
+      case 'openOutput': {
+        const lease = await server.openOutput(String(args[0]), args[1] === 'stderr' ? 'stderr' : 'stdout', opts);
+        const h = next++;
+        leases.set(h, lease);
+        return h;
+      }
+      case 'read': {
+        const lease = leases.get(Number(args[0]));
+        if (!lease) throw E.notKind('no such output handle');
+        return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts);
+      }
+      case 'release': {
+        const h = Number(args[0]);
+        await leases.get(h)?.release();
+        leases.delete(h);
+        return null;
+      }
+      case 'openInput': {
+        const w = await server.openInput(String(args[0]), opts);
+        const h = next++;
+        inputs.set(h, w);
+        return h;
+      }
+      case 'write': {
+        const w = inputs.get(Number(args[0]));
+        if (!w) throw E.notKind('no such input handle');
+        return w.write(args[1] as Buffer, opts);
+      }
+      case 'closeInput': {
+        const h = Number(args[0]);
+        await inputs.get(h)?.close();
+        inputs.delete(h);
+        return null;
+      }
+      default:
+        throw E.notSupported(`unknown operation ${op}`);
+    }
+  };
+
+  session.once('close', () => {
+    for (const { path, msg } of unacked.values()) server.unrecv(path, msg);
+    for (const l of leases.values()) {
+      if (l.abandon) l.abandon();
+      else void l.release().catch(() => {});
+    }
+    for (const w of inputs.values()) void w.close().catch(() => {});
+    for (const p of holds) void server.unhold(p).catch(() => {});
+  });
+}

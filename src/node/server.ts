@@ -1,0 +1,477 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type {
+  CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, ServerInfo,
+} from '../client/api';
+import { AnchorTree, splitPath, type Anchor } from './anchor';
+import type { Element, ElementContext, ProcLike } from './element';
+import { KindRegistry } from './kinds';
+import { OpLog } from './oplog';
+import { LocalView } from './view';
+import { Chan } from './elements/chan';
+import { Proc } from './elements/proc';
+import { Subscription, type View } from './elements/subscription';
+import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
+import { systemClock, type Clock } from '../kit/clock';
+
+export const VERSION = '0.1.0';
+
+export interface ServerOptions {
+  /** X + 16 hex; random when absent. */
+  id?: string;
+  url?: string;
+  /** The operations log file (ops.log in the var folder); none when absent. */
+  logFile?: string;
+  clock?: Clock;
+  /** Largest channel message, bytes (default 16 MiB). */
+  maxMessage?: number;
+  /** Time between SIGTERM and SIGKILL for processes at shutdown, ms. */
+  graceMs?: number;
+  /** Output buffer window per stream, bytes. */
+  outputWindow?: number;
+  stderr?: (line: string) => void;
+}
+
+/** Calls on paths of other servers go here (the mesh's router); absent on a lone server. */
+export type Route = (id: string) => Client | undefined;
+
+export const DEFAULT_MAX_MESSAGE = 16 << 20;
+
+export function newServerId(): string {
+  return 'X' + randomBytes(8).toString('hex');
+}
+
+/**
+ * A server: one anchor tree and its elements. It implements the Client API for paths under its
+ * own id and hands paths of other servers to the router. Every operation is serialised per anchor
+ * where it matters (make/scrub) and appended to the operations log with its origin and result.
+ */
+export class Server extends EventEmitter implements Client {
+  readonly id: string;
+  url: string;
+  readonly tree: AnchorTree;
+  readonly kinds = new KindRegistry();
+  readonly oplog: OpLog;
+  readonly clock: Clock;
+  readonly maxMessage: number;
+  readonly graceMs: number;
+  readonly started = new Date();
+  view: View & { members(): Member[] };
+  route: Route = () => undefined;
+  #stopping = false;
+
+  constructor(opts: ServerOptions = {}) {
+    super();
+    this.id = opts.id ?? newServerId();
+    this.url = opts.url ?? '';
+    this.clock = opts.clock ?? systemClock;
+    this.maxMessage = opts.maxMessage ?? DEFAULT_MAX_MESSAGE;
+    this.graceMs = opts.graceMs ?? 3000;
+    this.tree = new AnchorTree(this.id);
+    this.oplog = new OpLog(opts.logFile, opts.stderr);
+    this.view = new LocalView(() => ({ id: this.id, url: this.url, state: 'alive' }));
+    const window = opts.outputWindow;
+    this.kinds.register<{ cap: number }>({
+      kind: 'chan',
+      make: async (s) => new Chan(s.cap),
+      arg: (s) => String(s.cap),
+    });
+    this.kinds.register<ProcCmd | null>({
+      kind: 'proc',
+      make: async (cmd, ctx) => {
+        const p = new Proc(ctx, window);
+        if (cmd) await p.start(cmd);
+        return p;
+      },
+      arg: (cmd) => (cmd ? JSON.stringify(lowerKeys(cmd), null, '\t') : 'an idle process'),
+    });
+    for (const source of ['join', 'leave'] as const) {
+      this.kinds.register<null>({
+        kind: source === 'join' ? '@join' : '@leave',
+        make: async () => new Subscription(source, this.view),
+        arg: () => '',
+      });
+    }
+    this.tree.root.element = new ServerElement(this);
+  }
+
+  /** Logs the original's attach line; the daemon calls it once it serves. */
+  attach(): void {
+    this.oplog.say(`Attaching /${this.id} as server`);
+    this.oplog.append({ op: 'attach', path: '/' + this.id, ok: true, origin: { via: 'server' } });
+  }
+
+  async home(): Promise<ServerInfo> {
+    return { id: this.id, url: this.url };
+  }
+
+  // ---- anchors ----
+
+  async list(path: string, opts?: CallOptions): Promise<Entry[]> {
+    const parts = splitPath(path);
+    if (parts.length === 0) {
+      return this.view
+        .members()
+        .filter((m) => m.state === 'alive' || m.state === 'suspect')
+        .map((m) => ({ name: m.id, path: '/' + m.id, kind: 'server' as Kind }))
+        .sort(byName);
+    }
+    const remote = this.#remote(parts);
+    if (remote) return remote.list(path, opts);
+    const a = this.tree.find(parts.slice(1));
+    if (!a) return [];
+    return [...a.children.values()]
+      .map((c) => ({ name: c.name, path: normal([this.id, ...splitPath(c.path)]), kind: c.element?.kind ?? null }))
+      .sort(byName);
+  }
+
+  async stat(path: string, opts?: CallOptions): Promise<{ kind: Kind | null; children: number }> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.stat(path, opts);
+    const a = this.tree.find(parts.slice(1));
+    if (!a) throw new AppError('ENOENT', `no anchor at ${normal(parts)}`);
+    return { kind: a.element?.kind ?? null, children: a.children.size };
+  }
+
+  async hold(path: string, opts?: CallOptions): Promise<void> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.hold(path, opts);
+    this.tree.walk(parts.slice(1)).holds++;
+  }
+
+  async unhold(path: string, opts?: CallOptions): Promise<void> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.unhold(path, opts);
+    const a = this.tree.find(parts.slice(1));
+    if (!a || !a.parent) return;
+    if (a.element || a.children.size) throw new AppError('ENOTEMPTY', `anchor ${normal(parts)} is not empty`);
+    if (a.holds > 0) a.holds--;
+    this.tree.collect(a);
+  }
+
+  async peek(path: string, opts?: CallOptions): Promise<unknown> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return null;
+    const remote = this.#remote(parts);
+    if (remote) return remote.peek(path, opts);
+    const el = this.tree.find(parts.slice(1))?.element;
+    return el ? await el.peek() : null;
+  }
+
+  async make<K extends keyof MakeSpec>(path: string, kind: K, spec: MakeSpec[K], opts?: CallOptions): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw E.outsideServers();
+    const remote = this.#remote(parts);
+    if (remote) return remote.make(path, kind, spec, opts);
+    const k = this.kinds.get(kind);
+    const p = normal(parts);
+    return this.#op('make', p, opts, { kind, spec }, async () => {
+      if (!k) throw E.notSupported(kind === 'docker' ? 'docker not enabled on this server' : `unknown element kind ${kind}`);
+      this.oplog.say(`Making ${kind} at ${p}, using ${k.arg(spec)}`);
+      await this.tree.using(parts.slice(1), async (a) => {
+        if (a.element || a.making) throw E.busyAnchor();
+        a.making = true;
+        try {
+          a.element = await k.make(spec, this.#context(a));
+        } finally {
+          a.making = false;
+        }
+      });
+    });
+  }
+
+  async scrub(path: string, opts?: CallOptions): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length <= 1 && !this.#remote(parts)) return; // the root and server anchors: nothing
+    const remote = this.#remote(parts);
+    if (remote) return remote.scrub(path, opts);
+    const a = this.tree.find(parts.slice(1));
+    if (!a?.element) return;
+    await this.#op('scrub', normal(parts), opts, undefined, async () => this.#detach(a));
+  }
+
+  async #detach(a: Anchor): Promise<void> {
+    const el = a.element;
+    if (!el) return;
+    await el.scrub();
+    if (a.element !== el) return;
+    a.element = undefined;
+    this.oplog.say(`Scrubbing /${this.id}${a.path === '/' ? '' : a.path}`);
+    this.tree.collect(a);
+  }
+
+  // ---- channels and subscriptions ----
+
+  async setCap(path: string, cap: number, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'cap', { cap }, (c: Chan) => c.setCap(cap), 'setCap', ['chan'], 'not a channel');
+  }
+
+  async send(path: string, msg: Buffer, opts?: CallOptions): Promise<void> {
+    if (msg.length > this.maxMessage) {
+      const err = E.tooLarge(msg.length, this.maxMessage);
+      this.oplog.append({ op: 'send', path, origin: opts?.origin, ok: false, error: { code: err.code, message: err.message } });
+      throw err;
+    }
+    return this.#on(path, opts, 'send', { bytes: msg.length }, (c: Chan) => c.send(msg, opts?.signal), 'send', ['chan'], 'not a channel');
+  }
+
+  async recv(path: string, opts?: CallOptions): Promise<Buffer> {
+    return this.#on(
+      path, opts, 'recv', undefined,
+      async (el: Chan | Subscription) => (el instanceof Chan ? el.recv(opts?.signal) : Buffer.from((await el.recv(opts?.signal)) + '\n')),
+      'recv', ['chan', '@join', '@leave'], 'not a channel or subscription',
+    );
+  }
+
+  /** Puts a received message back first: its receiver vanished before it got the answer. */
+  unrecv(path: string, msg: Buffer): void {
+    const el = this.tree.find(splitPath(path).slice(1))?.element;
+    if (el instanceof Chan) el.unrecv(msg);
+    else if (el instanceof Subscription) el.unrecv(msg.toString().replace(/\n$/, ''));
+    this.oplog.append({ op: 'unrecv', path, ok: true, result: { bytes: msg.length }, origin: { via: 'server' } });
+  }
+
+  async close(path: string, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'close', undefined, (c: Chan) => c.close(), 'close', ['chan'], 'not a channel');
+  }
+
+  // ---- processes and containers ----
+
+  async start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'start', cmd, (p: ProcLike) => p.start(cmd, opts), 'start', ['proc', 'docker'], 'not a process or a container');
+  }
+
+  async signal(path: string, sig: string, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'signal', { sig }, (p: ProcLike) => p.signal(sig), 'signal', ['proc', 'docker'], 'anchor is not a process or a docker container');
+  }
+
+  async wait(path: string, opts?: CallOptions): Promise<unknown> {
+    return this.#on(path, opts, 'wait', undefined, (p: ProcLike) => p.wait(opts), 'wait', ['proc', 'docker'], 'anchor is not a process or a docker container');
+  }
+
+  async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
+    const w = await this.#on(path, opts, 'stdin', undefined, (p: ProcLike) => p.openInput(), 'openInput', ['proc', 'docker'], 'not a process or a container');
+    return {
+      write: (d, o) => w.write(d, o),
+      close: async () => {
+        await w.close();
+        this.oplog.append({ op: 'stdin-close', path, origin: opts?.origin, ok: true });
+      },
+    };
+  }
+
+  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
+    return this.#on(path, opts, which, undefined, (p: ProcLike) => p.openOutput(which), 'openOutput', ['proc', 'docker'], 'not a process or a container');
+  }
+
+  // ---- dns ----
+
+  async dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'dns-set', { records, replace }, (d: DnsLike) => d.set(records, replace), 'dnsSet', ['dns'], 'not a nameserver element');
+  }
+  async dnsUnset(path: string, name: string, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'dns-unset', { name }, (d: DnsLike) => d.unset(name), 'dnsUnset', ['dns'], 'not a nameserver element');
+  }
+  async dnsRebind(path: string, addr: string, opts?: CallOptions): Promise<void> {
+    return this.#on(path, opts, 'dns-rebind', { addr }, (d: DnsLike) => d.rebind(addr), 'dnsRebind', ['dns'], 'not a nameserver element');
+  }
+
+  // ---- the server element ----
+
+  async members(path: string, opts?: CallOptions): Promise<Member[]> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.members(path, opts);
+    return this.view.members().slice().sort((a, b) => byName({ name: a.id }, { name: b.id }));
+  }
+
+  async join(path: string, url: string, opts?: CallOptions): Promise<void> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.join(path, url, opts);
+    return this.#op('join', normal(parts), opts, { url }, async () => {
+      const joiner = this.listeners('join-request')[0] as ((url: string) => Promise<void>) | undefined;
+      if (!joiner) throw E.notSupported('this server is not part of a mesh');
+      await joiner(url);
+    });
+  }
+
+  async stop(path: string, opts?: CallOptions): Promise<void> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.stop(path, opts);
+    return this.#op('stop', normal(parts), opts, undefined, async () => {
+      this.oplog.say(`Stopping on request from ${describeOrigin(opts)}`);
+      setImmediate(() => this.emit('stop-request'));
+    });
+  }
+
+  async log(path: string, opts?: CallOptions): Promise<Buffer> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.log(path, opts);
+    return this.oplog.read();
+  }
+
+  async disconnect(): Promise<void> {}
+
+  /** Counts for the server element's peek. */
+  counts(): { anchors: number; elements: Record<string, number> } {
+    let anchors = 0;
+    const elements: Record<string, number> = {};
+    for (const a of this.tree.all()) {
+      anchors++;
+      if (a.element) elements[a.element.kind] = (elements[a.element.kind] ?? 0) + 1;
+    }
+    return { anchors, elements };
+  }
+
+  /** Shutdown: processes get SIGTERM then SIGKILL after the grace period; every element is scrubbed. */
+  async shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const all = [...this.tree.all()].filter((a) => a.element && a.element.kind !== 'server');
+    await Promise.all(all.map((a) => (a.element instanceof Proc ? a.element.terminate(this.graceMs) : undefined)));
+    for (const a of all) {
+      try {
+        const el = a.element as Element & { shutdown?: () => Promise<void> };
+        if (el.shutdown) await el.shutdown();
+        else await el.scrub();
+      } catch (e) {
+        this.oplog.say(`shutdown of ${a.path}: ${(e as Error).message}`);
+      }
+    }
+    this.oplog.append({ op: 'shutdown', path: '/' + this.id, ok: true, origin: { via: 'server' } });
+    this.oplog.close();
+  }
+
+  // ---- plumbing ----
+
+  #parts(path: string): string[] {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw E.badPath('the root holds no elements; name a server anchor');
+    return parts;
+  }
+
+  /** The router's client for another server's path, or undefined for ours; unknown ids fail. */
+  #remote(parts: string[]): Client | undefined {
+    if (parts.length === 0 || parts[0] === this.id) return undefined;
+    const c = this.route(parts[0]);
+    if (!c) throw E.unknownServer(parts[0]);
+    return c;
+  }
+
+  #context(a: Anchor): ElementContext {
+    return {
+      path: normal([this.id, ...splitPath(a.path)]),
+      clock: this.clock,
+      log: (line) => this.oplog.say(line),
+      detach: () => {
+        if (!a.element) return;
+        this.#op('scrub', normal([this.id, ...splitPath(a.path)]), { origin: { via: 'server' } }, { auto: true }, () => this.#detach(a)).catch(() => {});
+      },
+    };
+  }
+
+  /** Runs an operation on the element at path, checking its kind, logged; remote paths are routed. */
+  async #on<T, El>(
+    path: string, opts: CallOptions | undefined, op: string, args: unknown, fn: (el: El) => Promise<T> | T,
+    method: keyof Client, kinds: Kind[], notKind: string,
+  ): Promise<T> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return (remote[method] as (...a: unknown[]) => Promise<T>)(path, ...restArgs(method, args), opts);
+    const p = normal(parts);
+    return this.#op(op, p, opts, args, async () => {
+      const el = this.tree.find(parts.slice(1))?.element;
+      if (!el) throw E.noElement(p);
+      if (!kinds.includes(el.kind)) throw E.notKind(notKind);
+      return fn(el as unknown as El);
+    });
+  }
+
+  async #op<T>(op: string, path: string, opts: CallOptions | undefined, args: unknown, fn: () => Promise<T>): Promise<T> {
+    try {
+      const r = await fn();
+      this.oplog.append({ op, path, origin: opts?.origin, args: loggable(args), ok: true, result: summary(r) });
+      return r;
+    } catch (e) {
+      const err: CircuitError = toCircuitError(e);
+      this.oplog.append({ op, path, origin: opts?.origin, args: loggable(args), ok: false, error: { code: err.code, message: err.message } });
+      if (err.code === 'EIO') this.oplog.say(`${op} ${path}: ${err.message}`);
+      throw err;
+    }
+  }
+}
+
+/** The element at every server anchor. */
+export class ServerElement implements Element {
+  readonly kind = 'server' as const;
+  constructor(readonly server: Server) {}
+  peek(): unknown {
+    const s = this.server;
+    const { anchors, elements } = s.counts();
+    return {
+      Addr: s.url,
+      Joined: s.started.toISOString(),
+      Id: s.id,
+      Version: VERSION,
+      Pid: process.pid,
+      Uptime: Math.round((Date.now() - s.started.getTime()) / 1000),
+      Anchors: anchors,
+      Elements: elements,
+      Members: s.view.members().filter((m) => m.state === 'alive' || m.state === 'suspect').length,
+    };
+  }
+  scrub(): void {}
+}
+
+interface DnsLike extends Element {
+  set(records: string, replace: boolean): Promise<void>;
+  unset(name: string): Promise<void>;
+  rebind(addr: string): Promise<void>;
+}
+
+function restArgs(method: keyof Client, args: unknown): unknown[] {
+  const a = (args ?? {}) as Record<string, unknown>;
+  switch (method) {
+    case 'setCap': return [a.cap];
+    case 'signal': return [a.sig];
+    case 'start': return [args];
+    case 'dnsSet': return [a.records, a.replace];
+    case 'dnsUnset': return [a.name];
+    case 'dnsRebind': return [a.addr];
+    default: return [];
+  }
+}
+
+function normal(parts: string[]): string {
+  return '/' + parts.join('/');
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function lowerKeys(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+function loggable(args: unknown): unknown {
+  return args === undefined ? undefined : args;
+}
+
+function summary(r: unknown): unknown {
+  if (r === undefined || r === null) return undefined;
+  if (Buffer.isBuffer(r)) return { bytes: r.length };
+  return undefined;
+}
+
+function describeOrigin(opts?: CallOptions): string {
+  const o = opts?.origin;
+  if (!o) return 'unknown';
+  return [o.via, o.peer, o.uid !== undefined ? `uid ${o.uid}` : '', o.pid !== undefined ? `pid ${o.pid}` : ''].filter(Boolean).join(' ');
+}
