@@ -6,6 +6,7 @@ import {
   type SecureSession, type Role,
 } from '../../src/cluster/handshake';
 import { CircuitError } from '../../src/kit/errors';
+import { ManualClock } from '../../src/kit/clock';
 
 const key = randomBytes(64);
 const HELLO_MESSAGE = 4 + 38;
@@ -355,4 +356,23 @@ t.test('handshake: random bytes and cut hellos never throw uncaught (bounded fuz
     refusals.set(s.error!.code, (refusals.get(s.error!.code) ?? 0) + 1);
   }
   t.ok([...refusals.keys()].every((c) => ['EACCES', 'EPROTO', 'ECONNRESET', 'ETIMEDOUT'].includes(c)), JSON.stringify([...refusals]));
+});
+
+t.test('handshake: the deadline is 5 s by default and runs on the given clock', async (t) => {
+  const clock = new ManualClock();
+  const server = net.createServer((c) => c.on('error', () => undefined)); // accepts, says nothing
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const sock = await connect(t, (server.address() as net.AddressInfo).port);
+  let settled: CircuitError | undefined;
+  const p = handshake(sock, key, 'dialer', { clock }).catch((e: CircuitError) => (settled = e));
+  await new Promise((r) => setTimeout(r, 20));
+  clock.advance(4999);
+  await new Promise((r) => setImmediate(r));
+  t.equal(settled, undefined, 'still waiting just before 5 s');
+  clock.advance(1);
+  await p;
+  t.equal(settled?.message, DIAL_REFUSED);
+  t.equal((settled?.cause as { code?: string }).code, 'ETIMEDOUT');
+  t.equal(clock.pending(), 0, 'no timer left behind');
 });
