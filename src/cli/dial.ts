@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import { connect, type RemoteClient } from '../client/remote';
 import { AppError, SystemError } from '../kit/errors';
+import { keyedHandshake } from '../cluster/tcp';
+import { resolveKey } from '../cluster/keys';
 
 /**
  * Chooses the dial-in server in the documented order (REFERENCE.md §5.2, fixing the original's
@@ -44,15 +46,9 @@ async function viaDiscovery(mcast: string): Promise<string> {
   }
 }
 
-export type KeyHandshake = (flags: DialFlags) => Promise<Parameters<typeof connect>[1]>;
-let keyed: KeyHandshake = async () => ({});
-/** Set by the security module: turns --hmac / $CIRCUIT_HMAC into a handshake. */
-export function setKeyed(k: KeyHandshake): void {
-  keyed = k;
-}
-
+/** Dials the chosen server, with the key of --hmac or $CIRCUIT_HMAC when one is given. */
 export async function dialClient(flags: DialFlags): Promise<RemoteClient> {
   const url = await resolveUrl(flags);
-  const opts = await keyed(flags);
-  return connect(url, { ...opts, via: 'cli' });
+  const handshake = keyedHandshake(resolveKey(flags.hmac));
+  return connect(url, { handshake, via: 'cli' });
 }

@@ -3,6 +3,8 @@ import { LocalClient } from '../client/local';
 import { VERSION } from '../node/server';
 import type { Server } from '../node/server';
 import { CircuitError } from '../kit/errors';
+import { keyedHandshake } from '../cluster/tcp';
+import { resolveKey } from '../cluster/keys';
 
 /**
  * `circuit start`: one daemon, one server and (unless --no-mount) the FUSE view of the cluster.
@@ -31,8 +33,11 @@ export async function start(flags: StartFlags): Promise<void> {
   const say = (l: string) => process.stderr.write(l + '\n');
   say(`circuit ${VERSION}`);
   if (flags.if) say(`warning: --if is ignored; use -a ADDR:PORT`);
+  const key = resolveKey(flags.hmac);
+  if (key) say('Using a cluster key: connections are authenticated and encrypted.');
   const daemon = await startDaemon({
     addr: flags.addr,
+    handshake: keyedHandshake(key),
     varDir: flags.var,
     graceMs: flags.grace ? Number(flags.grace) : undefined,
   });

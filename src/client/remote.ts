@@ -3,6 +3,7 @@ import { METHODS, type PlainMethod } from './methods';
 import { dial, type Handshake } from '../cluster/tcp';
 import type { Session } from '../cluster/session';
 import { parseUrl } from '../cluster/url';
+import { SystemError } from '../kit/errors';
 
 /**
  * The Client API over a connection to one server. Calls on paths of other servers are routed
@@ -19,8 +20,15 @@ export interface RemoteOptions {
 export async function connect(url: string, opts: RemoteOptions = {}): Promise<RemoteClient> {
   const u = parseUrl(url);
   const session = await dial(u.host, u.port, { handshake: opts.handshake, timeoutMs: opts.timeoutMs });
-  const info = (await session.call('hello', [{ via: opts.via ?? 'api', pid: u.pid, worker: u.worker }], { deadlineMs: opts.timeoutMs ?? 5000 })) as ServerInfo;
-  return new RemoteClient(session, info);
+  try {
+    const info = (await session.call('hello', [{ via: opts.via ?? 'api', pid: u.pid, worker: u.worker }], { deadlineMs: opts.timeoutMs ?? 5000 })) as ServerInfo;
+    return new RemoteClient(session, info);
+  } catch (e) {
+    session.destroy();
+    // A server that speaks a keyed handshake looks like garbage to a keyless client, and the
+    // other way round: both mean the same to the user.
+    throw new SystemError('EACCES', 'addressed server is gone or authentication failed', { cause: e });
+  }
 }
 
 type Plain = { [M in PlainMethod]: Client[M] };

@@ -81,3 +81,13 @@ export function dial(
     });
   });
 }
+
+/** The handshake for a cluster key: proof of possession, then sealed frames; none without a key. */
+export function keyedHandshake(key: Buffer | null): Handshake | undefined {
+  if (!key) return undefined;
+  return async (sock, role) => {
+    const { handshake } = await import('./handshake');
+    const s = await handshake(sock, key, role);
+    return { sealer: s, leftover: s.leftover };
+  };
+}

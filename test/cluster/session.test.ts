@@ -1,0 +1,123 @@
+import t from 'tap';
+import * as net from 'node:net';
+import { Session } from '../../src/cluster/session';
+import { ManualClock } from '../../src/kit/clock';
+import { AppError, CircuitError } from '../../src/kit/errors';
+
+/** The error a call fails with (and a failure if it succeeds). */
+const fails = (p: Promise<unknown>): Promise<CircuitError> =>
+  p.then(() => { throw new Error('expected the call to fail'); }, (e: unknown) => e as CircuitError);
+
+/** A connected pair of sockets on loopback. */
+async function pair(): Promise<[net.Socket, net.Socket, () => void]> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+  const a = net.connect(port, '127.0.0.1');
+  const b = await accepted;
+  await new Promise((r) => a.once('connect', r));
+  return [a, b, () => srv.close()];
+}
+
+t.test('session: request and answer, errors keep their code and kind', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a), cb = new Session(b);
+  cb.handler = async (op, args) => {
+    if (op === 'echo') return args;
+    throw new AppError('EBUSY', 'anchor already has an element');
+  };
+  t.same(await ca.call('echo', [1, 'two', Buffer.from('3')]), [1, 'two', Buffer.from('3')]);
+  const err = await fails(ca.call('other', []));
+  t.ok(err instanceof CircuitError);
+  t.equal(err.code, 'EBUSY');
+  t.equal(err.system, false);
+  t.equal(err.message, 'anchor already has an element');
+  ca.destroy(); cb.destroy(); done();
+});
+
+t.test('session: an aborted call cancels the handler on the other side', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a), cb = new Session(b);
+  let cancelled!: () => void;
+  const seen = new Promise<void>((r) => (cancelled = r));
+  cb.handler = (_op, _args, ctx) => new Promise((_res, rej) => ctx.signal.addEventListener('abort', () => { cancelled(); rej(new Error('x')); }));
+  const ac = new AbortController();
+  const p = ca.call('block', []);
+  const q = ca.call('block', [], { signal: ac.signal });
+  setTimeout(() => ac.abort(), 20);
+  const e = await fails(q);
+  t.equal(e.code, 'EINTR');
+  await seen;
+  t.pass('handler saw the cancel');
+  ca.destroy();
+  t.equal((await fails(p)).code, 'ECONNRESET', 'pending calls fail when the session ends');
+  cb.destroy(); done();
+});
+
+t.test('session: a large message is chunked and does not hold up a small one', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a, { maxFrame: 64 * 1024, chunkSize: 32 * 1024 }), cb = new Session(b, { maxFrame: 64 * 1024, chunkSize: 32 * 1024 });
+  cb.handler = async (op, args) => (op === 'size' ? (args as Buffer[])[0].length : 'small');
+  const big = Buffer.alloc(8 << 20, 1);
+  const order: string[] = [];
+  const pb = ca.call('size', [big]).then((n) => { order.push('big'); return n; });
+  const ps = ca.call('small', []).then(() => order.push('small'));
+  t.equal(await pb, big.length, 'the large message arrives whole');
+  await ps;
+  t.same(order, ['small', 'big'], 'the small request was answered before the large one finished');
+  ca.destroy(); cb.destroy(); done();
+});
+
+t.test('session: a silent peer is declared dead within deadMs and pending calls fail', async (t) => {
+  const [a, b, done] = await pair();
+  const clock = new ManualClock(0);
+  const ca = new Session(a, { clock, pingMs: 1000, deadMs: 3000 });
+  b.on('data', () => {}); // a peer that reads but never answers
+  const p = ca.call('anything', []);
+  clock.advance(1000);
+  clock.advance(1000);
+  clock.advance(1000);
+  t.notOk(ca.isClosed, 'still alive at 3 s');
+  clock.advance(1001);
+  const e = await fails(p);
+  t.equal(e.code, 'EHOSTDOWN');
+  t.equal(e.system, true);
+  b.destroy(); done();
+});
+
+t.test('session: a peer that answers pings stays alive', async (t) => {
+  const [a, b, done] = await pair();
+  const clock = new ManualClock(0);
+  const ca = new Session(a, { clock, pingMs: 1000, deadMs: 3000 });
+  const cb = new Session(b);
+  for (let i = 0; i < 10; i++) {
+    clock.advance(1000);
+    await new Promise((r) => setTimeout(r, 20)); // let the pong arrive
+  }
+  t.notOk(ca.isClosed);
+  ca.destroy(); cb.destroy(); done();
+});
+
+t.test('session: an oversized frame closes the connection', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a, { maxFrame: 1024 });
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(100 << 20);
+  b.write(head);
+  const why = await ca.closed;
+  t.equal(why.code, 'EMSGSIZE');
+  b.destroy(); done();
+});
+
+t.test('session: garbage after a valid header closes the connection, never throws', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a);
+  const body = Buffer.from([0xc1, 0xc1, 0xc1]); // never-used msgpack bytes
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  b.write(Buffer.concat([head, body]));
+  const why = await ca.closed;
+  t.equal(why.code, 'EPROTO');
+  b.destroy(); done();
+});
