@@ -153,7 +153,7 @@ export class DnsElement implements Element {
       try {
         await bindUdp(udp, parsed.host, parsed.port);
       } catch (err) {
-        throw bad(errText(err), err);
+        throw bad(`udp ${errText(err)}`, err);
       }
       udp.on('error', (err) => this.#ctx.log(`dns ${this.#ctx.path}: udp error: ${err.message}`));
       const port = udp.address().port;
