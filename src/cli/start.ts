@@ -2,6 +2,7 @@ import { startDaemon } from '../node/daemon';
 import { LocalClient } from '../client/local';
 import { VERSION } from '../node/server';
 import type { Server } from '../node/server';
+import type { DockerRun } from '../client/api';
 import { CircuitError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
@@ -65,6 +66,7 @@ export async function start(flags: StartFlags): Promise<void> {
   server.on('stop-request', () => void stop('stop request'));
 
   try {
+    if (flags.docker) cleanups.push(await enableDocker(server, say));
     for (const hook of startHooks) {
       const c = await hook(server, flags);
       if (c) cleanups.push(c);
@@ -83,6 +85,22 @@ export async function start(flags: StartFlags): Promise<void> {
   }
   server.attach();
   process.stdout.write(daemon.url + '\n');
+}
+
+/** --docker: finds the engine (a missing one is a startup error) and registers the docker kind. */
+async function enableDocker(server: Server, say: (l: string) => void): Promise<() => Promise<void>> {
+  const { connectEngine, DockerElement, parseDockerRun, removeAllContainers } = await import('../node/elements/docker');
+  const engine = await connectEngine();
+  say(`Enabling docker elements, using ${process.env.DOCKER_HOST || '/var/run/docker.sock'}`);
+  server.kinds.register<DockerRun | null>({
+    kind: 'docker',
+    make: (run, ctx) => DockerElement.make(run ? parseDockerRun(JSON.stringify(run)) : null, ctx, engine),
+    arg: (run) => (run ? JSON.stringify(run) : 'an idle container'),
+  });
+  return async () => {
+    const n = await removeAllContainers();
+    if (n) say(`Removed ${n} container(s)`);
+  };
 }
 
 /** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */

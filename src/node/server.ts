@@ -11,6 +11,7 @@ import { LocalView } from './view';
 import { Chan } from './elements/chan';
 import { Proc } from './elements/proc';
 import { Subscription, type View } from './elements/subscription';
+import { DnsElement } from './elements/dns';
 import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
 
@@ -84,6 +85,11 @@ export class Server extends EventEmitter implements Client {
         return p;
       },
       arg: (cmd) => (cmd ? JSON.stringify(lowerKeys(cmd), null, '\t') : 'an idle process'),
+    });
+    this.kinds.register<{ addr?: string }>({
+      kind: 'dns',
+      make: (spec, ctx) => DnsElement.make(spec ?? {}, ctx),
+      arg: (spec) => spec?.addr ?? '127.0.0.1:0',
     });
     for (const source of ['join', 'leave'] as const) {
       this.kinds.register<null>({
