@@ -1,0 +1,112 @@
+/**
+ * Membership benchmark over the simulated network (MemNetwork + SimClock, defaultConfig, 1 ms
+ * latency, no loss): at 10, 100 and 1 000 members, how long a join takes to be seen by all
+ * (and in probe rounds), how long a killed member takes to be declared dead by all, and the
+ * bytes a member sends per second in a steady cluster. Times are simulated, not wall time.
+ */
+import { Membership } from '../src/cluster/membership';
+import { defaultConfig, type MembershipConfig } from '../src/cluster/membership-config';
+import { MemNetwork, SimClock, seededRandom } from '../src/cluster/transport-mem';
+
+export interface BenchRow {
+  measure: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
+interface Cluster {
+  clock: SimClock;
+  net: MemNetwork;
+  ms: Membership[];
+}
+
+function id(i: number): string {
+  return 'X' + i.toString(16).padStart(16, '0');
+}
+
+function addMember(c: Cluster, i: number, cfg: Partial<MembershipConfig>, seed: number): Membership {
+  const addr = `10.0.${i >> 8}.${i & 255}:7946`;
+  const m = new Membership({
+    id: id(i),
+    url: `circuit://10.0.${i >> 8}.${i & 255}:11022/${1000 + i}/Q${i.toString(16).padStart(16, '0')}`,
+    transport: c.net.transport(addr),
+    clock: c.clock,
+    config: cfg,
+    random: seededRandom(seed * 7919 + i),
+  });
+  c.ms[i] = m;
+  return m;
+}
+
+function until(clock: SimClock, pred: () => boolean, maxMs: number, step = 50): number {
+  const start = clock.now();
+  while (!pred()) {
+    if (clock.now() - start > maxMs) return -1;
+    clock.advance(step);
+  }
+  return clock.now() - start;
+}
+
+/** Builds an n-member cluster: each member joins a random earlier one, 20 ms apart. */
+export function buildCluster(n: number, cfg: Partial<MembershipConfig>, seed: number): { c: Cluster; convergeMs: number } {
+  const clock = new SimClock();
+  const c: Cluster = { clock, net: new MemNetwork({ clock, latency: 1, seed }), ms: [] };
+  const rnd = seededRandom(seed);
+  addMember(c, 0, cfg, seed);
+  for (let i = 1; i < n; i++) {
+    const m = addMember(c, i, cfg, seed);
+    const target = c.ms[Math.floor(rnd() * i)]!;
+    m.join(target.addr, { retry: true }).catch(() => {});
+    clock.advance(20);
+  }
+  const convergeMs = until(clock, () => c.ms.every((m) => m.size === n), 600_000, 100);
+  return { c, convergeMs };
+}
+
+export async function benchMembership(opts: { quick: boolean }): Promise<BenchRow[]> {
+  const sizes = opts.quick ? [10, 100] : [10, 100, 1000];
+  const cfg: Partial<MembershipConfig> = {};
+  const rows: BenchRow[] = [];
+  for (const n of sizes) {
+    const t0 = Date.now();
+    const { c, convergeMs } = buildCluster(n, cfg, 42);
+    const { clock, net, ms } = c;
+    rows.push({ measure: `n=${n}: all views complete after staggered joins`, value: convergeMs / 1000, unit: 's', note: `${n} joins 20 ms apart; time after the last join` });
+
+    // steady-state traffic
+    clock.advance(5_000);
+    net.resetStats();
+    const window = opts.quick ? 20_000 : n >= 1000 ? 120_000 : 60_000;
+    clock.advance(window);
+    let bytes = 0;
+    for (const m of ms) bytes += net.stats(m.addr).bytesSent;
+    rows.push({ measure: `n=${n}: bytes sent per member per second`, value: Math.round(bytes / n / (window / 1000)), unit: 'B/s', note: `steady state, ${window / 1000} s window, pings + acks + anti-entropy` });
+
+    // one more member joins
+    const nm = addMember(c, n, cfg, 42);
+    const joinStart = clock.now();
+    nm.join(ms[0]!.addr).catch(() => {});
+    const joinMs = until(clock, () => ms.every((m) => m.member(nm.id)?.state === 'alive') && nm.size === n + 1, 120_000, 10);
+    rows.push({ measure: `n=${n}: a join seen by all`, value: joinMs / 1000, unit: 's', note: `${(joinMs / defaultConfig.probeInterval).toFixed(1)} probe intervals` });
+    void joinStart;
+    clock.advance(5_000);
+
+    // a member is killed (no leave message)
+    const victim = ms[Math.floor(n / 2)]!;
+    victim.close();
+    const others = ms.filter((m) => m !== victim);
+    let first = -1;
+    const killAt = clock.now();
+    const allMs = until(clock, () => {
+      const dead = others.filter((m) => m.member(victim.id)?.state === 'dead').length;
+      if (dead > 0 && first < 0) first = clock.now() - killAt;
+      return dead === others.length;
+    }, 120_000, 10);
+    rows.push({ measure: `n=${n}: a killed member declared dead by the first`, value: first / 1000, unit: 's' });
+    rows.push({ measure: `n=${n}: a killed member declared dead by all`, value: allMs / 1000, unit: 's' });
+    for (const m of ms) m.close();
+    rows.push({ measure: `n=${n}: simulation wall time`, value: (Date.now() - t0) / 1000, unit: 's' });
+  }
+  return rows;
+}

@@ -1,0 +1,649 @@
+/**
+ * SWIM membership (Das, Gupta, Motivala 2002) with the Lifeguard refinements that are cheap:
+ * every member keeps the full view of the cluster, learns of changes by gossip piggybacked on
+ * its probe traffic, and detects failures by probing one member per interval.
+ *
+ * Public API (all a caller needs; the protocol is docs/membership.md):
+ *
+ *   const m = new Membership({ id, url, transport, clock?, config?, random?, log? });
+ *     id         "X" + 16 hex, this server's id; url its circuit:// URL (carried to others)
+ *     transport  a PacketTransport (UdpTransport, or MemNetwork.transport() in simulations);
+ *                the Membership owns it from now on and closes it in close()
+ *     config     overrides of defaultConfig (membership-config.ts)
+ *     random     () => [0, 1), for probe order and peer choice (seed it in tests)
+ *     log        (level, message) => void, for background failures (join attempts, bad packets)
+ *   Probing starts at once; a lone member just waits to be joined.
+ *
+ *   m.members(): Member[]          live members (alive or suspect), itself included; local, instant
+ *   m.member(id): Member | undefined  any member still remembered, dead and left ones too
+ *   m.size                          number of live members, itself included
+ *   await m.join(addr, { retry?, timeout? })  full-state sync with the member at packet address
+ *                                   addr; rejects with EHOSTDOWN after config.joinAttempts failed
+ *                                   attempts, or (retry: true) keeps trying with backoff until
+ *                                   it succeeds or `timeout` ms pass (ETIMEDOUT)
+ *   await m.leave()                 tells the others we leave, then closes
+ *   m.close()                       stops at once (others will find us dead)
+ *   events: 'join' (member)   a member became live: new, or back after dead/left
+ *           'leave' (member)  a live member became dead or left
+ *           'update' (member) a live member changed: alive ↔ suspect, incarnation, url, addr
+ *
+ *   type Member = { id, url, addr, state: 'alive'|'suspect'|'dead'|'left', incarnation }
+ */
+import { EventEmitter } from 'node:events';
+import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
+import { SystemError } from '../kit/errors';
+import { backoffDelay } from '../kit/backoff';
+import { Awareness } from './awareness';
+import { BroadcastQueue } from './broadcast-queue';
+import { defaultConfig, retransmitLimit, syncPeriod, type MembershipConfig } from './membership-config';
+import { StateSync } from './membership-sync';
+import {
+  decodePacket, decodeRecord, encodePacket, encodeRecord, MsgType, RecordKind, type StateRecord,
+} from './membership-wire';
+import { pack } from 'msgpackr';
+import { Suspicion, suspicionMin } from './suspicion';
+import type { PacketTransport } from './transport';
+
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+export interface Member {
+  id: string;
+  url: string;
+  addr: string;
+  state: MemberState;
+  incarnation: number;
+}
+
+export type LogFn = (level: 'debug' | 'info' | 'warn', message: string) => void;
+
+export interface MembershipOptions {
+  id: string;
+  url: string;
+  transport: PacketTransport;
+  clock?: Clock;
+  config?: Partial<MembershipConfig>;
+  random?: () => number;
+  log?: LogFn;
+  /** Starting incarnation (0); a restarted member refutes stale news about itself anyway. */
+  incarnation?: number;
+}
+
+export interface JoinOptions {
+  /** Keep trying (with backoff) until success, `timeout`, or close; default: joinAttempts tries. */
+  retry?: boolean;
+  /** Give up after this many ms with ETIMEDOUT. */
+  timeout?: number;
+}
+
+/** One row of the local view. */
+interface Entry {
+  id: string;
+  url: string;
+  addr: string;
+  state: MemberState;
+  inc: number;
+  /** When the state last changed (clock ms): tombstones are forgotten after a retention time. */
+  since: number;
+  suspicion?: Suspicion;
+}
+
+/** Callbacks waiting for an Ack or Nack with a given sequence number. */
+interface AckWait {
+  onAck: () => void;
+  onNack?: () => void;
+}
+
+export class Membership extends EventEmitter {
+  readonly id: string;
+  readonly url: string;
+  readonly addr: string;
+  readonly cfg: MembershipConfig;
+  readonly #transport: PacketTransport;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #log: LogFn;
+  readonly #self: Entry;
+  readonly #table = new Map<string, Entry>();
+  /** Dead (not left) members: candidates for the reconnect attempt that heals partitions. */
+  readonly #deadIds = new Set<string>();
+  #live = 1;
+  readonly #queue: BroadcastQueue;
+  readonly #awareness: Awareness;
+  readonly #sync: StateSync;
+  readonly #acks = new Map<number, AckWait>();
+  readonly #timers = new Set<TimerHandle>();
+  #seq = 0;
+  /** When the next anti-entropy sync is due (clock ms). */
+  #syncDue: number;
+  /** The cluster size when #syncDue was set. */
+  #syncDueN = 1;
+  #probeOrder: string[] = [];
+  #probeIdx = 0;
+  #probeTimer: TimerHandle | undefined;
+  #closed = false;
+  #leaving = false;
+  readonly #joins = new Set<(err: Error) => void>();
+  /** When we last asked an unknown sender who it is, by id (bounded; see #askWhoIs). */
+  readonly #asked = new Map<string, number>();
+
+  constructor(opts: MembershipOptions) {
+    super();
+    this.id = opts.id;
+    this.url = opts.url;
+    this.#transport = opts.transport;
+    this.addr = opts.transport.addr;
+    this.cfg = { ...defaultConfig, ...opts.config };
+    this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? Math.random;
+    this.#log = opts.log ?? (() => {});
+    this.#self = { id: this.id, url: this.url, addr: this.addr, state: 'alive', inc: opts.incarnation ?? 0, since: this.#clock.now() };
+    this.#table.set(this.id, this.#self);
+    this.#queue = new BroadcastQueue(() => retransmitLimit(this.cfg.retransmitMult, this.#live));
+    this.#awareness = new Awareness(this.cfg.awarenessMax);
+    this.#sync = new StateSync({
+      cfg: this.cfg,
+      send: (to, buf) => this.#transport.send(to, buf),
+      stateRecords: () => this.#stateRecords(),
+      selfRecord: () => encodeRecord(this.#record(this.#self)),
+      merge: (records, join) => this.#mergeSync(records, join),
+      after: (ms, fn) => this.#after(ms, fn),
+      cancel: (h) => this.#cancel(h),
+    });
+    this.#transport.onPacket((from, buf) => this.#onPacket(from, buf));
+    this.#probeTimer = this.#after(this.#random() * this.cfg.probeInterval, () => this.#probeTick());
+    this.#after(this.#random() * this.cfg.gossipInterval, () => this.#gossipTick());
+    this.#syncDue = this.#clock.now() + this.#random() * this.cfg.syncInterval;
+    this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
+    this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
+  }
+
+  // ---- public API -------------------------------------------------------------------------
+
+  members(): Member[] {
+    const out: Member[] = [];
+    for (const e of this.#table.values()) if (e.state === 'alive' || e.state === 'suspect') out.push(view(e));
+    return out;
+  }
+
+  member(id: string): Member | undefined {
+    const e = this.#table.get(id);
+    return e && view(e);
+  }
+
+  get size(): number {
+    return this.#live;
+  }
+
+  /** Our incarnation number (grows each time we refute a suspicion). */
+  get incarnation(): number {
+    return this.#self.inc;
+  }
+
+  join(addr: string, opts: JoinOptions = {}): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#closed) return reject(closedError());
+      const start = this.#clock.now();
+      const deadline = opts.timeout === undefined ? Infinity : start + opts.timeout;
+      const maxAttempts = opts.retry ? Infinity : Math.max(1, this.cfg.joinAttempts);
+      const fail = (err: Error) => {
+        this.#joins.delete(fail);
+        reject(err);
+      };
+      this.#joins.add(fail);
+      const attempt = (n: number) => {
+        if (this.#closed) return;
+        const budget = Math.max(1, Math.min(this.cfg.syncTimeout, deadline - this.#clock.now()));
+        this.#sync.start(addr, 'join', budget, (ok) => {
+          if (this.#closed) return;
+          if (ok) {
+            this.#joins.delete(fail);
+            this.#scheduleCatchUp();
+            this.#redrawSync();
+            return resolve();
+          }
+          this.#log('warn', `join ${addr}: attempt ${n + 1} failed: no answer within ${budget} ms`);
+          const delay = backoffDelay(n, { initial: this.cfg.joinBackoffInitial, factor: this.cfg.joinBackoffFactor, max: this.cfg.joinBackoffMax, spread: 0.4 }, this.#random());
+          if (n + 1 >= maxAttempts) return fail(new SystemError('EHOSTDOWN', `cannot join ${addr}: no answer after ${n + 1} attempts`));
+          if (this.#clock.now() + delay >= deadline) return fail(new SystemError('ETIMEDOUT', `cannot join ${addr}: no answer within ${opts.timeout} ms`));
+          this.#after(delay, () => attempt(n + 1));
+        });
+      };
+      attempt(0);
+    });
+  }
+
+  /**
+   * News of members that joined shortly before us may still have been spreading when our join
+   * target answered; once that gossip has died down, one more sync (with someone else) fills
+   * the gap, without gossiping what it brings.
+   */
+  #scheduleCatchUp(): void {
+    const rounds = retransmitLimit(this.cfg.retransmitMult, Math.max(this.#live, 2));
+    this.#after(rounds * this.cfg.gossipInterval, () => {
+      const [peer] = this.#randomLive(1);
+      if (peer) this.#sync.start(peer.addr, 'join', this.cfg.syncTimeout, () => {});
+    });
+  }
+
+  leave(): Promise<void> {
+    if (this.#closed || this.#leaving) return Promise.resolve();
+    this.#leaving = true;
+    this.#cancel(this.#probeTimer);
+    this.#broadcast({ kind: RecordKind.Left, id: this.id, inc: this.#self.inc });
+    // Tell a few members right away; acks and gossip rounds carry it further until we close.
+    this.#gossipRound(this.cfg.gossipNodes * 2);
+    return new Promise((resolve) => {
+      this.#after(this.cfg.leaveTimeout, () => {
+        this.close();
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const h of this.#timers) this.#clock.clearTimeout(h);
+    this.#timers.clear();
+    for (const e of this.#table.values()) e.suspicion?.stop();
+    this.#sync.close();
+    this.#acks.clear();
+    this.#queue.clear();
+    for (const fail of [...this.#joins]) fail(closedError());
+    this.#transport.close();
+  }
+
+  // ---- timers -----------------------------------------------------------------------------
+
+  #after(ms: number, fn: () => void): TimerHandle {
+    const h = this.#clock.setTimeout(() => {
+      this.#timers.delete(h);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#timers.add(h);
+    return h;
+  }
+
+  #cancel(h: TimerHandle | undefined): void {
+    if (!h) return;
+    this.#clock.clearTimeout(h);
+    this.#timers.delete(h);
+  }
+
+  // ---- probing ----------------------------------------------------------------------------
+
+  #probeTick(): void {
+    const interval = this.#awareness.scale(this.cfg.probeInterval);
+    const target = this.#nextTarget();
+    if (target) this.#probe(target, interval);
+    this.#probeTimer = this.#after(interval, () => this.#probeTick());
+  }
+
+  /** The next live member in a shuffled round-robin order; reshuffles (and forgets old
+   *  tombstones) after each full round, so every member is probed once per round. */
+  #nextTarget(): Entry | undefined {
+    for (let tries = 0; tries < 2; tries++) {
+      while (this.#probeIdx < this.#probeOrder.length) {
+        const e = this.#table.get(this.#probeOrder[this.#probeIdx++]!);
+        if (e && e !== this.#self && (e.state === 'alive' || e.state === 'suspect')) return e;
+      }
+      this.#reshuffle();
+    }
+    return undefined;
+  }
+
+  #reshuffle(): void {
+    const now = this.#clock.now();
+    const order: string[] = [];
+    for (const e of [...this.#table.values()]) {
+      if (e === this.#self) continue;
+      if (e.state === 'alive' || e.state === 'suspect') order.push(e.id);
+      else if (now - e.since > (e.state === 'dead' ? this.cfg.deadRetention : this.cfg.leftRetention)) {
+        this.#table.delete(e.id);
+        this.#deadIds.delete(e.id);
+      }
+    }
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    this.#probeOrder = order;
+    this.#probeIdx = 0;
+  }
+
+  #probe(target: Entry, interval: number): void {
+    const seq = ++this.#seq;
+    let acked = false;
+    let nacks = 0;
+    let expectedNacks = 0;
+    this.#acks.set(seq, { onAck: () => (acked = true), onNack: () => nacks++ });
+    // Lifeguard "buddy system": tell a suspect it is suspected, so it can refute at once.
+    const first = target.state === 'suspect' ? [encodeRecord({ kind: RecordKind.Suspect, id: target.id, inc: target.inc, from: this.id })] : [];
+    this.#sendWithGossip(target.addr, [MsgType.Ping, seq, target.id, this.id], first, target.id);
+    const inc = target.inc;
+    this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
+      if (acked) return;
+      for (const via of this.#randomLive(this.cfg.indirectChecks, target.id)) {
+        expectedNacks++;
+        this.#transport.send(via.addr, encodePacket([MsgType.IndirectPing, seq, target.id, target.addr, this.id]));
+      }
+    });
+    this.#after(interval, () => {
+      this.#acks.delete(seq);
+      if (acked) return this.#awareness.apply(-1);
+      // Fewer nacks than asked for: the trouble may be ours, so slow down a little.
+      this.#awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 0);
+      const e = this.#table.get(target.id);
+      if (e === target && e.inc === inc && (e.state === 'alive' || e.state === 'suspect')) {
+        this.#log('debug', `${this.id}: probe of ${target.id} failed; suspecting it`);
+        this.#suspect({ id: target.id, inc, from: this.id });
+      }
+    });
+  }
+
+  /** Up to n random live members other than us and `except`. */
+  #randomLive(n: number, except?: string): Entry[] {
+    const out: Entry[] = [];
+    const seen = new Set<string>();
+    const order = this.#probeOrder;
+    for (let tries = 0; out.length < n && tries < n * 4 && order.length > 0; tries++) {
+      const id = order[Math.floor(this.#random() * order.length)]!;
+      if (id === except || seen.has(id)) continue;
+      seen.add(id);
+      const e = this.#table.get(id);
+      if (e && e !== this.#self && (e.state === 'alive' || e.state === 'suspect')) out.push(e);
+    }
+    return out;
+  }
+
+  // ---- gossip and anti-entropy ------------------------------------------------------------
+
+  #gossipTick(): void {
+    if (this.#queue.length > 0) this.#gossipRound(this.cfg.gossipNodes);
+    this.#after(this.cfg.gossipInterval, () => this.#gossipTick());
+  }
+
+  #gossipRound(nodes: number): void {
+    for (const e of this.#randomLive(nodes)) {
+      if (this.#queue.length === 0) break;
+      this.#sendWithGossip(e.addr, [MsgType.Gossip, this.id], [], e.id);
+    }
+  }
+
+  /**
+   * Checks every syncInterval whether the anti-entropy sync is due. Its period grows with the
+   * cluster (syncPeriod), so the full-state bytes a member spends per second stay flat; a join
+   * puts the next one at a random point of a whole period, so members' syncs spread evenly.
+   */
+  #syncTick(): void {
+    if (this.#live > 2 * this.#syncDueN) this.#redrawSync(); // grew a lot: re-spread phases
+    if (this.#clock.now() >= this.#syncDue) {
+      const [peer] = this.#randomLive(1);
+      if (peer) this.#sync.start(peer.addr, 'sync', this.cfg.syncTimeout, () => {});
+      this.#syncDue = this.#clock.now() + syncPeriod(this.cfg, this.#live) * (0.9 + 0.2 * this.#random());
+      this.#syncDueN = this.#live;
+    }
+    this.#after(this.cfg.syncInterval, () => this.#syncTick());
+  }
+
+  /** Puts the next sync at a random point of one whole period for the current size. */
+  #redrawSync(): void {
+    this.#syncDue = this.#clock.now() + this.#random() * syncPeriod(this.cfg, this.#live);
+    this.#syncDueN = this.#live;
+  }
+
+  /** Tries one random dead member again: if it answers, a partition has healed. */
+  #reconnectTick(): void {
+    if (this.#deadIds.size > 0) {
+      const ids = [...this.#deadIds];
+      const e = this.#table.get(ids[Math.floor(this.#random() * ids.length)]!);
+      if (e && e.state === 'dead') this.#sync.start(e.addr, 'sync', this.cfg.syncTimeout, () => {});
+    }
+    this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
+  }
+
+  /** Sends header + `first` + as many queued broadcasts as fit in one packet. */
+  #sendWithGossip(to: string, header: unknown[], first: Buffer[], about?: string): void {
+    let room = this.cfg.packetSize - pack(header).length;
+    for (const b of first) room -= b.length;
+    const records = first.concat(this.#queue.take(room, first.length > 0 ? about : undefined));
+    this.#transport.send(to, encodePacket(header, records));
+  }
+
+  #broadcast(r: StateRecord): void {
+    this.#queue.push(r.id, encodeRecord(r));
+  }
+
+  /** The whole view for a sync. A suspect goes as Alive then Suspect, so a member that did
+   *  not know it learns its address too; dead and left ones only matter to those who know them. */
+  #stateRecords(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const e of this.#table.values()) {
+      if (e.state === 'suspect') out.push(encodeRecord({ kind: RecordKind.Alive, id: e.id, inc: e.inc, url: e.url, addr: e.addr }));
+      out.push(encodeRecord(this.#record(e)));
+    }
+    return out;
+  }
+
+  #record(e: Entry): StateRecord {
+    switch (e.state) {
+      case 'alive':
+        return { kind: RecordKind.Alive, id: e.id, inc: e.inc, url: e.url, addr: e.addr };
+      case 'suspect':
+        return { kind: RecordKind.Suspect, id: e.id, inc: e.inc, from: this.id };
+      case 'dead':
+        return { kind: RecordKind.Dead, id: e.id, inc: e.inc, from: this.id };
+      case 'left':
+        return { kind: RecordKind.Left, id: e.id, inc: e.inc };
+    }
+  }
+
+  // ---- incoming packets -------------------------------------------------------------------
+
+  #onPacket(from: string, buf: Buffer): void {
+    if (this.#closed) return;
+    let header: unknown[];
+    let records: unknown[];
+    try {
+      ({ header, records } = decodePacket(buf));
+    } catch (err) {
+      this.#log('debug', `dropped a malformed packet from ${from}: ${(err as Error).message}`);
+      return;
+    }
+    const type = header[0] as MsgType;
+    if (type === MsgType.SyncReq || type === MsgType.SyncPart) {
+      if (type === MsgType.SyncReq) {
+        this.#mergeSync(records, false);
+        this.#sync.onRequest(from, header);
+      } else this.#sync.onPart(header, records);
+      return;
+    }
+    for (const raw of records) {
+      const r = decodeRecord(raw);
+      if (r) this.#apply(r, true);
+    }
+    const sender = type === MsgType.Ping ? header[3] : type === MsgType.IndirectPing ? header[4] : type === MsgType.Gossip ? header[1] : undefined;
+    if (typeof sender === 'string' && !this.#table.has(sender)) this.#askWhoIs(from, sender);
+    switch (type) {
+      case MsgType.Ping:
+        return this.#onPing(from, header);
+      case MsgType.IndirectPing:
+        return this.#onIndirectPing(from, header);
+      case MsgType.Ack:
+        return this.#acks.get(header[1] as number)?.onAck();
+      case MsgType.Nack:
+        return this.#acks.get(header[1] as number)?.onNack?.();
+      default:
+        return; // Gossip: records only; unknown types from newer versions are ignored
+    }
+  }
+
+  /** A member we never heard of talks to us: ask it for its record (once in a while per id). */
+  #askWhoIs(from: string, id: string): void {
+    const now = this.#clock.now();
+    const last = this.#asked.get(id);
+    if (last !== undefined && now - last < this.cfg.syncTimeout) return;
+    if (this.#asked.size > 1024) this.#asked.clear();
+    this.#asked.set(id, now);
+    this.#sync.start(from, 'self', this.cfg.syncTimeout, () => {});
+  }
+
+  #onPing(from: string, header: unknown[]): void {
+    const [, seq, target, sender] = header as [number, number, string, string];
+    if (target !== this.id) return; // meant for a previous owner of this address
+    // A member we hold dead is still talking: tell it, so it refutes and comes back.
+    const s = typeof sender === 'string' ? this.#table.get(sender) : undefined;
+    const first = s && s.state === 'dead' ? [encodeRecord(this.#record(s))] : [];
+    this.#sendWithGossip(from, [MsgType.Ack, seq], first, s?.id);
+  }
+
+  #onIndirectPing(from: string, header: unknown[]): void {
+    const [, seq, target, targetAddr] = header as [number, number, string, string];
+    if (typeof targetAddr !== 'string') return;
+    const mine = ++this.#seq;
+    let done = false;
+    const timer = this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
+      this.#acks.delete(mine);
+      if (!done) this.#transport.send(from, encodePacket([MsgType.Nack, seq]));
+    });
+    this.#acks.set(mine, {
+      onAck: () => {
+        done = true;
+        this.#acks.delete(mine);
+        this.#cancel(timer);
+        this.#transport.send(from, encodePacket([MsgType.Ack, seq]));
+      },
+    });
+    this.#transport.send(targetAddr, encodePacket([MsgType.Ping, mine, target, this.id]));
+  }
+
+  /**
+   * Applies records from a sync. News learned from our own join answer is not gossiped on
+   * (everyone else knows it already); news from other syncs is, since it differs from what we
+   * had. A remote "dead" only makes the member suspect here: it gets its chance to refute.
+   */
+  #mergeSync(raws: unknown[], joinAnswer: boolean): void {
+    for (const raw of raws) {
+      const r = decodeRecord(raw);
+      if (!r) continue;
+      if (r.kind === RecordKind.Dead) this.#suspect({ id: r.id, inc: r.inc, from: r.from });
+      else this.#apply(r, !joinAnswer);
+    }
+  }
+
+  #apply(r: StateRecord, gossip: boolean): void {
+    switch (r.kind) {
+      case RecordKind.Alive:
+        return this.#alive(r, gossip);
+      case RecordKind.Suspect:
+        return this.#suspect(r);
+      case RecordKind.Dead:
+        return this.#dead(r, 'dead');
+      case RecordKind.Left:
+        return this.#dead({ id: r.id, inc: r.inc, from: r.id }, 'left');
+    }
+  }
+
+  // ---- state transitions ------------------------------------------------------------------
+
+  #alive(r: { id: string; inc: number; url: string; addr: string }, gossip: boolean): void {
+    if (r.id === this.id) {
+      if (r.inc > this.#self.inc && !this.#leaving) this.#refute(r.inc); // someone holds newer news of us
+      return;
+    }
+    const e = this.#table.get(r.id);
+    if (!e) {
+      const n: Entry = { id: r.id, url: r.url, addr: r.addr, state: 'alive', inc: r.inc, since: this.#clock.now() };
+      this.#table.set(r.id, n);
+      this.#live++;
+      this.#enqueueProbe(r.id);
+      if (gossip) this.#broadcast({ kind: RecordKind.Alive, ...r });
+      this.#emit('join', n);
+      return;
+    }
+    if (r.inc <= e.inc) return;
+    const was = e.state;
+    e.suspicion?.stop();
+    e.suspicion = undefined;
+    Object.assign(e, { inc: r.inc, url: r.url, addr: r.addr, state: 'alive' as const, since: this.#clock.now() });
+    if (gossip || was === 'dead' || was === 'left') this.#broadcast({ kind: RecordKind.Alive, ...r });
+    if (was === 'dead' || was === 'left') {
+      this.#deadIds.delete(e.id);
+      this.#live++;
+      this.#enqueueProbe(e.id);
+      this.#emit('join', e);
+    } else this.#emit('update', e);
+  }
+
+  #suspect(r: { id: string; inc: number; from: string }): void {
+    const e = this.#table.get(r.id);
+    if (!e || r.inc < e.inc || e.state === 'dead' || e.state === 'left') return;
+    if (e === this.#self) {
+      if (!this.#leaving) this.#refute(r.inc);
+      return;
+    }
+    if (e.state === 'suspect' && r.inc === e.inc) {
+      // An independent confirmation shortens the timer; pass it on so others count it too.
+      if (e.suspicion?.confirm(r.from)) this.#broadcast({ kind: RecordKind.Suspect, ...r });
+      return;
+    }
+    e.suspicion?.stop();
+    Object.assign(e, { inc: r.inc, state: 'suspect' as const, since: this.#clock.now() });
+    const n = this.#live;
+    let k = this.cfg.suspicionMult - 2;
+    if (n - 2 < k) k = 0;
+    const min = suspicionMin(this.cfg.suspicionMult, n, this.cfg.probeInterval);
+    e.suspicion = new Suspicion(r.from, k, min, min * this.cfg.suspicionMaxTimeoutMult, this.#clock, () => {
+      if (!this.#closed && e.state === 'suspect' && e.inc === r.inc) this.#dead({ id: e.id, inc: e.inc, from: this.id }, 'dead');
+    });
+    this.#broadcast({ kind: RecordKind.Suspect, ...r });
+    this.#emit('update', e);
+  }
+
+  #dead(r: { id: string; inc: number; from: string }, state: 'dead' | 'left'): void {
+    const e = this.#table.get(r.id);
+    if (!e || r.inc < e.inc || e.state === 'dead' || e.state === 'left') return;
+    if (e === this.#self) {
+      if (!this.#leaving) this.#refute(r.inc);
+      return;
+    }
+    e.suspicion?.stop();
+    e.suspicion = undefined;
+    Object.assign(e, { inc: r.inc, state, since: this.#clock.now() });
+    this.#live--;
+    if (state === 'dead') this.#deadIds.add(e.id);
+    this.#broadcast(state === 'dead' ? { kind: RecordKind.Dead, ...r } : { kind: RecordKind.Left, id: r.id, inc: r.inc });
+    this.#emit('leave', e);
+  }
+
+  /** Others think we are suspect or dead at incarnation inc: outbid it and tell everyone. */
+  #refute(inc: number): void {
+    this.#self.inc = Math.max(this.#self.inc, inc) + 1;
+    this.#awareness.apply(1);
+    this.#broadcast(this.#record(this.#self));
+    this.#emit('update', this.#self);
+  }
+
+  /** A new or returning member is probed within the current round, at a random place. */
+  #enqueueProbe(id: string): void {
+    const lo = this.#probeIdx;
+    const at = lo + Math.floor(this.#random() * (this.#probeOrder.length - lo + 1));
+    this.#probeOrder.splice(at, 0, id);
+  }
+
+  #emit(event: 'join' | 'leave' | 'update', e: Entry): void {
+    try {
+      this.emit(event, view(e));
+    } catch (err) {
+      this.#log('warn', `a ${event} listener threw: ${(err as Error).message}`);
+    }
+  }
+}
+
+function view(e: Entry): Member {
+  return { id: e.id, url: e.url, addr: e.addr, state: e.state, incarnation: e.inc };
+}
+
+function closedError(): SystemError {
+  return new SystemError('ECANCELED', 'membership closed');
+}
