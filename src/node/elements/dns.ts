@@ -132,11 +132,6 @@ export class DnsElement implements Element {
     if (l) await closeListener(l);
   }
 
-  /** The answer to one question, from the current records (exported for tests via lookup). */
-  lookup(qname: string, qtype: number): Answer {
-    return lookup(this.#records, qname, qtype);
-  }
-
   // ---- sockets ------------------------------------------------------------------------------
 
   async #listen(addr: string, op: 'mkdns' | 'rebind'): Promise<Listener> {
