@@ -130,7 +130,7 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'set', usage: 'PATH RR', summary: 'add a resource record to a DNS element',
-    args: two, argsError: 'set needs an anchor and a resource record arguments', op: 'set resource record',
+    args: two, argsError: 'set needs an anchor and a resource record arguments', op: 'set resoure record', // the original's spelling: scripts match it
     async run(c, a) {
       await c.dnsSet(P(a[0]), a[1], false);
     },

@@ -21,7 +21,7 @@ export function normalizeArgv(argv: string[]): string[] {
 
 function fail(e: unknown, op?: string): never {
   const err: CircuitError = toCircuitError(e);
-  const msg = err.system || !op ? err.message : `${op} error: ${err.message}`;
+  const msg = err.system || !op || err.message.startsWith(`${op} error:`) ? err.message : `${op} error: ${err.message}`;
   process.stderr.write(`circuit: ${msg}\n`);
   process.exit(1);
 }
