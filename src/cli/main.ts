@@ -1,8 +1,8 @@
 import { Command as Commander, Option } from 'commander';
 import { COMMANDS, type CommandFlags } from './commands';
-import { dialClient, type DialFlags } from './dial';
-import { start, mountOnly, type StartFlags } from './start';
-import { VERSION } from '../node/server';
+import type { DialFlags } from './dial';
+import type { StartFlags } from './start';
+import { VERSION } from '../kit/version';
 import { toCircuitError, type CircuitError } from '../kit/errors';
 
 /**
@@ -24,6 +24,15 @@ function fail(e: unknown, op?: string): never {
   const msg = err.system || !op || err.message.startsWith(`${op} error:`) ? err.message : `${op} error: ${err.message}`;
   process.stderr.write(`circuit: ${msg}\n`);
   process.exit(1);
+}
+
+/**
+ * Loads the client side only when a command needs it. A short-lived client gains nothing from
+ * msgpackr's native decoder and pays for loading it, so it is switched off here (not for start).
+ */
+async function dialClient(f: DialFlags) {
+  process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ??= 'true';
+  return (await import('./dial')).dialClient(f);
 }
 
 function dialOptions(c: Commander): Commander {
@@ -57,6 +66,7 @@ export function program(): Commander {
     .addOption(new Option('--if <iface>', 'accepted for compatibility; ignored').hideHelp())
     .option('--grace <ms>', 'time between SIGTERM and SIGKILL for processes at shutdown', '3000')
     .action(async (f: StartFlags) => {
+      const { start } = await import('./start'); // the daemon's modules load only for start
       await start(f).catch((e) => fail(e));
     });
 
@@ -65,6 +75,7 @@ export function program(): Commander {
     .option('--allow-other', 'let other users reach the mount')
     .action(async (dir: string, f: DialFlags & { allowOther?: boolean }) => {
       try {
+        const { mountOnly } = await import('./start');
         await mountOnly(dir, await dialClient(f), Boolean(f.allowOther));
       } catch (e) {
         fail(e);

@@ -15,7 +15,8 @@ import { DnsElement } from './elements/dns';
 import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../kit/version';
+import { VERSION } from '../kit/version';
 
 export interface ServerOptions {
   /** X + 16 hex; random when absent. */
