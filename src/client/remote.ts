@@ -59,9 +59,17 @@ export class RemoteClient implements Client {
     return msg;
   }
 
-  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
+  /** Gives a message back to its channel (used by a server routing for a client that vanished). */
+  async unrecv(path: string, msg: Buffer): Promise<void> {
+    await this.session.call('unrecv', [path, msg]);
+  }
+
+  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader & { abandon(): void }> {
     const h = await this.session.call('openOutput', [path, which], { signal: opts?.signal });
     return {
+      abandon: () => {
+        if (!this.session.isClosed) this.session.call('abandon', [h]).catch(() => {});
+      },
       read: async (max, o) => (await this.session.call('read', [h, max], { signal: o?.signal })) as Buffer | null,
       release: async () => {
         if (!this.session.isClosed) await this.session.call('release', [h]);

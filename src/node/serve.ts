@@ -70,6 +70,18 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         if (!lease) throw E.notKind('no such output handle');
         return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts);
       }
+      case 'unrecv': // a server in the middle gives back a message its client never got
+        server.unrecv(String(args[0]), args[1] as Buffer);
+        return null;
+      case 'abandon': {
+        // the reader behind a server in the middle vanished: in-flight bytes go back
+        const h = Number(args[0]);
+        const l = leases.get(h);
+        if (l?.abandon) l.abandon();
+        else await l?.release();
+        leases.delete(h);
+        return null;
+      }
       case 'release': {
         const h = Number(args[0]);
         await leases.get(h)?.release();

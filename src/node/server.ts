@@ -233,9 +233,20 @@ export class Server extends EventEmitter implements Client {
     );
   }
 
-  /** Puts a received message back first: its receiver vanished before it got the answer. */
+  /**
+   * Puts a received message back first: its receiver vanished before it got the answer. For a
+   * path on another server, the message goes back to its home.
+   */
   unrecv(path: string, msg: Buffer): void {
-    const el = this.tree.find(splitPath(path).slice(1))?.element;
+    const parts = splitPath(path);
+    const remote = parts[0] !== this.id ? this.route(parts[0]) : undefined;
+    if (remote) {
+      void (remote as Client & { unrecv?: (p: string, m: Buffer) => Promise<void> }).unrecv?.(path, msg).catch((e: Error) =>
+        this.oplog.say(`cannot return a message to ${path}: ${e.message}`),
+      );
+      return;
+    }
+    const el = this.tree.find(parts.slice(1))?.element;
     if (el instanceof Chan) el.unrecv(msg);
     else if (el instanceof Subscription) el.unrecv(msg.toString().replace(/\n$/, ''));
     this.oplog.append({ op: 'unrecv', path, ok: true, result: { bytes: msg.length }, origin: { via: 'server' } });
