@@ -1,0 +1,102 @@
+import t from 'tap';
+import { OutputBuffer } from '../../src/node/output-buffer';
+
+const B = (s: string) => Buffer.from(s);
+
+t.test('output-buffer: one lease at a time, EBUSY for a second', async (t) => {
+  const b = new OutputBuffer('stdout');
+  const l = b.acquire();
+  t.throws(() => b.acquire(), { code: 'EBUSY', message: 'stdout already has a reader' });
+  await l.release();
+  const l2 = b.acquire();
+  t.ok(l2, 'free again after release');
+  await t.rejects(l.read(10), { code: 'EBUSY' }, 'a released lease cannot read');
+});
+
+t.test('output-buffer: bytes flow as they arrive', async (t) => {
+  const b = new OutputBuffer('stdout');
+  const l = b.acquire();
+  const r = l.read(100);
+  b.push(B('hi\n'));
+  t.equal((await r)!.toString(), 'hi\n', 'a waiting read gets the first bytes without an end');
+});
+
+t.test('output-buffer: unread bytes stay for the next reader', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('0123456789'));
+  const l = b.acquire();
+  t.equal((await l.read(4))!.toString(), '0123');
+  await l.release();
+  const l2 = b.acquire();
+  t.equal((await l2.read(100))!.toString(), '456789');
+});
+
+t.test('output-buffer: an aborted read takes nothing', async (t) => {
+  const b = new OutputBuffer('stdout');
+  const l = b.acquire();
+  const ac = new AbortController();
+  const r = l.read(10, { signal: ac.signal });
+  ac.abort();
+  await t.rejects(r, { code: 'EINTR' });
+  b.push(B('abc'));
+  t.equal((await l.read(10))!.toString(), 'abc');
+});
+
+t.test('output-buffer: abandon gives in-flight bytes back first', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('first'));
+  b.push(B('second'));
+  const l = b.acquire();
+  t.equal((await l.read(5))!.toString(), 'first');
+  l.abandon();
+  const l2 = b.acquire();
+  t.equal((await l2.read(100))!.toString(), 'firstsecond', 'nothing lost, order kept');
+});
+
+t.test('output-buffer: a later read confirms the previous one; abandon then returns only the last', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('aaabbbccc'));
+  const l = b.acquire();
+  t.equal((await l.read(3))!.toString(), 'aaa');
+  t.equal((await l.read(3))!.toString(), 'bbb');
+  l.abandon();
+  const l2 = b.acquire();
+  t.equal((await l2.read(100))!.toString(), 'bbbccc');
+});
+
+t.test('output-buffer: end gives null once drained', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('tail'));
+  b.end();
+  const l = b.acquire();
+  t.equal((await l.read(100))!.toString(), 'tail');
+  t.equal(await l.read(100), null);
+  const w = new OutputBuffer('stderr').acquire();
+  const pending = w.read(10);
+  w.buf.end();
+  t.equal(await pending, null, 'a waiting read wakes with null at end');
+});
+
+t.test('output-buffer: pushes after end are ignored', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.end();
+  b.push(B('late'));
+  t.equal(b.buffered, 0);
+});
+
+t.test('output-buffer: back-pressure above the window, onDrain fires when it falls below', async (t) => {
+  const b = new OutputBuffer('stdout', 10);
+  t.equal(b.push(B('12345')), true, 'below the window');
+  t.equal(b.push(B('67890')), false, 'at the window: pause');
+  t.equal(b.push(B('x')), false, 'still above');
+  let drained = 0;
+  b.onDrain(() => drained++);
+  t.equal(drained, 0);
+  const l = b.acquire();
+  await l.read(3);
+  t.equal(drained, 1, 'fired once the buffer fell below the window');
+  let now = 0;
+  b.onDrain(() => now++);
+  t.equal(now, 1, 'onDrain below the window calls back at once');
+  t.equal(b.total, 11);
+});
