@@ -1,0 +1,206 @@
+/**
+ * The mesh: what makes one server part of a cluster. It runs SWIM membership on a UDP socket
+ * at the same host:port as the server's TCP listener, shows it as the server's view (`ls /`,
+ * @join/@leave, `members`), routes calls on other servers' paths through a connection pool, and
+ * joins other servers: by URL at start (`-j`), on request (`circuit join`), or when multicast
+ * discovery hears them.
+ *
+ * With a cluster key, membership datagrams are sealed like discovery datagrams (a MAC under a
+ * key derived from the cluster key, a timestamp and a replay window), so nobody without the key
+ * can add, suspect or kill members.
+
+ */
+import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
+import type { Member as ViewMember } from '../client/api';
+import type { Server } from './server';
+import { Membership, type Member } from '../cluster/membership';
+import type { MembershipConfig } from '../cluster/membership-config';
+import { UdpTransport } from '../cluster/transport-udp';
+import type { PacketTransport } from '../cluster/transport';
+import { openDatagram, ReplayWindow, sealDatagram } from '../cluster/discovery-mac';
+import { Discovery, parseGroup, type DiscoverySchedule } from '../cluster/discovery';
+import { formatUrl, parseUrl } from '../cluster/url';
+import { Pool, type Dialer } from './pool';
+import { AppError, SystemError, toCircuitError } from '../kit/errors';
+
+export interface MeshOptions {
+  dial: Dialer;
+  key: Buffer | null;
+  /** URL to join at start; retried with backoff, each failure logged. */
+  join?: string;
+  /** With join: fail the start if the join has not succeeded after this many ms. */
+  joinTimeoutMs?: number;
+  /** GROUP:PORT[@IFADDR] for multicast discovery. */
+  discover?: string;
+  config?: Partial<MembershipConfig>;
+  schedule?: DiscoverySchedule;
+  log: (line: string) => void;
+}
+
+export interface Mesh {
+  membership: Membership;
+  pool: Pool;
+  discovery?: Discovery;
+  /** Announces our departure (others see @leave at once) and closes everything. */
+  close(): Promise<void>;
+}
+
+/** The server's view over membership: live members and join/leave events. */
+class MeshView extends EventEmitter {
+  constructor(readonly m: Membership) {
+    super();
+    m.on('join', (x: Member) => this.emit('join', slim(x)));
+    m.on('leave', (x: Member) => this.emit('leave', slim(x)));
+  }
+  members(): ViewMember[] {
+    return this.m.members().map(slim);
+  }
+}
+
+function slim(m: Member): ViewMember {
+  return { id: m.id, url: m.url, state: m.state };
+}
+
+const UNSPECIFIED = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/** A concrete address of this host for an unspecified bind: the first non-internal IPv4. */
+export function hostAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The packet address of a circuit URL (its TCP host:port, where the UDP socket also is). */
+export function packetAddr(url: string): string {
+  const u = parseUrl(url);
+  return hostPort(u.host, u.port);
+}
+
+/** Membership datagrams sealed with the cluster key (discovery-mac.ts's envelope). */
+class SealedTransport implements PacketTransport {
+  readonly #seen = new ReplayWindow(16384);
+  constructor(
+    readonly inner: PacketTransport,
+    readonly key: Buffer,
+  ) {}
+  get addr(): string {
+    return this.inner.addr;
+  }
+  send(to: string, buf: Buffer): void {
+    this.inner.send(to, sealDatagram(this.key, buf, Date.now()));
+  }
+  onPacket(handler: (from: string, buf: Buffer) => void): void {
+    this.inner.onPacket((from, buf) => {
+      const p = openDatagram(this.key, buf, Date.now(), undefined, this.#seen);
+      if (p) handler(from, p);
+    });
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh> {
+  const bound = parseUrl(server.url);
+  const host = UNSPECIFIED.has(bound.host) ? hostAddress() : bound.host;
+  const url = formatUrl({ ...bound, host });
+  const udp = await UdpTransport.bind(hostPort(host, bound.port));
+  const transport = opts.key ? new SealedTransport(udp, opts.key) : udp;
+  const membership = new Membership({
+    id: server.id,
+    url,
+    transport,
+    config: opts.config,
+    log: (level, msg) => {
+      if (level !== 'debug') opts.log(msg);
+    },
+  });
+  membership.on('join', (m: Member) => m.id !== server.id && opts.log(`Member ${m.id} joined (${m.url})`));
+  membership.on('leave', (m: Member) => {
+    opts.log(`Member ${m.id} ${m.state === 'left' ? 'left' : 'is dead'}`);
+    pool.drop(m.id, `server ${m.id} ${m.state === 'left' ? 'left the cluster' : 'stopped answering (declared dead)'}`);
+  });
+  const pool = new Pool(opts.dial, (id) => {
+    const m = membership.member(id);
+    return m && (m.state === 'alive' || m.state === 'suspect') ? m.url : undefined;
+  });
+  server.view = new MeshView(membership);
+  server.route = (id) => pool.route(id);
+
+  const joinUrl = async (target: string, retry: boolean, timeout?: number) => {
+    const addr = packetAddr(target);
+    if (addr === membership.addr) return;
+    await membership.join(addr, { retry, timeout });
+  };
+  server.on('join-request', async (target: string) => {
+    try {
+      await joinUrl(target.trim(), false);
+    } catch (e) {
+      const err = toCircuitError(e);
+      if (err.code === 'EINVAL') throw err;
+      throw new SystemError(err.code, `panic joining: ${err.message}`, { cause: e });
+    }
+  });
+
+  const mesh: Mesh = {
+    membership,
+    pool,
+    async close() {
+      mesh.discovery?.close();
+      server.route = () => undefined;
+      await membership.leave().catch(() => {});
+      pool.close();
+    },
+  };
+
+  try {
+    if (opts.join) {
+      parseUrl(opts.join);
+      const joined = joinUrl(opts.join, true, opts.joinTimeoutMs);
+      if (opts.joinTimeoutMs !== undefined) {
+        await joined.catch((e) => {
+          throw new AppError('ETIMEDOUT', `cannot join ${opts.join}: ${toCircuitError(e).message}`);
+        });
+      } else {
+        joined.then(
+          () => opts.log(`Joined the cluster of ${opts.join}`),
+          (e) => opts.log(`join ${opts.join}: ${toCircuitError(e).message}`),
+        );
+        // Give a target that is up the chance to answer before we print our URL.
+        await Promise.race([joined.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+      }
+    }
+    if (opts.discover) {
+      const spec = parseGroup(opts.discover);
+      const joining = new Set<string>();
+      mesh.discovery = await Discovery.start({
+        spec: { ...spec, iface: spec.iface ?? host },
+        key: opts.key,
+        self: { id: server.id, url },
+        schedule: opts.schedule,
+        log: opts.log,
+        onServer: (a) => {
+          const m = membership.member(a.id);
+          if ((m && (m.state === 'alive' || m.state === 'suspect')) || joining.has(a.id)) return;
+          joining.add(a.id);
+          joinUrl(a.url, false)
+            .catch((e) => opts.log(`discovered ${a.id} at ${a.url}, but: ${toCircuitError(e).message}`))
+            .finally(() => joining.delete(a.id));
+        },
+      });
+      opts.log(`Discovering servers on ${spec.group}:${spec.port} via ${spec.iface ?? host}`);
+    }
+  } catch (e) {
+    mesh.discovery?.close();
+    membership.close();
+    pool.close();
+    throw e;
+  }
+  return mesh;
+}
