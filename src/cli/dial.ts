@@ -15,17 +15,18 @@ export interface DialFlags {
   hmac?: string;
 }
 
-export type Discover = (mcast: string, timeoutMs: number) => Promise<string>;
+export type Discover = (mcast: string, timeoutMs: number, key: Buffer | null) => Promise<string>;
 
-/** Set by the mesh's discovery module when it is built in. */
-export let discover: Discover | undefined;
+/** Multicast discovery (src/cluster/discovery.ts), loaded only when used; tests may replace it. */
+export let discover: Discover | undefined = async (mcast, timeoutMs, key) =>
+  (await import('../cluster/discovery')).discoverServer(mcast, timeoutMs, key);
 export function setDiscover(d: Discover): void {
   discover = d;
 }
 
 export async function resolveUrl(flags: DialFlags, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (flags.dial) return flags.dial.trim();
-  if (flags.discover) return viaDiscovery(flags.discover);
+  if (flags.discover) return viaDiscovery(flags.discover, flags.hmac);
   if (env.CIRCUIT) {
     try {
       return fs.readFileSync(env.CIRCUIT, 'utf8').trim();
@@ -33,16 +34,17 @@ export async function resolveUrl(flags: DialFlags, env: NodeJS.ProcessEnv = proc
       throw new AppError('EINVAL', `circuit environment file ${env.CIRCUIT} is not readable: ${(e as Error).message}`);
     }
   }
-  if (env.CIRCUIT_DISCOVER) return viaDiscovery(env.CIRCUIT_DISCOVER);
+  if (env.CIRCUIT_DISCOVER) return viaDiscovery(env.CIRCUIT_DISCOVER, flags.hmac);
   throw new AppError('EINVAL', 'no dial or discovery addresses available; use -dial or -discover');
 }
 
-async function viaDiscovery(mcast: string): Promise<string> {
+async function viaDiscovery(mcast: string, hmac: string | undefined): Promise<string> {
   if (!discover) throw new AppError('ENOTSUP', 'multicast discovery is not built into this version; use -dial URL or $CIRCUIT');
   try {
-    return await discover(mcast, 5000);
+    return await discover(mcast, 5000, resolveKey(hmac));
   } catch (e) {
-    throw new SystemError('EHOSTDOWN', 'multicast address is unresponsive or authentication failed', { cause: e });
+    if (e instanceof AppError) throw e;
+    throw new SystemError('EHOSTDOWN', `multicast address ${mcast} is unresponsive or authentication failed: ${(e as Error).message}`, { cause: e });
   }
 }
 

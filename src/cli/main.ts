@@ -53,7 +53,7 @@ export function program(): Commander {
 
   p.command('start')
     .description('run a server (and mount the cluster at /circuit)')
-    .option('-a, --addr <host:port>', 'address to bind', '127.0.0.1:0')
+    .option('-a, --addr <host:port>', 'address to bind (default 127.0.0.1:0, or 0.0.0.0:0 with a key)')
     .option('--var <dir>', 'var folder: lock and operations log (default $TMPDIR/circuit-<worker>-P<pid>)')
     .option('--mount <dir>', 'where to mount the cluster', '/circuit')
     .option('--no-mount', 'do not mount the cluster')

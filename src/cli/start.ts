@@ -36,8 +36,10 @@ export async function start(flags: StartFlags): Promise<void> {
   if (flags.if) say(`warning: --if is ignored; use -a ADDR:PORT`);
   const key = resolveKey(flags.hmac);
   if (key) say('Using a cluster key: connections are authenticated and encrypted.');
+  const addr = flags.addr ?? (key ? '0.0.0.0:0' : '127.0.0.1:0');
+  if (!key && !isLoopback(addr)) say(`warning: listening on ${addr} without a key (--hmac): anyone who can reach it can run commands as this user`);
   const daemon = await startDaemon({
-    addr: flags.addr,
+    addr,
     handshake: keyedHandshake(key),
     varDir: flags.var,
     graceMs: flags.grace ? Number(flags.grace) : undefined,
@@ -86,6 +88,29 @@ export async function start(flags: StartFlags): Promise<void> {
   server.attach();
   process.stdout.write(daemon.url + '\n');
 }
+
+/** True for a loopback bind address (127.0.0.0/8, ::1, localhost). */
+function isLoopback(addr: string): boolean {
+  const host = addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return /^127\./.test(host) || host === '::1' || host === 'localhost';
+}
+
+/** The mesh (src/node/mesh.ts): membership, routing, -j, join requests and discovery. */
+startHooks.push(async (server, flags) => {
+  const { startMesh } = await import('../node/mesh');
+  const { connect } = await import('../client/remote');
+  const key = resolveKey(flags.hmac);
+  const handshake = keyedHandshake(key);
+  const mesh = await startMesh(server, {
+    key,
+    dial: (url) => connect(url, { handshake, via: 'peer', timeoutMs: 3000 }),
+    join: flags.join,
+    joinTimeoutMs: flags.joinTimeout !== undefined ? Number(flags.joinTimeout) : undefined,
+    discover: flags.discover || process.env.CIRCUIT_DISCOVER || undefined,
+    log: (l) => server.oplog.say(l),
+  });
+  return () => mesh.close();
+});
 
 /** --docker: finds the engine (a missing one is a startup error) and registers the docker kind. */
 async function enableDocker(server: Server, say: (l: string) => void): Promise<() => Promise<void>> {
