@@ -34,10 +34,13 @@ export interface MembershipConfig {
   gossipInterval: number;
   /** How many random members one gossip round sends to. */
   gossipNodes: number;
-  /** Base period of the anti-entropy full-state sync with one random member (ms). */
+  /** Period of the anti-entropy check with one random member (ms): a digest of the live set is
+   *  compared (a ~100-byte exchange) and the full state only moves if the views differ. */
   syncInterval: number;
-  /** Above this many members the sync period grows linearly with n, so the bytes a member
-   *  spends on full-state syncs per second stay flat as the cluster grows. */
+  /** After a full-state sync, the next check waits this base period instead (ms)... */
+  fullSyncInterval: number;
+  /** ...times max(1, n / syncScaleMembers), so the full-state bytes a member can spend per
+   *  second stay flat as the cluster grows. */
   syncScaleMembers: number;
   /** How long one sync attempt waits for the other side (ms); a join attempt fails after it. */
   syncTimeout: number;
@@ -70,7 +73,8 @@ export const defaultConfig: Readonly<MembershipConfig> = Object.freeze({
   retransmitMult: 4,
   gossipInterval: 200,
   gossipNodes: 3,
-  syncInterval: 30_000,
+  syncInterval: 5_000,
+  fullSyncInterval: 30_000,
   syncScaleMembers: 32,
   syncTimeout: 1_000,
   reconnectInterval: 10_000,
@@ -91,7 +95,8 @@ export const testConfig: Readonly<MembershipConfig> = Object.freeze({
   probeInterval: 100,
   probeTimeout: 50,
   gossipInterval: 100,
-  syncInterval: 5_000,
+  syncInterval: 2_000,
+  fullSyncInterval: 5_000,
   syncTimeout: 500,
   reconnectInterval: 2_000,
   deadRetention: 120_000,
@@ -106,7 +111,7 @@ export function retransmitLimit(mult: number, n: number): number {
   return mult * Math.ceil(Math.log10(n + 1));
 }
 
-/** Period of the anti-entropy sync in an n-member cluster (see syncScaleMembers). */
-export function syncPeriod(cfg: Pick<MembershipConfig, 'syncInterval' | 'syncScaleMembers'>, n: number): number {
-  return cfg.syncInterval * Math.max(1, n / cfg.syncScaleMembers);
+/** The pause after a full-state sync in an n-member cluster (see syncScaleMembers). */
+export function syncPeriod(cfg: Pick<MembershipConfig, 'fullSyncInterval' | 'syncScaleMembers'>, n: number): number {
+  return cfg.fullSyncInterval * Math.max(1, n / cfg.syncScaleMembers);
 }

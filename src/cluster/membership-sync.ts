@@ -10,6 +10,10 @@
  * A → B  SyncPart [5, reqId, i, total, 1] + A's records (not for a join: a joiner knows
  *        nothing yet), best effort.
  *
+ * A "check" is a sync that carries a digest of the requester's live set: if the responder's
+ * digest is the same it answers one empty part marked `same` and nothing more moves, so the
+ * periodic anti-entropy costs ~100 bytes while views agree and the full state only when not.
+ *
  * A "self" sync asks only for the other side's own record (one small answer): used when a
  * packet comes from a member we do not know, which happens when we joined while news of it
  * was still spreading.
@@ -19,7 +23,7 @@
  */
 import type { TimerHandle } from '../kit/clock';
 import type { MembershipConfig } from './membership-config';
-import { encodePacket, MsgType, splitIntoPackets, SYNC_JOIN, SYNC_SELF } from './membership-wire';
+import { encodePacket, MsgType, splitIntoPackets, SYNC_DIGEST, SYNC_JOIN, SYNC_SELF, type Digest } from './membership-wire';
 
 /** What the sync needs from Membership. */
 export interface SyncHost {
@@ -29,6 +33,8 @@ export interface SyncHost {
   stateRecords(): Buffer[];
   /** Our own Alive record, encoded. */
   selfRecord(): Buffer;
+  /** The digest of our live set. */
+  digest(): Digest;
   /** Applies records from a sync; `join` is true for the answer to our own join. */
   merge(records: unknown[], join: boolean): void;
   after(ms: number, fn: () => void): TimerHandle;
@@ -36,8 +42,11 @@ export interface SyncHost {
 }
 
 /** join: our join (the answer is not gossiped on, nothing is pushed back); sync: anti-entropy
- *  both ways; self: only the other side's own record. */
-export type SyncMode = 'join' | 'sync' | 'self';
+ *  both ways; check: a sync only if the digests differ; self: only the other side's record. */
+export type SyncMode = 'join' | 'sync' | 'check' | 'self';
+
+/** How a sync ended: no answer, the views were the same (check), or state was exchanged. */
+export type SyncResult = 'failed' | 'same' | 'synced';
 
 interface Pending {
   addr: string;
@@ -46,7 +55,7 @@ interface Pending {
   got: Set<number>;
   rerequests: number;
   timer: TimerHandle | undefined;
-  done: (ok: boolean) => void;
+  done: (r: SyncResult) => void;
 }
 
 /** Re-requests of missing parts before an incomplete answer is accepted as it is. */
@@ -63,19 +72,24 @@ export class StateSync {
     this.#host = host;
   }
 
-  /** Starts a sync with addr; done(ok) is called exactly once (ok: the other side answered). */
-  start(addr: string, mode: SyncMode, timeout: number, done: (ok: boolean) => void): void {
+  /** Starts a sync with addr; done is called exactly once. */
+  start(addr: string, mode: SyncMode, timeout: number, done: (r: SyncResult) => void): void {
     const reqId = this.#nextId++;
     const p: Pending = { addr, mode, total: -1, got: new Set(), rerequests: 0, timer: undefined, done };
     this.#pending.set(reqId, p);
-    p.timer = this.#host.after(timeout, () => this.#finish(reqId, false));
-    this.#host.send(addr, encodePacket([MsgType.SyncReq, reqId, flagsOf(mode)], [this.#host.selfRecord()]));
+    p.timer = this.#host.after(timeout, () => this.#finish(reqId, 'failed'));
+    const head = mode === 'check' ? [MsgType.SyncReq, reqId, flagsOf(mode), null, this.#host.digest()] : [MsgType.SyncReq, reqId, flagsOf(mode)];
+    this.#host.send(addr, encodePacket(head, [this.#host.selfRecord()]));
   }
 
   /** Handles a SyncReq from `from`; its records were already merged by the caller. */
   onRequest(from: string, header: unknown[]): void {
-    const [, reqId, flags, want] = header as [number, number, number, number[] | undefined];
+    const [, reqId, flags, want, digest] = header as [number, number, number, number[] | null | undefined, unknown];
     if (typeof reqId !== 'number') return;
+    if (typeof flags === 'number' && (flags & SYNC_DIGEST) !== 0 && sameDigest(digest, this.#host.digest())) {
+      this.#host.send(from, encodePacket([MsgType.SyncPart, reqId, 0, 1, 0, 1]));
+      return;
+    }
     if (typeof flags === 'number' && (flags & SYNC_SELF) !== 0) {
       this.#host.send(from, encodePacket([MsgType.SyncPart, reqId, 0, 1, 0], [this.#host.selfRecord()]));
       return;
@@ -98,7 +112,7 @@ export class StateSync {
 
   /** Handles a SyncPart; merges its records and tracks completeness of our requests. */
   onPart(header: unknown[], records: unknown[]): void {
-    const [, reqId, part, total, dir] = header as [number, number, number, number, number];
+    const [, reqId, part, total, dir, same] = header as [number, number, number, number, number, number?];
     if (dir === 1) {
       this.#host.merge(records, false);
       return;
@@ -106,10 +120,11 @@ export class StateSync {
     const p = this.#pending.get(reqId);
     this.#host.merge(records, p?.mode === 'join');
     if (!p || typeof part !== 'number' || typeof total !== 'number') return;
+    if (same === 1) return this.#finish(reqId, 'same');
     p.total = total;
     p.got.add(part);
     if (p.got.size >= total) {
-      this.#finish(reqId, true);
+      this.#finish(reqId, 'synced');
       return;
     }
     // Wait for a quiet gap, then ask for what is missing.
@@ -119,7 +134,7 @@ export class StateSync {
 
   /** Forgets everything (on close); pending syncs report failure. */
   close(): void {
-    for (const id of [...this.#pending.keys()]) this.#finish(id, false);
+    for (const id of [...this.#pending.keys()]) this.#finish(id, 'failed');
     for (const a of this.#answers.values()) this.#host.cancel(a.timer);
     this.#answers.clear();
   }
@@ -132,7 +147,7 @@ export class StateSync {
     const p = this.#pending.get(reqId);
     if (!p) return;
     if (p.rerequests >= MAX_REREQUESTS) {
-      this.#finish(reqId, true); // partial, but the other side is up; anti-entropy does the rest
+      this.#finish(reqId, 'synced'); // partial, but the other side is up; anti-entropy does the rest
       return;
     }
     p.rerequests++;
@@ -144,19 +159,23 @@ export class StateSync {
     p.timer = this.#host.after(this.#gap(), () => this.#rerequest(reqId));
   }
 
-  #finish(reqId: number, ok: boolean): void {
+  #finish(reqId: number, r: SyncResult): void {
     const p = this.#pending.get(reqId);
     if (!p) return;
     this.#pending.delete(reqId);
     this.#host.cancel(p.timer);
-    if (ok && p.mode === 'sync') {
+    if (r === 'synced' && (p.mode === 'sync' || p.mode === 'check')) {
       const parts = splitIntoPackets(this.#host.stateRecords(), this.#host.cfg.packetSize, (i, n) => [MsgType.SyncPart, reqId, i, n, 1]);
       for (const b of parts) this.#host.send(p.addr, b);
     }
-    p.done(ok);
+    p.done(r);
   }
 }
 
 function flagsOf(mode: SyncMode): number {
-  return mode === 'join' ? SYNC_JOIN : mode === 'self' ? SYNC_SELF : 0;
+  return mode === 'join' ? SYNC_JOIN : mode === 'self' ? SYNC_SELF : mode === 'check' ? SYNC_DIGEST : 0;
+}
+
+function sameDigest(x: unknown, d: Digest): boolean {
+  return Array.isArray(x) && x.length === 3 && x[0] === d[0] && x[1] === d[1] && x[2] === d[2];
 }

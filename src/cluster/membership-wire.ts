@@ -10,9 +10,11 @@
  *   IndirectPing [1, seq, targetId, targetAddr, fromId]   "probe targetId for me"
  *   Ack          [2, seq]
  *   Nack         [3, seq]                                  "I asked, the target did not answer"
- *   SyncReq      [4, reqId, flags, want?]                  flags: 1 join, 2 only your own record;
- *                                                         want: part numbers to resend
- *   SyncPart     [5, reqId, part, total, dir]              dir 0: response, 1: the requester's push
+ *   SyncReq      [4, reqId, flags, want?, digest?]         flags: 1 join, 2 only your own record,
+ *                                                         4 answer only if your digest differs;
+ *                                                         want: part numbers to resend (or nil)
+ *   SyncPart     [5, reqId, part, total, dir, same?]       dir 0: response, 1: the requester's push;
+ *                                                         same = 1: digests are equal, no records
  *   Gossip       [6, fromId]                               records only
  * Records:
  *   Alive   [0, id, incarnation, url, addr]
@@ -44,6 +46,25 @@ export enum RecordKind {
 /** SyncReq flags. */
 export const SYNC_JOIN = 1;
 export const SYNC_SELF = 2;
+export const SYNC_DIGEST = 4;
+
+/**
+ * An order-independent digest of a set of member ids: [count, xor of FNV-1a, xor of a second
+ * FNV-1a variant]. Adding or removing an id toggles it, so it is kept up to date in O(1).
+ */
+export type Digest = [number, number, number];
+
+export function idHashes(id: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0;
+    b ^= b >>> 13;
+  }
+  return [a, b >>> 0];
+}
 
 export type StateRecord =
   | { kind: RecordKind.Alive; id: string; inc: number; url: string; addr: string }

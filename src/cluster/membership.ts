@@ -17,6 +17,7 @@
  *   m.members(): Member[]          live members (alive or suspect), itself included; local, instant
  *   m.member(id): Member | undefined  any member still remembered, dead and left ones too
  *   m.size                          number of live members, itself included
+ *   m.incarnation, m.pendingBroadcasts   diagnostics
  *   await m.join(addr, { retry?, timeout? })  full-state sync with the member at packet address
  *                                   addr; rejects with EHOSTDOWN after config.joinAttempts failed
  *                                   attempts, or (retry: true) keeps trying with backoff until
@@ -36,9 +37,9 @@ import { backoffDelay } from '../kit/backoff';
 import { Awareness } from './awareness';
 import { BroadcastQueue } from './broadcast-queue';
 import { defaultConfig, retransmitLimit, syncPeriod, type MembershipConfig } from './membership-config';
-import { StateSync } from './membership-sync';
+import { StateSync, type SyncResult } from './membership-sync';
 import {
-  decodePacket, decodeRecord, encodePacket, encodeRecord, MsgType, RecordKind, type StateRecord,
+  decodePacket, decodeRecord, encodePacket, encodeRecord, idHashes, MsgType, RecordKind, type Digest, type StateRecord,
 } from './membership-wire';
 import { pack } from 'msgpackr';
 import { Suspicion, suspicionMin } from './suspicion';
@@ -106,17 +107,17 @@ export class Membership extends EventEmitter {
   readonly #table = new Map<string, Entry>();
   /** Dead (not left) members: candidates for the reconnect attempt that heals partitions. */
   readonly #deadIds = new Set<string>();
-  #live = 1;
+  #live = 0;
   readonly #queue: BroadcastQueue;
   readonly #awareness: Awareness;
   readonly #sync: StateSync;
   readonly #acks = new Map<number, AckWait>();
   readonly #timers = new Set<TimerHandle>();
   #seq = 0;
-  /** When the next anti-entropy sync is due (clock ms). */
-  #syncDue: number;
-  /** The cluster size when #syncDue was set. */
-  #syncDueN = 1;
+  /** The next anti-entropy check. */
+  #syncTimer: TimerHandle | undefined;
+  /** Digest of the live set (ids of alive and suspect members, us included); see idHashes. */
+  readonly #digest: Digest = [0, 0, 0];
   #probeOrder: string[] = [];
   #probeIdx = 0;
   #probeTimer: TimerHandle | undefined;
@@ -138,12 +139,14 @@ export class Membership extends EventEmitter {
     this.#log = opts.log ?? (() => {});
     this.#self = { id: this.id, url: this.url, addr: this.addr, state: 'alive', inc: opts.incarnation ?? 0, since: this.#clock.now() };
     this.#table.set(this.id, this.#self);
+    this.#toggleLive(this.id, 1);
     this.#queue = new BroadcastQueue(() => retransmitLimit(this.cfg.retransmitMult, this.#live));
     this.#awareness = new Awareness(this.cfg.awarenessMax);
     this.#sync = new StateSync({
       cfg: this.cfg,
       send: (to, buf) => this.#transport.send(to, buf),
       stateRecords: () => this.#stateRecords(),
+      digest: () => this.#digest,
       selfRecord: () => encodeRecord(this.#record(this.#self)),
       merge: (records, join) => this.#mergeSync(records, join),
       after: (ms, fn) => this.#after(ms, fn),
@@ -152,8 +155,7 @@ export class Membership extends EventEmitter {
     this.#transport.onPacket((from, buf) => this.#onPacket(from, buf));
     this.#probeTimer = this.#after(this.#random() * this.cfg.probeInterval, () => this.#probeTick());
     this.#after(this.#random() * this.cfg.gossipInterval, () => this.#gossipTick());
-    this.#syncDue = this.#clock.now() + this.#random() * this.cfg.syncInterval;
-    this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
+    this.#syncTimer = this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
     this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
   }
 
@@ -172,6 +174,11 @@ export class Membership extends EventEmitter {
 
   get size(): number {
     return this.#live;
+  }
+
+  /** Broadcasts waiting to be piggybacked (diagnostics: 0 once news has spread). */
+  get pendingBroadcasts(): number {
+    return this.#queue.length;
   }
 
   /** Our incarnation number (grows each time we refute a suspicion). */
@@ -193,12 +200,11 @@ export class Membership extends EventEmitter {
       const attempt = (n: number) => {
         if (this.#closed) return;
         const budget = Math.max(1, Math.min(this.cfg.syncTimeout, deadline - this.#clock.now()));
-        this.#sync.start(addr, 'join', budget, (ok) => {
+        this.#sync.start(addr, 'join', budget, (r) => {
           if (this.#closed) return;
-          if (ok) {
+          if (r !== 'failed') {
             this.#joins.delete(fail);
             this.#scheduleCatchUp();
-            this.#redrawSync();
             return resolve();
           }
           this.#log('warn', `join ${addr}: attempt ${n + 1} failed: no answer within ${budget} ms`);
@@ -323,6 +329,9 @@ export class Membership extends EventEmitter {
     const inc = target.inc;
     this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
       if (acked) return;
+      // Ask k others to try, and try once more ourselves (the first ping or its ack may have
+      // been lost; memberlist sends a TCP ping here, we stay on datagrams).
+      this.#transport.send(target.addr, encodePacket([MsgType.Ping, seq, target.id, this.id], first));
       for (const via of this.#randomLive(this.cfg.indirectChecks, target.id)) {
         expectedNacks++;
         this.#transport.send(via.addr, encodePacket([MsgType.IndirectPing, seq, target.id, target.addr, this.id]));
@@ -371,25 +380,18 @@ export class Membership extends EventEmitter {
   }
 
   /**
-   * Checks every syncInterval whether the anti-entropy sync is due. Its period grows with the
-   * cluster (syncPeriod), so the full-state bytes a member spends per second stay flat; a join
-   * puts the next one at a random point of a whole period, so members' syncs spread evenly.
+   * The anti-entropy round: compare digests with one random member every syncInterval; when
+   * the views differed and full state moved, wait syncPeriod(n) instead, which grows with the
+   * cluster so that the full-state bytes a member spends per second stay flat.
    */
   #syncTick(): void {
-    if (this.#live > 2 * this.#syncDueN) this.#redrawSync(); // grew a lot: re-spread phases
-    if (this.#clock.now() >= this.#syncDue) {
-      const [peer] = this.#randomLive(1);
-      if (peer) this.#sync.start(peer.addr, 'sync', this.cfg.syncTimeout, () => {});
-      this.#syncDue = this.#clock.now() + syncPeriod(this.cfg, this.#live) * (0.9 + 0.2 * this.#random());
-      this.#syncDueN = this.#live;
-    }
-    this.#after(this.cfg.syncInterval, () => this.#syncTick());
-  }
-
-  /** Puts the next sync at a random point of one whole period for the current size. */
-  #redrawSync(): void {
-    this.#syncDue = this.#clock.now() + this.#random() * syncPeriod(this.cfg, this.#live);
-    this.#syncDueN = this.#live;
+    const [peer] = this.#randomLive(1);
+    const next = (r: SyncResult) => {
+      const pause = r === 'synced' ? syncPeriod(this.cfg, this.#live) : this.cfg.syncInterval;
+      this.#syncTimer = this.#after(pause * (0.75 + 0.5 * this.#random()), () => this.#syncTick());
+    };
+    if (peer) this.#sync.start(peer.addr, 'check', this.cfg.syncTimeout, next);
+    else next('same');
   }
 
   /** Tries one random dead member again: if it answers, a partition has healed. */
@@ -555,7 +557,7 @@ export class Membership extends EventEmitter {
     if (!e) {
       const n: Entry = { id: r.id, url: r.url, addr: r.addr, state: 'alive', inc: r.inc, since: this.#clock.now() };
       this.#table.set(r.id, n);
-      this.#live++;
+      this.#toggleLive(r.id, 1);
       this.#enqueueProbe(r.id);
       if (gossip) this.#broadcast({ kind: RecordKind.Alive, ...r });
       this.#emit('join', n);
@@ -569,7 +571,7 @@ export class Membership extends EventEmitter {
     if (gossip || was === 'dead' || was === 'left') this.#broadcast({ kind: RecordKind.Alive, ...r });
     if (was === 'dead' || was === 'left') {
       this.#deadIds.delete(e.id);
-      this.#live++;
+      this.#toggleLive(e.id, 1);
       this.#enqueueProbe(e.id);
       this.#emit('join', e);
     } else this.#emit('update', e);
@@ -610,7 +612,7 @@ export class Membership extends EventEmitter {
     e.suspicion?.stop();
     e.suspicion = undefined;
     Object.assign(e, { inc: r.inc, state, since: this.#clock.now() });
-    this.#live--;
+    this.#toggleLive(e.id, -1);
     if (state === 'dead') this.#deadIds.add(e.id);
     this.#broadcast(state === 'dead' ? { kind: RecordKind.Dead, ...r } : { kind: RecordKind.Left, id: r.id, inc: r.inc });
     this.#emit('leave', e);
@@ -622,6 +624,15 @@ export class Membership extends EventEmitter {
     this.#awareness.apply(1);
     this.#broadcast(this.#record(this.#self));
     this.#emit('update', this.#self);
+  }
+
+  /** Counts a member into or out of the live set, keeping the digest in step. */
+  #toggleLive(id: string, delta: 1 | -1): void {
+    this.#live += delta;
+    const [a, b] = idHashes(id);
+    this.#digest[0] += delta;
+    this.#digest[1] = (this.#digest[1] ^ a) >>> 0;
+    this.#digest[2] = (this.#digest[2] ^ b) >>> 0;
   }
 
   /** A new or returning member is probed within the current round, at a random place. */

@@ -10,7 +10,7 @@ t.test('membership config: retransmit limit grows with log10 of the cluster size
 });
 
 t.test('membership config: the sync period grows linearly past syncScaleMembers', async (t) => {
-  const cfg = { syncInterval: 30_000, syncScaleMembers: 32 };
+  const cfg = { fullSyncInterval: 30_000, syncScaleMembers: 32 };
   t.equal(syncPeriod(cfg, 1), 30_000);
   t.equal(syncPeriod(cfg, 32), 30_000);
   t.equal(syncPeriod(cfg, 64), 60_000);
