@@ -1,0 +1,78 @@
+import type { CallOptions, Client, Kind } from '../../client/api';
+
+/**
+ * What every control file gets for one operation: the client, the element it belongs to, and the
+ * call options (an AbortSignal that fires when the caller is interrupted or the mount goes away,
+ * and the caller's origin for the operations log).
+ */
+export interface Ctx {
+  client: Client;
+  /** The element's anchor path, such as `/X88550014d4c82e4d/hi/charlie`. */
+  anchor: string;
+  kind: Kind;
+  call: CallOptions;
+  /** The last failure this mount saw on the element, for its `error` file. */
+  lastError(): string;
+}
+
+/**
+ * One open of a control file: the state that lives between open(2) and the last close. Opening
+ * creates it and does nothing else (FS.md rule 1); the first read or write acts.
+ */
+export interface OpenFile {
+  /** Bytes at pos, at most len; an empty buffer is end of file. */
+  read?(len: number, pos: number, ctx: Ctx): Promise<Buffer>;
+  /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
+  write?(data: Buffer, ctx: Ctx): Promise<void>;
+  /** close(2) of one descriptor: judges a request still incomplete (may come more than once). */
+  flush?(ctx: Ctx): Promise<void>;
+  /** The last close: gives back leases and writers. Nobody waits for it. */
+  release?(ctx: Ctx): Promise<void>;
+  /** ftruncate(2), as `>` does after open; a no-op except where a file says otherwise. */
+  truncate?(size: number): void;
+}
+
+/** A control file as an element directory declares it: data that readdir and getattr use. */
+export interface FileSpec {
+  name: string;
+  mode: 'r' | 'w' | 'rw';
+  /** An operation on it may wait for as long as it must: the caller is watched for interrupts. */
+  blocking: boolean;
+  /** A fresh open; flags are open(2)'s (O_APPEND, O_TRUNC when the kernel passes it). */
+  open(flags: number): OpenFile;
+}
+
+/** A file whose reads come from one kind of control file and whose writes from another. */
+export function readWrite(name: string, reader: FileSpec, writer: FileSpec): FileSpec {
+  return {
+    name,
+    mode: 'rw',
+    blocking: reader.blocking || writer.blocking,
+    open(flags) {
+      const r = reader.open(flags);
+      const w = writer.open(flags);
+      return {
+        read: r.read?.bind(r),
+        write: w.write?.bind(w),
+        truncate: w.truncate?.bind(w),
+        async flush(ctx) {
+          await w.flush?.(ctx);
+        },
+        async release(ctx) {
+          await Promise.all([r.release?.(ctx), w.release?.(ctx)]);
+        },
+      };
+    },
+  };
+}
+
+/** Text for a reader: JSON values pretty-printed with tabs (as the CLI's peek), one newline at the end. */
+export function jsonText(v: unknown): string {
+  return JSON.stringify(v === undefined ? null : v, null, '\t') + '\n';
+}
+
+/** The slice of a rendered answer that a read at pos of len bytes gets. */
+export function slice(buf: Buffer, len: number, pos: number): Buffer {
+  if (pos >= buf.length) return Buffer.alloc(0);
+  return buf.subarray(pos, Math.min(buf.length, pos + len));
+}

@@ -1,0 +1,97 @@
+import type { Ctx, FileSpec, OpenFile } from './control';
+
+/**
+ * Plain-text commands, one a line (ctl, signal, cap, address, unset, records). Every write(2)
+ * runs the lines it completes, in order, and fails if one fails (FS.md rule 2); the rest of that
+ * write is then dropped. A last line without its newline runs at close. Blank lines are skipped.
+ */
+export interface LineRun {
+  /** Runs the complete lines of one write (or the close); they are trimmed and non-blank. */
+  (lines: string[], ctx: Ctx, state: LineState): Promise<void>;
+}
+
+/** What a command can know about its open: whether `>` truncated it, and whether it ran before. */
+export interface LineState {
+  truncated: boolean;
+  runs: number;
+}
+
+/**
+ * With emptyTruncate, an open that `>` truncated and that closes before any line ran still runs
+ * once, with no lines (`: > records` empties them).
+ */
+export function lineCommand(name: string, run: LineRun, opts: { emptyTruncate?: boolean } = {}): FileSpec {
+  return {
+    name,
+    mode: 'w',
+    blocking: false,
+    open(flags): OpenFile {
+      let buf = '';
+      const state: LineState = { truncated: (flags & O_TRUNC) !== 0, runs: 0 };
+      const go = async (lines: string[], ctx: Ctx) => {
+        const todo = lines.map((l) => l.trim()).filter((l) => l !== '');
+        if (todo.length === 0) return;
+        try {
+          await run(todo, ctx, state);
+        } finally {
+          state.runs++;
+        }
+      };
+      return {
+        async write(data, ctx) {
+          buf += data.toString('utf8');
+          const end = buf.lastIndexOf('\n');
+          if (end < 0) return;
+          const lines = buf.slice(0, end).split('\n');
+          buf = buf.slice(end + 1);
+          await go(lines, ctx);
+        },
+        async flush(ctx) {
+          const last = buf;
+          buf = '';
+          await go([last], ctx);
+          if (opts.emptyTruncate && state.truncated && state.runs === 0) {
+            state.runs++;
+            await run([], ctx, state);
+          }
+        },
+        truncate(size) {
+          if (size === 0) state.truncated = true;
+        },
+      };
+    },
+  };
+}
+
+/** Runs each line on its own, in order: for commands that take one line (signal, ctl). */
+export function eachLine(fn: (line: string, ctx: Ctx) => Promise<void>): LineRun {
+  return async (lines, ctx) => {
+    for (const line of lines) await fn(line, ctx);
+  };
+}
+
+/**
+ * A file where any write is the request (a channel's `close`): it runs once per open, at the
+ * first write, whatever the bytes.
+ */
+export function trigger(name: string, run: (ctx: Ctx) => Promise<void>): FileSpec {
+  return {
+    name,
+    mode: 'w',
+    blocking: false,
+    open(): OpenFile {
+      let done = false;
+      return {
+        async write(_data, ctx) {
+          if (done) return;
+          done = true;
+          await run(ctx);
+        },
+      };
+    },
+  };
+}
+
+// The kernel strips O_TRUNC from FUSE opens unless atomic_o_trunc is negotiated, and sends an
+// ftruncate instead (truncate above); both are honoured.
+const O_TRUNC = 0o1000;

@@ -1,0 +1,37 @@
+import type { Ctx, FileSpec, OpenFile } from './control';
+
+/**
+ * A channel's `send`: one open-write-close is one message. Writes are only buffered; close(2)
+ * (the flush) hands the message to the channel and returns when the channel has taken it, so
+ * a blocked close is interruptible and an interrupted one enqueued nothing. A close with nothing
+ * written since the last one sends nothing (a probe never sends an empty message).
+ */
+export function message(name: string): FileSpec {
+  return {
+    name,
+    mode: 'w',
+    blocking: true,
+    open(): OpenFile {
+      let chunks: Buffer[] = [];
+      const take = () => {
+        const msg = Buffer.concat(chunks);
+        chunks = [];
+        return msg;
+      };
+      return {
+        async write(data) {
+          chunks.push(data);
+        },
+        async flush(ctx: Ctx) {
+          if (chunks.length === 0) return;
+          await ctx.client.send(ctx.anchor, take(), ctx.call);
+        },
+        async release(ctx) {
+          // Only when no close(2) came (the kernel always flushes first; kept for safety).
+          if (chunks.length === 0) return;
+          await ctx.client.send(ctx.anchor, take(), { origin: ctx.call.origin });
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import type { InputWriter, OutputReader } from '../../client/api';
+import type { Ctx, FileSpec, OpenFile } from './control';
+
+/**
+ * Byte streams: a process's stdout/stderr and a subscription's events (read), and a process's
+ * stdin (write). Offsets mean nothing here; each read takes what comes next. The lease or writer
+ * is taken at the first read or write (never at open) and given back at release.
+ */
+
+/** stdout or stderr: one lease per open; what this reader did not take stays for the next. */
+export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
+  return {
+    name,
+    mode: 'r',
+    blocking: true,
+    open(): OpenFile {
+      let lease: Promise<OutputReader> | null = null;
+      let ended = false;
+      return {
+        async read(len, _pos, ctx) {
+          if (ended) return Buffer.alloc(0);
+          lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).catch((err) => {
+            lease = null;
+            throw err;
+          });
+          const reader = await lease;
+          const chunk = await reader.read(len, ctx.call);
+          if (chunk === null) {
+            ended = true;
+            return Buffer.alloc(0);
+          }
+          return chunk;
+        },
+        async release() {
+          if (!lease) return;
+          const reader = await lease.catch(() => null);
+          await reader?.release();
+        },
+      };
+    },
+  };
+}
+
+/** A subscription's events, one a line, never ending: each read waits for the next event. */
+export function eventStream(name: string): FileSpec {
+  return {
+    name,
+    mode: 'r',
+    blocking: true,
+    open(): OpenFile {
+      // What a short read left of the last event, handed out before the next is asked for.
+      let rest: Buffer = Buffer.alloc(0);
+      return {
+        async read(len, _pos, ctx) {
+          if (rest.length === 0) rest = await ctx.client.recv(ctx.anchor, ctx.call);
+          const out = rest.subarray(0, len);
+          rest = rest.subarray(out.length);
+          return out;
+        },
+      };
+    },
+  };
+}
+
+/** stdin: bytes go to the process as they are written; this writer closes at release. */
+export function inputStream(name: string): FileSpec {
+  return {
+    name,
+    mode: 'w',
+    blocking: true,
+    open(): OpenFile {
+      let writer: Promise<InputWriter> | null = null;
+      return {
+        async write(data, ctx: Ctx) {
+          writer ??= ctx.client.openInput(ctx.anchor, ctx.call).catch((err) => {
+            writer = null;
+            throw err;
+          });
+          await (await writer).write(data, ctx.call);
+        },
+        async release() {
+          if (!writer) return;
+          const w = await writer.catch(() => null);
+          await w?.close();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import type { Kind } from '../client/api';
+import type { FileSpec, OpenFile } from './files/control';
+
+/** One open control file: what read, write, flush and release find by the fd FUSE hands back. */
+export interface Handle {
+  fd: number;
+  anchor: string;
+  kind: Kind;
+  spec: FileSpec;
+  file: OpenFile;
+}
+
+/**
+ * The open-file table. Numbers start at 1 (fuse-native treats 0 as "no handle") and are not
+ * reused until they wrap, so a late op on a released fd finds nothing instead of a stranger.
+ */
+export class Handles {
+  #next = 1;
+  readonly #open = new Map<number, Handle>();
+
+  add(h: Omit<Handle, 'fd'>): Handle {
+    while (this.#open.has(this.#next)) this.#bump();
+    const handle = { ...h, fd: this.#next };
+    this.#bump();
+    this.#open.set(handle.fd, handle);
+    return handle;
+  }
+
+  get(fd: number): Handle | undefined {
+    return this.#open.get(fd);
+  }
+
+  delete(fd: number): Handle | undefined {
+    const h = this.#open.get(fd);
+    this.#open.delete(fd);
+    return h;
+  }
+
+  /** Every open handle, for unmount to release. */
+  all(): Handle[] {
+    return [...this.#open.values()];
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  #bump() {
+    this.#next = this.#next >= 0x7fffffff ? 1 : this.#next + 1;
+  }
+}

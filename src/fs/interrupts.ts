@@ -1,0 +1,104 @@
+import { readFile } from 'fs/promises';
+
+/**
+ * Notices callers that were interrupted while blocked in the mount. The kernel parks a FUSE
+ * caller that gets a signal in uninterruptible sleep until the daemon answers, and libfuse 2's
+ * high-level API does not pass the kernel's INTERRUPT on to us. So while any request is blocked,
+ * every 50 ms we read each blocked caller's /proc/PID/status: when the caller is gone, or has a
+ * pending signal (SigPnd, ShdPnd) it neither blocks (SigBlk) nor ignores (SigIgn), its request
+ * is aborted and answered EINTR, as the kernel's own interrupt would. A task dying of a fatal
+ * signal shows SIGKILL pending. The caller's pid comes from the patched fuse-native (mount.ts).
+ */
+export interface WatchOptions {
+  intervalMs?: number;
+  /** The text of /proc/PID/status, or null when the task is gone. */
+  readStatus?: (pid: number) => Promise<string | null>;
+}
+
+interface Watched {
+  pid: number;
+  abort: () => void;
+}
+
+export class CallerWatch {
+  readonly #interval: number;
+  readonly #readStatus: (pid: number) => Promise<string | null>;
+  readonly #watched = new Set<Watched>();
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(opts: WatchOptions = {}) {
+    this.#interval = opts.intervalMs ?? 50;
+    this.#readStatus = opts.readStatus ?? readProcStatus;
+  }
+
+  /** Watches pid until the returned function is called; abort runs at most once. */
+  watch(pid: number, abort: () => void): () => void {
+    let done = false;
+    const w: Watched = {
+      pid,
+      abort: () => {
+        if (done) return;
+        done = true;
+        this.#watched.delete(w);
+        abort();
+      },
+    };
+    this.#watched.add(w);
+    this.#arm();
+    return () => {
+      done = true;
+      this.#watched.delete(w);
+    };
+  }
+
+  get size(): number {
+    return this.#watched.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#watched.clear();
+  }
+
+  #arm() {
+    if (this.#timer || this.#closed || this.#watched.size === 0) return;
+    this.#timer = setTimeout(() => void this.#tick(), this.#interval);
+    this.#timer.unref();
+  }
+
+  async #tick() {
+    const batch = [...this.#watched];
+    await Promise.all(
+      batch.map(async (w) => {
+        const status = await this.#readStatus(w.pid);
+        if (interrupted(status)) w.abort();
+      }),
+    );
+    this.#timer = null;
+    this.#arm();
+  }
+}
+
+/** Whether a caller with this /proc/PID/status (null: gone) should get EINTR. */
+export function interrupted(status: string | null): boolean {
+  if (status === null) return true;
+  const mask = (name: string): bigint => {
+    const m = new RegExp(`^${name}:\\s*([0-9a-fA-F]+)`, 'm').exec(status);
+    return m ? BigInt('0x' + m[1]) : 0n;
+  };
+  const state = /^State:\s*(\S)/m.exec(status)?.[1];
+  if (state === 'Z' || state === 'X') return true;
+  const pending = mask('SigPnd') | mask('ShdPnd');
+  return (pending & ~mask('SigBlk') & ~mask('SigIgn')) !== 0n;
+}
+
+async function readProcStatus(pid: number): Promise<string | null> {
+  try {
+    return await readFile(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+}

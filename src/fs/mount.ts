@@ -1,0 +1,133 @@
+import { execFile } from 'child_process';
+import { mkdir, stat } from 'fs/promises';
+import { dirname, resolve as resolvePath } from 'path';
+import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
+import type { Client } from '../client/api';
+import { AppError, CircuitError, SystemError } from '../kit/errors';
+import { CallerWatch } from './interrupts';
+import { type Caller, createOps } from './ops';
+
+/**
+ * The mount's lifecycle on fuse-native: make the mount point, clean up a dead mount left by a
+ * crashed daemon, mount with direct_io (control files are never page-cached), and on unmount
+ * answer every blocked caller before detaching so nobody hangs.
+ */
+export interface Mount {
+  readonly dir: string;
+  unmount(): Promise<void>;
+}
+
+export interface MountOptions {
+  /** Let other users reach the mount (it carries the full power of the cluster key). */
+  allowOther?: boolean;
+  log?: (line: string) => void;
+}
+
+// fuse-native's native binding, for the caller function our patch adds.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as {
+  fuse_native_caller?: (nativeHandler: Buffer) => [number, number, number];
+};
+
+/**
+ * fuse-native with what it lacks a flag for: direct_io and big_writes, and, when the patched
+ * build is there, the caller of each op, set on the instance just before the op runs.
+ */
+class CircuitFuse extends Fuse {
+  caller: Caller | null = null;
+
+  constructor(mnt: string, ops: Ops, opts: FuseOpts) {
+    super(mnt, ops, opts);
+    const callerOf = binding.fuse_native_caller;
+    if (!callerOf) return;
+    this._handlers = this._handlers.map((handler) => (nativeHandler: Buffer, opcode: number, ...args: unknown[]) => {
+      const [pid, uid, gid] = callerOf(nativeHandler);
+      this.caller = { pid, uid, gid };
+      return handler(nativeHandler, opcode, ...args);
+    });
+  }
+
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    return (base ? `${base},` : '-o') + 'direct_io,big_writes';
+  }
+}
+
+/** Whether this fuse-native build reports callers (scripts/patch-fuse-native.sh). */
+export const reportsCallers = typeof binding.fuse_native_caller === 'function';
+
+export async function mount(client: Client, dir: string, opts: MountOptions = {}): Promise<Mount> {
+  const log = opts.log ?? (() => {});
+  const mnt = resolvePath(dir);
+  await prepare(mnt, log);
+  if (!reportsCallers) {
+    log('fs: fuse-native is not patched (scripts/patch-fuse-native.sh): interrupted callers wait for their answer');
+  }
+
+  let fuse: CircuitFuse | null = null;
+  const watch = new CallerWatch();
+  const fsops = createOps({
+    client,
+    caller: () => fuse?.caller ?? null,
+    log,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    watch,
+  });
+  fuse = new CircuitFuse(mnt, fsops.ops, {
+    // Blocking files wait as long as they must (interrupts end them, not a timer); fuse-native's
+    // op timeout only applies per op name, so it is lifted for the ops that carry their I/O.
+    timeout: { default: 15_000, read: false, write: false, flush: false, release: false },
+    allowOther: !!opts.allowOther,
+    fsname: 'circuit',
+  });
+  const f = fuse;
+  await new Promise<void>((res, rej) => f.mount((err) => (err ? rej(err) : res()))).catch((err) => {
+    throw new SystemError('EIO', `cannot mount ${mnt}: ${(err as Error).message}`, { cause: err });
+  });
+  log(`fs: mounted ${mnt}`);
+
+  let unmounting: Promise<void> | null = null;
+  return {
+    dir: mnt,
+    unmount() {
+      unmounting ??= (async () => {
+        await fsops.shutdown();
+        await new Promise<void>((res) => f.unmount((err) => {
+          if (err) log(`fs: unmount ${mnt}: ${err.message}`);
+          res();
+        }));
+        log(`fs: unmounted ${mnt}`);
+      })();
+      return unmounting;
+    },
+  };
+}
+
+/** Makes dir if missing; refuses a live mount; lazily unmounts a dead one. */
+async function prepare(mnt: string, log: (line: string) => void): Promise<void> {
+  try {
+    const [st, parent] = await Promise.all([stat(mnt), stat(dirname(mnt))]);
+    if (!st.isDirectory()) throw new AppError('ENOTDIR', `${mnt} is not a directory`);
+    if (st.dev !== parent.dev) throw new AppError('EBUSY', `${mnt} is already mounted`);
+  } catch (err) {
+    if (err instanceof CircuitError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      await mkdir(mnt, { recursive: true });
+    } else if (code === 'ENOTCONN') {
+      log(`fs: ${mnt} is a dead mount; unmounting it`);
+      await fusermountLazy(mnt);
+    } else {
+      throw new SystemError('EIO', `cannot use ${mnt} as a mount point: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+function fusermountLazy(mnt: string): Promise<void> {
+  return new Promise((res, rej) =>
+    execFile('fusermount', ['-uz', mnt], (err, _out, stderr) =>
+      err ? rej(new SystemError('EIO', `fusermount -uz ${mnt}: ${stderr.trim() || err.message}`)) : res(),
+    ),
+  );
+}

@@ -1,0 +1,346 @@
+import { constants } from 'fs';
+import type { Ops, Stat } from 'fuse-native';
+import type { Client, Origin } from '../client/api';
+import { CircuitError, E, SystemError, toCircuitError } from '../kit/errors';
+import { describe, errno, toErrno } from './errno';
+import type { Ctx } from './files/control';
+import { type Handle, Handles } from './handles';
+import { CallerWatch } from './interrupts';
+import { DEFAULT_SPEC, type Node, filesOf, resolve } from './tree';
+
+/**
+ * The FUSE ops: a thin adapter. Every op logs, resolves its path through the table (tree.ts),
+ * acts on the Client, and replies, always asynchronously and after copying any buffer FUSE
+ * lends. Blocking ops run under an AbortController that fires when their caller is interrupted
+ * (interrupts.ts) or the mount goes away.
+ */
+
+/** Who made the request being dispatched: from the patched fuse-native, null without it. */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface OpsDeps {
+  client: Client;
+  /** The caller of the op being dispatched right now (read synchronously at op entry). */
+  caller(): Caller | null;
+  log(line: string): void;
+  /** Owner reported for every file: the mounting user. */
+  uid: number;
+  gid: number;
+  watch?: CallerWatch;
+  /** After an abort, how long a Client call may take to honour it before EINTR is sent anyway. */
+  abortGraceMs?: number;
+}
+
+export interface FsOps {
+  ops: Ops;
+  handles: Handles;
+  /** Answers every op in flight (EIO), releases every handle, refuses new element ops. */
+  shutdown(): Promise<void>;
+}
+
+type Reply = (code: number) => void;
+
+const { O_WRONLY, O_RDWR } = constants;
+const ACCMODE = 3; // O_ACCMODE
+const DIR = 0o040755;
+const LINK = 0o120777;
+const FILE_MODE = { r: 0o100444, w: 0o100222, rw: 0o100666 } as const;
+
+export function createOps(deps: OpsDeps): FsOps {
+  const { client } = deps;
+  const handles = new Handles();
+  const watch = deps.watch ?? new CallerWatch();
+  const grace = deps.abortGraceMs ?? 1000;
+  const lastErrors = new Map<string, string>();
+  const inFlight = new Set<AbortController>();
+  const started = new Date();
+  let closed = false;
+
+  const origin = (c: Caller | null): Origin => ({ via: 'mount', ...(c ? { pid: c.pid, uid: c.uid } : {}) });
+
+  const attr = (mode: number): Stat => ({
+    mode, uid: deps.uid, gid: deps.gid, size: 0, nlink: mode === DIR ? 2 : 1,
+    mtime: started, atime: started, ctime: started,
+  });
+
+  /** Runs act and replies with its result or its errno; logs failures and, with verb, successes. */
+  function answer<T>(op: string, path: string, caller: Caller | null, act: () => Promise<T>, reply: (err: number, v?: T) => void, quiet = false) {
+    act().then(
+      (v) => {
+        if (!quiet) deps.log(`fs: ${op} ${path}${who(caller)} ok`);
+        reply(0, v);
+      },
+      (err) => {
+        // A lookup of a name that is not there is routine, not worth a log line.
+        if (quiet && err instanceof CircuitError && err.code === 'ENOENT') return reply(toErrno(err));
+        reply(failure(op, path, caller, err));
+      },
+    );
+  }
+
+  function failure(op: string, path: string, caller: Caller | null, err: unknown): number {
+    if (!(err instanceof CircuitError)) deps.log(`fs: ${op} ${path}: unexpected ${String((err as Error)?.stack ?? err)}`);
+    deps.log(`fs: ${op} ${path}${who(caller)}: ${describe(err)}`);
+    return toErrno(err, deps.log);
+  }
+
+  /** An element must exist for its directory and files to; anything else is ENOENT. */
+  async function ensureElement(n: { anchor: string; kind: string }, call = {}) {
+    const st = await client.stat(n.anchor, call);
+    if (st.kind !== n.kind) throw new CircuitError('ENOENT', `no ${n.kind} at ${n.anchor}`);
+  }
+
+  /**
+   * Runs one op on an open control file: with an abort signal, a watch on its caller when the
+   * file blocks, and an early EINTR when a Client call ignores its abort for too long. done
+   * gets the byte count (read, write) or 0, or a negative errno.
+   */
+  function onHandle(op: string, path: string, fd: number, act: (h: Handle, ctx: Ctx) => Promise<number>, done: Reply) {
+    const caller = deps.caller();
+    const h = handles.get(fd);
+    if (!h) return later(done, errno('EBADF'));
+    if (closed) return later(done, errno('EIO'));
+    const ctrl = new AbortController();
+    inFlight.add(ctrl);
+    let replied = false;
+    let graceTimer: NodeJS.Timeout | null = null;
+    const reply = (code: number) => {
+      if (replied) return;
+      replied = true;
+      unwatch();
+      inFlight.delete(ctrl);
+      if (graceTimer) clearTimeout(graceTimer);
+      done(code);
+    };
+    ctrl.signal.addEventListener('abort', () => {
+      graceTimer = setTimeout(() => {
+        deps.log(`fs: ${op} ${path}: the client did not honour an abort within ${grace} ms; answering anyway`);
+        reply(toErrno(ctrl.signal.reason));
+      }, grace);
+      graceTimer.unref();
+    });
+    const unwatch =
+      h.spec.blocking && caller && caller.pid > 0
+        ? watch.watch(caller.pid, () => ctrl.abort(E.interrupted()))
+        : () => {};
+    const ctx: Ctx = {
+      client, anchor: h.anchor, kind: h.kind,
+      call: { signal: ctrl.signal, origin: origin(caller) },
+      lastError: () => lastErrors.get(h.anchor) ?? '',
+    };
+    act(h, ctx).then(
+      (n) => {
+        if (replied) return;
+        if (op !== 'read' && h.spec.mode !== 'r') deps.log(`fs: ${op} ${path}${who(caller)} ok`);
+        reply(n);
+      },
+      (err) => {
+        if (replied) return;
+        // An abort the Client reported in its own words is still an interrupt.
+        const e = ctrl.signal.aborted ? toCircuitError(ctrl.signal.reason) : toCircuitError(err);
+        if (e.code !== 'EINTR') lastErrors.set(h.anchor, describe(e));
+        reply(failure(op, path, caller, e));
+      },
+    );
+  }
+
+  function fileNode(path: string): Extract<Node, { type: 'file' }> {
+    const n = resolve(path);
+    if (n.type === 'file') return n;
+    if (n.type === 'none') throw new CircuitError('ENOENT', `no such file: ${path}`);
+    throw new CircuitError('EISDIR', `${path} is a directory`);
+  }
+
+  function openHandle(path: string, flags: number): number {
+    const n = fileNode(path);
+    const acc = flags & ACCMODE;
+    const wantsWrite = acc === O_WRONLY || acc === O_RDWR;
+    const wantsRead = acc !== O_WRONLY;
+    if ((wantsWrite && !n.file.mode.includes('w')) || (wantsRead && !n.file.mode.includes('r'))) {
+      throw new CircuitError('EACCES', `${path} is ${n.file.mode === 'r' ? 'read' : 'write'}-only`);
+    }
+    return handles.add({ anchor: n.anchor, kind: n.kind, spec: n.file, file: n.file.open(flags) }).fd;
+  }
+
+  const ops: Ops = {
+    init: (cb) => later(cb, 0),
+
+    getattr(path, cb) {
+      const caller = deps.caller();
+      answer('getattr', path, caller, async () => {
+        const n = resolve(path);
+        const call = { origin: origin(caller) };
+        switch (n.type) {
+          case 'root': return attr(DIR);
+          case 'self': return attr(LINK);
+          case 'anchor': await client.stat(n.anchor, call); return attr(DIR);
+          case 'element': await ensureElement(n, call); return attr(DIR);
+          case 'file': await ensureElement(n, call); return attr(FILE_MODE[n.file.mode]);
+          case 'none': throw new CircuitError('ENOENT', `no such file: ${path}`);
+        }
+      }, cb, true);
+    },
+
+    readdir(path, cb) {
+      const caller = deps.caller();
+      answer('readdir', path, caller, async () => {
+        const n = resolve(path);
+        const call = { origin: origin(caller) };
+        const names = ['.', '..'];
+        if (n.type === 'root') {
+          names.push(...(await client.list('/', call)).map((e) => e.name));
+        } else if (n.type === 'anchor') {
+          const [entries, st] = await Promise.all([client.list(n.anchor, call), client.stat(n.anchor, call)]);
+          if (st.kind) names.push(st.kind);
+          names.push(...entries.map((e) => e.name));
+        } else if (n.type === 'element') {
+          await ensureElement(n, call);
+          names.push(...filesOf(n.kind).map((f) => f.name));
+        } else {
+          throw new CircuitError(n.type === 'none' ? 'ENOENT' : 'ENOTDIR', `not a directory: ${path}`);
+        }
+        return names;
+      }, (err, names) => cb(err, names), true);
+    },
+
+    readlink(path, cb) {
+      answer('readlink', path, deps.caller(), async () => {
+        if (resolve(path).type !== 'self') throw new CircuitError('EINVAL', `not a symlink: ${path}`);
+        return (await client.home()).id;
+      }, cb, true);
+    },
+
+    mkdir(path, _mode, cb) {
+      const caller = deps.caller();
+      answer('mkdir', path, caller, async () => {
+        const n = resolve(path);
+        const call = { origin: origin(caller) };
+        if (n.type === 'anchor' && depth(n.anchor) > 1) return client.hold(n.anchor, call);
+        if (n.type === 'element' && n.kind !== 'server') return client.make(n.anchor, n.kind, DEFAULT_SPEC[n.kind], call);
+        if (n.type === 'anchor' || n.type === 'element') throw E.outsideServers();
+        throw new CircuitError(n.type === 'none' ? 'EPERM' : 'EEXIST', `cannot make ${path}`);
+      }, cb);
+    },
+
+    rmdir(path, cb) {
+      const caller = deps.caller();
+      answer('rmdir', path, caller, async () => {
+        const n = resolve(path);
+        const call = { origin: origin(caller) };
+        if (n.type === 'anchor' && depth(n.anchor) > 1) return client.unhold(n.anchor, call);
+        if (n.type === 'element' && n.kind !== 'server') {
+          await ensureElement(n, call);
+          return client.scrub(n.anchor, call);
+        }
+        if (n.type === 'file') throw new CircuitError('ENOTDIR', `not a directory: ${path}`);
+        throw new CircuitError('EPERM', `cannot remove ${path}`);
+      }, cb);
+    },
+
+    open(path, flags, cb) {
+      answer('open', path, deps.caller(), async () => openHandle(path, flags), cb, true);
+    },
+
+    create(path, _mode, cb) {
+      // Only reached when lookup found no such file: control files cannot be created.
+      answer('create', path, deps.caller(), async () => {
+        throw new CircuitError(resolve(path).type === 'file' ? 'ENOENT' : 'EPERM', `cannot create ${path}`);
+      }, cb);
+    },
+
+    read(path, fd, buf, len, pos, cb) {
+      onHandle('read', path, fd, async (h, ctx) => {
+        if (!h.file.read) throw new CircuitError('EBADF', `${path} is not readable`);
+        const data = await h.file.read(len, pos, ctx);
+        return data.copy(buf, 0, 0, Math.min(len, data.length));
+      }, cb);
+    },
+
+    write(path, fd, buf, len, _pos, cb) {
+      const data = Buffer.from(buf.subarray(0, len)); // FUSE reuses buf once we return
+      onHandle('write', path, fd, async (h, ctx) => {
+        if (!h.file.write) throw new CircuitError('EBADF', `${path} is not writable`);
+        await h.file.write(data, ctx);
+        return data.length;
+      }, cb);
+    },
+
+    flush(path, fd, cb) {
+      onHandle('flush', path, fd, async (h, ctx) => {
+        await h.file.flush?.(ctx);
+        return 0;
+      }, cb);
+    },
+
+    release(path, fd, cb) {
+      const h = handles.delete(fd);
+      later(cb, 0); // nobody waits for release; give back leases in the background
+      if (h) void releaseHandle(h, path, deps.caller());
+    },
+
+    truncate: (path, _size, cb) => answer('truncate', path, null, async () => void fileNode(path), cb, true),
+    ftruncate(path, fd, size, cb) {
+      handles.get(fd)?.file.truncate?.(size);
+      later(cb, 0);
+    },
+    utimens: (_path, _a, _m, cb) => later(cb, 0),
+    access(path, mode, cb) {
+      answer('access', path, null, async () => {
+        const n = resolve(path);
+        if (n.type !== 'file') return;
+        if ((mode & 2 && !n.file.mode.includes('w')) || (mode & 4 && !n.file.mode.includes('r')) || mode & 1) {
+          throw new CircuitError('EACCES', `${path}: permission denied`);
+        }
+      }, cb, true);
+    },
+    getxattr: (_path, _name, _pos, cb) => later(() => cb(0, null)),
+    listxattr: (_path, cb) => later(() => cb(0, [])),
+    chmod: (path, _m, cb) => later(cb, errno('EPERM')),
+    chown: (path, _u, _g, cb) => later(cb, errno('EPERM')),
+    unlink: (_path, cb) => later(cb, errno('EPERM')),
+    rename: (_s, _d, cb) => later(cb, errno('EPERM')),
+    link: (_s, _d, cb) => later(cb, errno('EPERM')),
+    symlink: (_s, _d, cb) => later(cb, errno('EPERM')),
+    mknod: (_p, _m, _d, cb) => later(cb, errno('EPERM')),
+  };
+
+  async function releaseHandle(h: Handle, path: string, caller: Caller | null) {
+    const ctx: Ctx = {
+      client, anchor: h.anchor, kind: h.kind, call: { origin: origin(caller) },
+      lastError: () => lastErrors.get(h.anchor) ?? '',
+    };
+    try {
+      await h.file.release?.(ctx);
+    } catch (err) {
+      lastErrors.set(h.anchor, describe(err));
+      failure('release', path, caller, err);
+    }
+  }
+
+  async function shutdown() {
+    closed = true;
+    const gone = new SystemError('EIO', 'the mount is going away');
+    for (const ctrl of [...inFlight]) ctrl.abort(gone);
+    watch.close();
+    await Promise.all(handles.all().map((h) => (handles.delete(h.fd), releaseHandle(h, '(unmount)', null))));
+  }
+
+  return { ops, handles, shutdown };
+}
+
+function depth(anchor: string): number {
+  return anchor.split('/').filter(Boolean).length;
+}
+
+function who(c: Caller | null): string {
+  return c ? ` (pid ${c.pid} uid ${c.uid})` : '';
+}
+
+/** Replies on a later tick: FUSE callbacks never run inside the op that received them. */
+function later<A extends unknown[]>(cb: (...a: A) => void, ...args: A): void {
+  setImmediate(() => cb(...args));
+}

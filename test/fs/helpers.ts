@@ -1,0 +1,64 @@
+import { execFile, spawn } from 'child_process';
+import { mkdtempSync, rmdirSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import type { Client } from '../../src/client/api';
+import { mount, type Mount } from '../../src/fs/mount';
+
+/** What a tap test gives the helpers: enough to register cleanup. */
+interface T { teardown(fn: () => unknown): void }
+
+/**
+ * Mounts client at a fresh temp dir and unmounts it in teardown, also when the test failed (a
+ * lazy fusermount as the last resort, so a crashed test never leaves a mount behind).
+ */
+export async function mountTemp(t: T, client: Client, log?: (line: string) => void): Promise<Mount> {
+  const dir = mkdtempSync(join(tmpdir(), 'circuit-fs-'));
+  const m = await mount(client, dir, { log });
+  t.teardown(async () => {
+    await m.unmount().catch(() => {});
+    await new Promise((res) => execFile('fusermount', ['-uz', dir], () => res(null)));
+    try { rmdirSync(dir); } catch { /* still busy: left for the OS */ }
+  });
+  return m;
+}
+
+export interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
+
+/**
+ * Runs a bash script asynchronously (never spawnSync: the mount is served by this event loop).
+ * Fails the run after limitMs so a hung mount cannot hang the suite.
+ */
+export function sh(script: string, opts: { cwd?: string; env?: Record<string, string>; input?: string; limitMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn('bash', ['-c', script], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const limit = setTimeout(() => { stderr += '\n[sh: limit reached, killing]'; p.kill('SIGKILL'); }, opts.limitMs ?? 20_000);
+    p.on('close', (code, signal) => {
+      clearTimeout(limit);
+      resolve({ code, signal, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Retries fn until it returns truthy (or stops throwing), for at most timeoutMs. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5000, stepMs = 20): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = new Error('condition still false');
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw last;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
