@@ -13,6 +13,9 @@ const ERRNO: Record<string, number> = {
 
 /** The negative errno FUSE expects for err. */
 export function toErrno(err: unknown, log?: (line: string) => void): number {
+  if (!(err instanceof CircuitError) && !(err as NodeJS.ErrnoException)?.code) {
+    log?.(`fs: unexpected failure ${String((err as Error)?.stack ?? err)}; answering EIO`);
+  }
   const e = toCircuitError(err);
   const n = ERRNO[e.code];
   if (typeof n === 'number' && n > 0) return -n;

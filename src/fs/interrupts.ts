@@ -66,7 +66,6 @@ export class CallerWatch {
   #arm() {
     if (this.#timer || this.#closed || this.#watched.size === 0) return;
     this.#timer = setTimeout(() => void this.#tick(), this.#interval);
-    this.#timer.unref();
   }
 
   async #tick() {

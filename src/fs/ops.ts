@@ -83,7 +83,6 @@ export function createOps(deps: OpsDeps): FsOps {
   }
 
   function failure(op: string, path: string, caller: Caller | null, err: unknown): number {
-    if (!(err instanceof CircuitError)) deps.log(`fs: ${op} ${path}: unexpected ${String((err as Error)?.stack ?? err)}`);
     deps.log(`fs: ${op} ${path}${who(caller)}: ${describe(err)}`);
     return toErrno(err, deps.log);
   }

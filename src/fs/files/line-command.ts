@@ -51,8 +51,11 @@ export function lineCommand(name: string, run: LineRun, opts: { emptyTruncate?: 
           buf = '';
           await go([last], ctx);
           if (opts.emptyTruncate && state.truncated && state.runs === 0) {
-            state.runs++;
-            await run([], ctx, state);
+            try {
+              await run([], ctx, state);
+            } finally {
+              state.runs++;
+            }
           }
         },
         truncate(size) {
