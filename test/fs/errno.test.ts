@@ -4,7 +4,7 @@ import { ERROR_CODES, AppError } from '../../src/kit/errors';
 import { toErrno } from '../../src/fs/errno';
 
 t.test('errno: every CircuitError code has its platform errno', async (t) => {
-  const errno = { EHOSTDOWN: 112, ...(constants.errno as Record<string, number>) }; // Node lacks EHOSTDOWN
+  const errno: Record<string, number> = { EHOSTDOWN: 112, ...constants.errno }; // Node lacks EHOSTDOWN
   for (const code of ERROR_CODES) {
     const logged: string[] = [];
     t.equal(toErrno(new AppError(code, 'x'), (l) => logged.push(l)), -errno[code], code);
