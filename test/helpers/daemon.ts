@@ -9,6 +9,20 @@ import * as path from 'node:path';
 
 export const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 
+/**
+ * The environment for the daemons and CLIs we spawn: ours without the test runner's hooks (tap
+ * injects NODE_OPTIONS and _TAPJS_* into every child, which would slow each CLI run and leak
+ * into the processes a daemon starts) and without $CIRCUIT*, so nothing dials by accident.
+ */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k === 'NODE_OPTIONS' || k.startsWith('_TAPJS_') || k.startsWith('CIRCUIT')) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
 export interface Running {
   url: string;
   id: string;
@@ -18,9 +32,9 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServer(args: string[] = ['--no-mount']): Promise<Running> {
-  const varDir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
-  const proc = spawn(process.execPath, [MAIN, 'start', '--var', varDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
+  const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
+  const proc = spawn(process.execPath, [MAIN, 'start', '--var', varDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(opts.env) });
   let err = '';
   proc.stderr!.on('data', (c) => (err += c));
   const url = await new Promise<string>((resolve, reject) => {
@@ -67,7 +81,7 @@ export interface Result {
 export function cli(url: string | null, args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const full = url ? [...args, '-d', url] : args;
-    const p = spawn(process.execPath, [MAIN, ...full], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CIRCUIT: '', CIRCUIT_DISCOVER: '', ...env } });
+    const p = spawn(process.execPath, [MAIN, ...full], { stdio: ['pipe', 'pipe', 'pipe'], env: cleanEnv(env) });
     const out: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (c) => out.push(c));
@@ -82,15 +96,60 @@ export function cli(url: string | null, args: string[], input?: string | Buffer,
   });
 }
 
-/** Starts `circuit ARGS` and leaves it running (for blocking commands). */
-export function cliBackground(url: string, args: string[], input?: string): ChildProcess & { output: () => string } {
-  const p = spawn(process.execPath, [MAIN, ...args, '-d', url], { stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcess & { output: () => string };
+export type Background = ChildProcess & {
+  /** stdout and stderr so far, interleaved. */
+  output: () => string;
+  /** stdout so far, as bytes. */
+  stdoutBytes: () => Buffer;
+  /** stderr so far. */
+  errors: () => string;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<number | null>;
+};
+
+/**
+ * Starts `circuit ARGS -d URL` and leaves it running (for blocking commands). Input, when given,
+ * is written and stdin closed; otherwise stdin stays open for the caller.
+ */
+export function cliBackground(url: string, args: string[], input?: string | Buffer): Background {
+  const p = spawn(process.execPath, [MAIN, ...args, '-d', url], { stdio: ['pipe', 'pipe', 'pipe'], env: cleanEnv() }) as Background;
   let out = '';
-  p.stdout!.on('data', (c) => (out += c));
-  p.stderr!.on('data', (c) => (out += c));
+  let err = '';
+  const bytes: Buffer[] = [];
+  p.stdout!.on('data', (c: Buffer) => {
+    out += c;
+    bytes.push(c);
+  });
+  p.stderr!.on('data', (c) => {
+    out += c;
+    err += c;
+  });
   p.output = () => out;
+  p.stdoutBytes = () => Buffer.concat(bytes);
+  p.errors = () => err;
+  p.exited = new Promise((resolve) => {
+    if (p.exitCode !== null) return resolve(p.exitCode);
+    p.once('close', (code) => resolve(code));
+  });
+  p.stdin!.on('error', () => {});
   if (input !== undefined) p.stdin!.end(input);
   return p;
+}
+
+/** Kills a background process (SIGKILL unless told) if it is still running, and waits for it. */
+export async function kill(p: Background, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (p.exitCode === null && p.signalCode === null) p.kill(signal);
+  await p.exited;
+}
+
+/** True while the process is alive and not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
 }
 
 /** Retries fn until it returns truthy, every `every` ms, for at most `ms`; throws on timeout. */
