@@ -460,15 +460,23 @@ export class Membership extends EventEmitter {
       } else this.#sync.onPart(header, records);
       return;
     }
+    let doubted = false; // the packet says we are suspect or dead
     for (const raw of records) {
       const r = decodeRecord(raw);
-      if (r) this.#apply(r, true);
+      if (!r) continue;
+      if (r.id === this.id && (r.kind === RecordKind.Suspect || r.kind === RecordKind.Dead)) doubted = true;
+      this.#apply(r, true);
+    }
+    // Answer doubt directly with our current record (stale news included: its sender may still
+    // be counting down on us and have missed our refutation). Pings get it in the ack.
+    if (doubted && type !== MsgType.Ping && !this.#leaving) {
+      this.#transport.send(from, encodePacket([MsgType.Gossip, this.id], [encodeRecord(this.#record(this.#self))]));
     }
     const sender = type === MsgType.Ping ? header[3] : type === MsgType.IndirectPing ? header[4] : type === MsgType.Gossip ? header[1] : undefined;
     if (typeof sender === 'string' && !this.#table.has(sender)) this.#askWhoIs(from, sender);
     switch (type) {
       case MsgType.Ping:
-        return this.#onPing(from, header);
+        return this.#onPing(from, header, doubted);
       case MsgType.IndirectPing:
         return this.#onIndirectPing(from, header);
       case MsgType.Ack:
@@ -490,12 +498,13 @@ export class Membership extends EventEmitter {
     this.#sync.start(from, 'self', this.cfg.syncTimeout, () => {});
   }
 
-  #onPing(from: string, header: unknown[]): void {
+  #onPing(from: string, header: unknown[], doubted: boolean): void {
     const [, seq, target, sender] = header as [number, number, string, string];
     if (target !== this.id) return; // meant for a previous owner of this address
     // A member we hold dead is still talking: tell it, so it refutes and comes back.
     const s = typeof sender === 'string' ? this.#table.get(sender) : undefined;
     const first = s && s.state === 'dead' ? [encodeRecord(this.#record(s))] : [];
+    if (doubted && !this.#leaving) first.push(encodeRecord(this.#record(this.#self)));
     this.#sendWithGossip(from, [MsgType.Ack, seq], first, s?.id);
   }
 
@@ -596,10 +605,34 @@ export class Membership extends EventEmitter {
     if (n - 2 < k) k = 0;
     const min = suspicionMin(this.cfg.suspicionMult, n, this.cfg.probeInterval);
     e.suspicion = new Suspicion(r.from, k, min, min * this.cfg.suspicionMaxTimeoutMult, this.#clock, () => {
-      if (!this.#closed && e.state === 'suspect' && e.inc === r.inc) this.#dead({ id: e.id, inc: e.inc, from: this.id }, 'dead');
+      if (!this.#closed && e.state === 'suspect' && e.inc === r.inc) this.#lastChance(e, r.inc);
     });
     this.#broadcast({ kind: RecordKind.Suspect, ...r });
     this.#emit('update', e);
+  }
+
+  /**
+   * Before declaring a suspect dead, ping it once more (twice, against loss), telling it that
+   * it is suspected: a live member answers with its refutation, which we may have missed in
+   * the gossip. Costs one probe timeout of detection time; saves a false death under loss.
+   */
+  #lastChance(e: Entry, inc: number): void {
+    const seq = ++this.#seq;
+    let acked = false;
+    this.#acks.set(seq, { onAck: () => (acked = true) });
+    const doubt = [encodeRecord({ kind: RecordKind.Suspect, id: e.id, inc, from: this.id })];
+    const ping = encodePacket([MsgType.Ping, seq, e.id, this.id], doubt);
+    this.#transport.send(e.addr, ping);
+    this.#transport.send(e.addr, ping);
+    this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
+      this.#acks.delete(seq);
+      if (this.#table.get(e.id) !== e || e.state !== 'suspect' || e.inc !== inc) return; // refuted meanwhile
+      if (!acked) return this.#dead({ id: e.id, inc, from: this.id }, 'dead');
+      // It answered but no refutation came with the answer: suspect it afresh.
+      e.suspicion?.stop();
+      e.state = 'alive';
+      this.#suspect({ id: e.id, inc, from: this.id });
+    });
   }
 
   #dead(r: { id: string; inc: number; from: string }, state: 'dead' | 'left'): void {

@@ -1,7 +1,8 @@
 /**
  * PacketTransport over UDP (node:dgram). Addresses are "host:port" (IPv6 hosts in brackets).
  * Open with `await UdpTransport.bind("127.0.0.1:0")`; the bound address (with the real port)
- * is `addr`. Send errors are swallowed (best effort) but counted.
+ * is `addr`. Send errors are swallowed (best effort) but counted. The socket keeps the process
+ * alive until close(), like any server socket.
  */
 import * as dgram from 'node:dgram';
 import { SystemError } from '../kit/errors';
@@ -44,7 +45,6 @@ export class UdpTransport implements PacketTransport {
       sock.once('error', fail);
       sock.bind(port, host, () => {
         sock.off('error', fail);
-        sock.unref();
         const a = sock.address();
         resolve(new UdpTransport(sock, joinHostPort(host, a.port)));
       });
