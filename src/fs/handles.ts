@@ -4,6 +4,11 @@ import type { FileSpec, OpenFile } from './files/control';
 /** One open control file: what read, write, flush and release find by the fd FUSE hands back. */
 export interface Handle {
   fd: number;
+  /** The mount path it was opened at, and by whom: a `>` truncation finds its handle by them. */
+  path: string;
+  pid: number;
+  /** No write has come yet: the only state in which a truncation means "replace". */
+  fresh: boolean;
   anchor: string;
   kind: Kind;
   spec: FileSpec;

@@ -154,7 +154,7 @@ export function createOps(deps: OpsDeps): FsOps {
     throw new CircuitError('EISDIR', `${path} is a directory`);
   }
 
-  function openHandle(path: string, flags: number): number {
+  function openHandle(path: string, flags: number, caller: Caller | null): number {
     const n = fileNode(path);
     const acc = flags & ACCMODE;
     const wantsWrite = acc === O_WRONLY || acc === O_RDWR;
@@ -162,7 +162,8 @@ export function createOps(deps: OpsDeps): FsOps {
     if ((wantsWrite && !n.file.mode.includes('w')) || (wantsRead && !n.file.mode.includes('r'))) {
       throw new CircuitError('EACCES', `${path} is ${n.file.mode === 'r' ? 'read' : 'write'}-only`);
     }
-    return handles.add({ anchor: n.anchor, kind: n.kind, spec: n.file, file: n.file.open(flags) }).fd;
+    const file = n.file.open(flags);
+    return handles.add({ path, pid: caller?.pid ?? 0, fresh: true, anchor: n.anchor, kind: n.kind, spec: n.file, file }).fd;
   }
 
   const ops: Ops = {
@@ -241,7 +242,8 @@ export function createOps(deps: OpsDeps): FsOps {
     },
 
     open(path, flags, cb) {
-      answer('open', path, deps.caller(), async () => openHandle(path, flags), cb, true);
+      const caller = deps.caller();
+      answer('open', path, caller, async () => openHandle(path, flags, caller), cb, true);
     },
 
     create(path, _mode, cb) {
@@ -261,6 +263,8 @@ export function createOps(deps: OpsDeps): FsOps {
 
     write(path, fd, buf, len, _pos, cb) {
       const data = Buffer.from(buf.subarray(0, len)); // FUSE reuses buf once we return
+      const fresh = handles.get(fd);
+      if (fresh) fresh.fresh = false;
       onHandle('write', path, fd, async (h, ctx) => {
         if (!h.file.write) throw new CircuitError('EBADF', `${path} is not writable`);
         await h.file.write(data, ctx);
@@ -281,9 +285,20 @@ export function createOps(deps: OpsDeps): FsOps {
       if (h) void releaseHandle(h, path, deps.caller());
     },
 
-    truncate: (path, _size, cb) => answer('truncate', path, null, async () => void fileNode(path), cb, true),
+    truncate(path, size, cb) {
+      // open(O_TRUNC) reaches us as open, then truncate by path (the kernel drops the handle
+      // for it): it belongs to the fresh handles the same caller just opened at that path.
+      const caller = deps.caller();
+      answer('truncate', path, caller, async () => {
+        fileNode(path);
+        for (const h of handles.all()) {
+          if (h.path === path && h.fresh && (!caller || h.pid === caller.pid)) h.file.truncate?.(size);
+        }
+      }, cb, true);
+    },
     ftruncate(path, fd, size, cb) {
-      handles.get(fd)?.file.truncate?.(size);
+      const h = handles.get(fd);
+      if (h?.fresh) h.file.truncate?.(size);
       later(cb, 0);
     },
     utimens: (_path, _a, _m, cb) => later(cb, 0),

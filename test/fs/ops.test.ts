@@ -242,6 +242,13 @@ t.test('ops: dns records: > replaces, >> adds; unset and address', async (t) => 
   await h.flush(rec, fd);
   await h.release(rec, fd);
   t.equal(await h.cat(rec), 'x.y. A 9.9.9.9\nz.y. A 9.9.9.8\n');
+  // What Linux really sends for `>`: open, then truncate by path from the same caller.
+  const fd2 = await h.open(rec, O_WRONLY);
+  await h.truncate(rec, 0);
+  t.equal(await h.write(rec, fd2, 'x.y. A 9.9.9.9\nz.y. A 9.9.9.8\n'), 30);
+  await h.flush(rec, fd2);
+  await h.release(rec, fd2);
+  t.equal(await h.cat(rec), 'x.y. A 9.9.9.9\nz.y. A 9.9.9.8\n', 'replaced, not added');
   t.equal(await h.echo(rec, 'bad A 1.2.3.4\n', O_APPEND), errnoOf('EINVAL'));
   t.equal(await h.echo(`${S}/n/dns/unset`, 'x.y.\n'), 0);
   t.equal(await h.cat(rec), 'z.y. A 9.9.9.8\n');

@@ -1,3 +1,4 @@
+import { E } from '../../kit/errors';
 import type { Ctx, FileSpec, OpenFile } from './control';
 
 /**
@@ -13,13 +14,21 @@ export function message(name: string): FileSpec {
     blocking: true,
     open(): OpenFile {
       let chunks: Buffer[] = [];
+      let checked = false;
       const take = () => {
         const msg = Buffer.concat(chunks);
         chunks = [];
         return msg;
       };
       return {
-        async write(data) {
+        async write(data, ctx) {
+          // A shell's builtin echo never sees what its close(2) returns, so a channel already
+          // closed is refused at the first write of the message, where the error shows.
+          if (!checked) {
+            checked = true;
+            const p = (await ctx.client.peek(ctx.anchor, ctx.call)) as { Closed?: boolean } | null;
+            if (p?.Closed) throw E.chanClosed();
+          }
           chunks.push(data);
         },
         async flush(ctx: Ctx) {
