@@ -5,10 +5,11 @@
  *
  * Public API (all a caller needs; the protocol is docs/membership.md):
  *
- *   const m = new Membership({ id, url, transport, clock?, config?, random?, log? });
+ *   const m = new Membership({ id, url, transport, addr?, clock?, config?, random?, log? });
  *     id         "X" + 16 hex, this server's id; url its circuit:// URL (carried to others)
  *     transport  a PacketTransport (UdpTransport, or MemNetwork.transport() in simulations);
  *                the Membership owns it from now on and closes it in close()
+ *     addr       the packet address to advertise, if not transport.addr (a 0.0.0.0 bind)
  *     config     overrides of defaultConfig (membership-config.ts)
  *     random     () => [0, 1), for probe order and peer choice (seed it in tests)
  *     log        (level, message) => void, for background failures (join attempts, bad packets)
@@ -38,14 +39,13 @@ import { Awareness } from './awareness';
 import { BroadcastQueue } from './broadcast-queue';
 import { defaultConfig, retransmitLimit, syncPeriod, type MembershipConfig } from './membership-config';
 import { StateSync, type SyncResult } from './membership-sync';
-import {
-  decodePacket, decodeRecord, encodePacket, encodeRecord, idHashes, MsgType, RecordKind, type Digest, type StateRecord,
-} from './membership-wire';
+import { decodePacket, decodeRecord, encodePacket, encodeRecord, MsgType, RecordKind } from './membership-wire';
+import { MemberView, type Entry, type MemberState } from './membership-view';
 import { pack } from 'msgpackr';
-import { Suspicion, suspicionMin } from './suspicion';
 import type { PacketTransport } from './transport';
 
-export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+export type { MemberState };
+
 
 export interface Member {
   id: string;
@@ -65,6 +65,9 @@ export interface MembershipOptions {
   config?: Partial<MembershipConfig>;
   random?: () => number;
   log?: LogFn;
+  /** The packet address others should use (default transport.addr); set it when the socket is
+   *  bound to 0.0.0.0 or [::], which others cannot send to. */
+  addr?: string;
   /** Starting incarnation (0); a restarted member refutes stale news about itself anyway. */
   incarnation?: number;
 }
@@ -74,18 +77,6 @@ export interface JoinOptions {
   retry?: boolean;
   /** Give up after this many ms with ETIMEDOUT. */
   timeout?: number;
-}
-
-/** One row of the local view. */
-interface Entry {
-  id: string;
-  url: string;
-  addr: string;
-  state: MemberState;
-  inc: number;
-  /** When the state last changed (clock ms): tombstones are forgotten after a retention time. */
-  since: number;
-  suspicion?: Suspicion;
 }
 
 /** Callbacks waiting for an Ack or Nack with a given sequence number. */
@@ -103,26 +94,15 @@ export class Membership extends EventEmitter {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #log: LogFn;
-  readonly #self: Entry;
-  readonly #table = new Map<string, Entry>();
-  /** Dead (not left) members: candidates for the reconnect attempt that heals partitions. */
-  readonly #deadIds = new Set<string>();
-  #live = 0;
+  readonly #view: MemberView;
   readonly #queue: BroadcastQueue;
   readonly #awareness: Awareness;
   readonly #sync: StateSync;
   readonly #acks = new Map<number, AckWait>();
   readonly #timers = new Set<TimerHandle>();
   #seq = 0;
-  /** The next anti-entropy check. */
-  #syncTimer: TimerHandle | undefined;
-  /** Digest of the live set (ids of alive and suspect members, us included); see idHashes. */
-  readonly #digest: Digest = [0, 0, 0];
-  #probeOrder: string[] = [];
-  #probeIdx = 0;
   #probeTimer: TimerHandle | undefined;
   #closed = false;
-  #leaving = false;
   readonly #joins = new Set<(err: Error) => void>();
   /** When we last asked an unknown sender who it is, by id (bounded; see #askWhoIs). */
   readonly #asked = new Map<string, number>();
@@ -132,22 +112,30 @@ export class Membership extends EventEmitter {
     this.id = opts.id;
     this.url = opts.url;
     this.#transport = opts.transport;
-    this.addr = opts.transport.addr;
+    this.addr = opts.addr ?? opts.transport.addr;
     this.cfg = { ...defaultConfig, ...opts.config };
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
     this.#log = opts.log ?? (() => {});
-    this.#self = { id: this.id, url: this.url, addr: this.addr, state: 'alive', inc: opts.incarnation ?? 0, since: this.#clock.now() };
-    this.#table.set(this.id, this.#self);
-    this.#toggleLive(this.id, 1);
-    this.#queue = new BroadcastQueue(() => retransmitLimit(this.cfg.retransmitMult, this.#live));
+    this.#view = new MemberView({ id: this.id, url: this.url, addr: this.addr, inc: opts.incarnation ?? 0 }, {
+      cfg: this.cfg,
+      clock: this.#clock,
+      random: this.#random,
+      broadcast: (r) => this.#queue.push(r.id, encodeRecord(r)),
+      emit: (event, e) => this.#emit(event, e),
+      suspicionExpired: (e, inc) => {
+        if (!this.#closed) this.#lastChance(e, inc);
+      },
+      refuted: () => this.#awareness.apply(1),
+    });
+    this.#queue = new BroadcastQueue(() => retransmitLimit(this.cfg.retransmitMult, this.#view.live));
     this.#awareness = new Awareness(this.cfg.awarenessMax);
     this.#sync = new StateSync({
       cfg: this.cfg,
       send: (to, buf) => this.#transport.send(to, buf),
-      stateRecords: () => this.#stateRecords(),
-      digest: () => this.#digest,
-      selfRecord: () => encodeRecord(this.#record(this.#self)),
+      stateRecords: () => this.#view.stateRecords(),
+      digest: () => this.#view.digest,
+      selfRecord: () => encodeRecord(this.#view.record(this.#view.self)),
       merge: (records, join) => this.#mergeSync(records, join),
       after: (ms, fn) => this.#after(ms, fn),
       cancel: (h) => this.#cancel(h),
@@ -155,7 +143,7 @@ export class Membership extends EventEmitter {
     this.#transport.onPacket((from, buf) => this.#onPacket(from, buf));
     this.#probeTimer = this.#after(this.#random() * this.cfg.probeInterval, () => this.#probeTick());
     this.#after(this.#random() * this.cfg.gossipInterval, () => this.#gossipTick());
-    this.#syncTimer = this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
+    this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
     this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
   }
 
@@ -163,17 +151,17 @@ export class Membership extends EventEmitter {
 
   members(): Member[] {
     const out: Member[] = [];
-    for (const e of this.#table.values()) if (e.state === 'alive' || e.state === 'suspect') out.push(view(e));
+    for (const e of this.#view.table.values()) if (e.state === 'alive' || e.state === 'suspect') out.push(view(e));
     return out;
   }
 
   member(id: string): Member | undefined {
-    const e = this.#table.get(id);
+    const e = this.#view.table.get(id);
     return e && view(e);
   }
 
   get size(): number {
-    return this.#live;
+    return this.#view.live;
   }
 
   /** Broadcasts waiting to be piggybacked (diagnostics: 0 once news has spread). */
@@ -183,7 +171,7 @@ export class Membership extends EventEmitter {
 
   /** Our incarnation number (grows each time we refute a suspicion). */
   get incarnation(): number {
-    return this.#self.inc;
+    return this.#view.self.inc;
   }
 
   join(addr: string, opts: JoinOptions = {}): Promise<void> {
@@ -224,18 +212,18 @@ export class Membership extends EventEmitter {
    * the gap, without gossiping what it brings.
    */
   #scheduleCatchUp(): void {
-    const rounds = retransmitLimit(this.cfg.retransmitMult, Math.max(this.#live, 2));
+    const rounds = retransmitLimit(this.cfg.retransmitMult, Math.max(this.#view.live, 2));
     this.#after(rounds * this.cfg.gossipInterval, () => {
-      const [peer] = this.#randomLive(1);
+      const [peer] = this.#view.randomLive(1);
       if (peer) this.#sync.start(peer.addr, 'join', this.cfg.syncTimeout, () => {});
     });
   }
 
   leave(): Promise<void> {
-    if (this.#closed || this.#leaving) return Promise.resolve();
-    this.#leaving = true;
+    if (this.#closed || this.#view.leaving) return Promise.resolve();
+    this.#view.leaving = true;
     this.#cancel(this.#probeTimer);
-    this.#broadcast({ kind: RecordKind.Left, id: this.id, inc: this.#self.inc });
+    this.#queue.push(this.id, encodeRecord({ kind: RecordKind.Left, id: this.id, inc: this.#view.self.inc }));
     // Tell a few members right away; acks and gossip rounds carry it further until we close.
     this.#gossipRound(this.cfg.gossipNodes * 2);
     return new Promise((resolve) => {
@@ -251,7 +239,7 @@ export class Membership extends EventEmitter {
     this.#closed = true;
     for (const h of this.#timers) this.#clock.clearTimeout(h);
     this.#timers.clear();
-    for (const e of this.#table.values()) e.suspicion?.stop();
+    for (const e of this.#view.table.values()) e.suspicion?.stop();
     this.#sync.close();
     this.#acks.clear();
     this.#queue.clear();
@@ -280,41 +268,9 @@ export class Membership extends EventEmitter {
 
   #probeTick(): void {
     const interval = this.#awareness.scale(this.cfg.probeInterval);
-    const target = this.#nextTarget();
+    const target = this.#view.nextTarget();
     if (target) this.#probe(target, interval);
     this.#probeTimer = this.#after(interval, () => this.#probeTick());
-  }
-
-  /** The next live member in a shuffled round-robin order; reshuffles (and forgets old
-   *  tombstones) after each full round, so every member is probed once per round. */
-  #nextTarget(): Entry | undefined {
-    for (let tries = 0; tries < 2; tries++) {
-      while (this.#probeIdx < this.#probeOrder.length) {
-        const e = this.#table.get(this.#probeOrder[this.#probeIdx++]!);
-        if (e && e !== this.#self && (e.state === 'alive' || e.state === 'suspect')) return e;
-      }
-      this.#reshuffle();
-    }
-    return undefined;
-  }
-
-  #reshuffle(): void {
-    const now = this.#clock.now();
-    const order: string[] = [];
-    for (const e of [...this.#table.values()]) {
-      if (e === this.#self) continue;
-      if (e.state === 'alive' || e.state === 'suspect') order.push(e.id);
-      else if (now - e.since > (e.state === 'dead' ? this.cfg.deadRetention : this.cfg.leftRetention)) {
-        this.#table.delete(e.id);
-        this.#deadIds.delete(e.id);
-      }
-    }
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(this.#random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    this.#probeOrder = order;
-    this.#probeIdx = 0;
   }
 
   #probe(target: Entry, interval: number): void {
@@ -332,7 +288,7 @@ export class Membership extends EventEmitter {
       // Ask k others to try, and try once more ourselves (the first ping or its ack may have
       // been lost; memberlist sends a TCP ping here, we stay on datagrams).
       this.#transport.send(target.addr, encodePacket([MsgType.Ping, seq, target.id, this.id], first));
-      for (const via of this.#randomLive(this.cfg.indirectChecks, target.id)) {
+      for (const via of this.#view.randomLive(this.cfg.indirectChecks, target.id)) {
         expectedNacks++;
         this.#transport.send(via.addr, encodePacket([MsgType.IndirectPing, seq, target.id, target.addr, this.id]));
       }
@@ -342,27 +298,12 @@ export class Membership extends EventEmitter {
       if (acked) return this.#awareness.apply(-1);
       // Fewer nacks than asked for: the trouble may be ours, so slow down a little.
       this.#awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 0);
-      const e = this.#table.get(target.id);
+      const e = this.#view.table.get(target.id);
       if (e === target && e.inc === inc && (e.state === 'alive' || e.state === 'suspect')) {
         this.#log('debug', `${this.id}: probe of ${target.id} failed; suspecting it`);
-        this.#suspect({ id: target.id, inc, from: this.id });
+        this.#view.suspect({ id: target.id, inc, from: this.id });
       }
     });
-  }
-
-  /** Up to n random live members other than us and `except`. */
-  #randomLive(n: number, except?: string): Entry[] {
-    const out: Entry[] = [];
-    const seen = new Set<string>();
-    const order = this.#probeOrder;
-    for (let tries = 0; out.length < n && tries < n * 4 && order.length > 0; tries++) {
-      const id = order[Math.floor(this.#random() * order.length)]!;
-      if (id === except || seen.has(id)) continue;
-      seen.add(id);
-      const e = this.#table.get(id);
-      if (e && e !== this.#self && (e.state === 'alive' || e.state === 'suspect')) out.push(e);
-    }
-    return out;
   }
 
   // ---- gossip and anti-entropy ------------------------------------------------------------
@@ -373,7 +314,7 @@ export class Membership extends EventEmitter {
   }
 
   #gossipRound(nodes: number): void {
-    for (const e of this.#randomLive(nodes)) {
+    for (const e of this.#view.randomLive(nodes)) {
       if (this.#queue.length === 0) break;
       this.#sendWithGossip(e.addr, [MsgType.Gossip, this.id], [], e.id);
     }
@@ -385,10 +326,10 @@ export class Membership extends EventEmitter {
    * cluster so that the full-state bytes a member spends per second stay flat.
    */
   #syncTick(): void {
-    const [peer] = this.#randomLive(1);
+    const [peer] = this.#view.randomLive(1);
     const next = (r: SyncResult) => {
-      const pause = r === 'synced' ? syncPeriod(this.cfg, this.#live) : this.cfg.syncInterval;
-      this.#syncTimer = this.#after(pause * (0.75 + 0.5 * this.#random()), () => this.#syncTick());
+      const pause = r === 'synced' ? syncPeriod(this.cfg, this.#view.live) : this.cfg.syncInterval;
+      this.#after(pause * (0.75 + 0.5 * this.#random()), () => this.#syncTick());
     };
     if (peer) this.#sync.start(peer.addr, 'check', this.cfg.syncTimeout, next);
     else next('same');
@@ -396,9 +337,9 @@ export class Membership extends EventEmitter {
 
   /** Tries one random dead member again: if it answers, a partition has healed. */
   #reconnectTick(): void {
-    if (this.#deadIds.size > 0) {
-      const ids = [...this.#deadIds];
-      const e = this.#table.get(ids[Math.floor(this.#random() * ids.length)]!);
+    if (this.#view.deadIds.size > 0) {
+      const ids = [...this.#view.deadIds];
+      const e = this.#view.table.get(ids[Math.floor(this.#random() * ids.length)]!);
       if (e && e.state === 'dead') this.#sync.start(e.addr, 'sync', this.cfg.syncTimeout, () => {});
     }
     this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
@@ -410,34 +351,6 @@ export class Membership extends EventEmitter {
     for (const b of first) room -= b.length;
     const records = first.concat(this.#queue.take(room, first.length > 0 ? about : undefined));
     this.#transport.send(to, encodePacket(header, records));
-  }
-
-  #broadcast(r: StateRecord): void {
-    this.#queue.push(r.id, encodeRecord(r));
-  }
-
-  /** The whole view for a sync. A suspect goes as Alive then Suspect, so a member that did
-   *  not know it learns its address too; dead and left ones only matter to those who know them. */
-  #stateRecords(): Buffer[] {
-    const out: Buffer[] = [];
-    for (const e of this.#table.values()) {
-      if (e.state === 'suspect') out.push(encodeRecord({ kind: RecordKind.Alive, id: e.id, inc: e.inc, url: e.url, addr: e.addr }));
-      out.push(encodeRecord(this.#record(e)));
-    }
-    return out;
-  }
-
-  #record(e: Entry): StateRecord {
-    switch (e.state) {
-      case 'alive':
-        return { kind: RecordKind.Alive, id: e.id, inc: e.inc, url: e.url, addr: e.addr };
-      case 'suspect':
-        return { kind: RecordKind.Suspect, id: e.id, inc: e.inc, from: this.id };
-      case 'dead':
-        return { kind: RecordKind.Dead, id: e.id, inc: e.inc, from: this.id };
-      case 'left':
-        return { kind: RecordKind.Left, id: e.id, inc: e.inc };
-    }
   }
 
   // ---- incoming packets -------------------------------------------------------------------
@@ -465,15 +378,15 @@ export class Membership extends EventEmitter {
       const r = decodeRecord(raw);
       if (!r) continue;
       if (r.id === this.id && (r.kind === RecordKind.Suspect || r.kind === RecordKind.Dead)) doubted = true;
-      this.#apply(r, true);
+      this.#view.apply(r, true);
     }
     // Answer doubt directly with our current record (stale news included: its sender may still
     // be counting down on us and have missed our refutation). Pings get it in the ack.
-    if (doubted && type !== MsgType.Ping && !this.#leaving) {
-      this.#transport.send(from, encodePacket([MsgType.Gossip, this.id], [encodeRecord(this.#record(this.#self))]));
+    if (doubted && type !== MsgType.Ping && !this.#view.leaving) {
+      this.#transport.send(from, encodePacket([MsgType.Gossip, this.id], [encodeRecord(this.#view.record(this.#view.self))]));
     }
     const sender = type === MsgType.Ping ? header[3] : type === MsgType.IndirectPing ? header[4] : type === MsgType.Gossip ? header[1] : undefined;
-    if (typeof sender === 'string' && !this.#table.has(sender)) this.#askWhoIs(from, sender);
+    if (typeof sender === 'string' && !this.#view.table.has(sender)) this.#askWhoIs(from, sender);
     switch (type) {
       case MsgType.Ping:
         return this.#onPing(from, header, doubted);
@@ -502,9 +415,9 @@ export class Membership extends EventEmitter {
     const [, seq, target, sender] = header as [number, number, string, string];
     if (target !== this.id) return; // meant for a previous owner of this address
     // A member we hold dead is still talking: tell it, so it refutes and comes back.
-    const s = typeof sender === 'string' ? this.#table.get(sender) : undefined;
-    const first = s && s.state === 'dead' ? [encodeRecord(this.#record(s))] : [];
-    if (doubted && !this.#leaving) first.push(encodeRecord(this.#record(this.#self)));
+    const s = typeof sender === 'string' ? this.#view.table.get(sender) : undefined;
+    const first = s && s.state === 'dead' ? [encodeRecord(this.#view.record(s))] : [];
+    if (doubted && !this.#view.leaving) first.push(encodeRecord(this.#view.record(this.#view.self)));
     this.#sendWithGossip(from, [MsgType.Ack, seq], first, s?.id);
   }
 
@@ -537,79 +450,12 @@ export class Membership extends EventEmitter {
     for (const raw of raws) {
       const r = decodeRecord(raw);
       if (!r) continue;
-      if (r.kind === RecordKind.Dead) this.#suspect({ id: r.id, inc: r.inc, from: r.from });
-      else this.#apply(r, !joinAnswer);
-    }
-  }
-
-  #apply(r: StateRecord, gossip: boolean): void {
-    switch (r.kind) {
-      case RecordKind.Alive:
-        return this.#alive(r, gossip);
-      case RecordKind.Suspect:
-        return this.#suspect(r);
-      case RecordKind.Dead:
-        return this.#dead(r, 'dead');
-      case RecordKind.Left:
-        return this.#dead({ id: r.id, inc: r.inc, from: r.id }, 'left');
+      if (r.kind === RecordKind.Dead) this.#view.suspect({ id: r.id, inc: r.inc, from: r.from });
+      else this.#view.apply(r, !joinAnswer);
     }
   }
 
   // ---- state transitions ------------------------------------------------------------------
-
-  #alive(r: { id: string; inc: number; url: string; addr: string }, gossip: boolean): void {
-    if (r.id === this.id) {
-      if (r.inc > this.#self.inc && !this.#leaving) this.#refute(r.inc); // someone holds newer news of us
-      return;
-    }
-    const e = this.#table.get(r.id);
-    if (!e) {
-      const n: Entry = { id: r.id, url: r.url, addr: r.addr, state: 'alive', inc: r.inc, since: this.#clock.now() };
-      this.#table.set(r.id, n);
-      this.#toggleLive(r.id, 1);
-      this.#enqueueProbe(r.id);
-      if (gossip) this.#broadcast({ kind: RecordKind.Alive, ...r });
-      this.#emit('join', n);
-      return;
-    }
-    if (r.inc <= e.inc) return;
-    const was = e.state;
-    e.suspicion?.stop();
-    e.suspicion = undefined;
-    Object.assign(e, { inc: r.inc, url: r.url, addr: r.addr, state: 'alive' as const, since: this.#clock.now() });
-    if (gossip || was === 'dead' || was === 'left') this.#broadcast({ kind: RecordKind.Alive, ...r });
-    if (was === 'dead' || was === 'left') {
-      this.#deadIds.delete(e.id);
-      this.#toggleLive(e.id, 1);
-      this.#enqueueProbe(e.id);
-      this.#emit('join', e);
-    } else this.#emit('update', e);
-  }
-
-  #suspect(r: { id: string; inc: number; from: string }): void {
-    const e = this.#table.get(r.id);
-    if (!e || r.inc < e.inc || e.state === 'dead' || e.state === 'left') return;
-    if (e === this.#self) {
-      if (!this.#leaving) this.#refute(r.inc);
-      return;
-    }
-    if (e.state === 'suspect' && r.inc === e.inc) {
-      // An independent confirmation shortens the timer; pass it on so others count it too.
-      if (e.suspicion?.confirm(r.from)) this.#broadcast({ kind: RecordKind.Suspect, ...r });
-      return;
-    }
-    e.suspicion?.stop();
-    Object.assign(e, { inc: r.inc, state: 'suspect' as const, since: this.#clock.now() });
-    const n = this.#live;
-    let k = this.cfg.suspicionMult - 2;
-    if (n - 2 < k) k = 0;
-    const min = suspicionMin(this.cfg.suspicionMult, n, this.cfg.probeInterval);
-    e.suspicion = new Suspicion(r.from, k, min, min * this.cfg.suspicionMaxTimeoutMult, this.#clock, () => {
-      if (!this.#closed && e.state === 'suspect' && e.inc === r.inc) this.#lastChance(e, r.inc);
-    });
-    this.#broadcast({ kind: RecordKind.Suspect, ...r });
-    this.#emit('update', e);
-  }
 
   /**
    * Before declaring a suspect dead, ping it once more (twice, against loss), telling it that
@@ -626,53 +472,13 @@ export class Membership extends EventEmitter {
     this.#transport.send(e.addr, ping);
     this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
       this.#acks.delete(seq);
-      if (this.#table.get(e.id) !== e || e.state !== 'suspect' || e.inc !== inc) return; // refuted meanwhile
-      if (!acked) return this.#dead({ id: e.id, inc, from: this.id }, 'dead');
+      if (this.#view.table.get(e.id) !== e || e.state !== 'suspect' || e.inc !== inc) return; // refuted meanwhile
+      if (!acked) return this.#view.dead({ id: e.id, inc, from: this.id }, 'dead');
       // It answered but no refutation came with the answer: suspect it afresh.
       e.suspicion?.stop();
       e.state = 'alive';
-      this.#suspect({ id: e.id, inc, from: this.id });
+      this.#view.suspect({ id: e.id, inc, from: this.id });
     });
-  }
-
-  #dead(r: { id: string; inc: number; from: string }, state: 'dead' | 'left'): void {
-    const e = this.#table.get(r.id);
-    if (!e || r.inc < e.inc || e.state === 'dead' || e.state === 'left') return;
-    if (e === this.#self) {
-      if (!this.#leaving) this.#refute(r.inc);
-      return;
-    }
-    e.suspicion?.stop();
-    e.suspicion = undefined;
-    Object.assign(e, { inc: r.inc, state, since: this.#clock.now() });
-    this.#toggleLive(e.id, -1);
-    if (state === 'dead') this.#deadIds.add(e.id);
-    this.#broadcast(state === 'dead' ? { kind: RecordKind.Dead, ...r } : { kind: RecordKind.Left, id: r.id, inc: r.inc });
-    this.#emit('leave', e);
-  }
-
-  /** Others think we are suspect or dead at incarnation inc: outbid it and tell everyone. */
-  #refute(inc: number): void {
-    this.#self.inc = Math.max(this.#self.inc, inc) + 1;
-    this.#awareness.apply(1);
-    this.#broadcast(this.#record(this.#self));
-    this.#emit('update', this.#self);
-  }
-
-  /** Counts a member into or out of the live set, keeping the digest in step. */
-  #toggleLive(id: string, delta: 1 | -1): void {
-    this.#live += delta;
-    const [a, b] = idHashes(id);
-    this.#digest[0] += delta;
-    this.#digest[1] = (this.#digest[1] ^ a) >>> 0;
-    this.#digest[2] = (this.#digest[2] ^ b) >>> 0;
-  }
-
-  /** A new or returning member is probed within the current round, at a random place. */
-  #enqueueProbe(id: string): void {
-    const lo = this.#probeIdx;
-    const at = lo + Math.floor(this.#random() * (this.#probeOrder.length - lo + 1));
-    this.#probeOrder.splice(at, 0, id);
   }
 
   #emit(event: 'join' | 'leave' | 'update', e: Entry): void {
