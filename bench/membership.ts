@@ -124,5 +124,39 @@ export async function benchMembership(opts: { quick: boolean }): Promise<BenchRo
     for (const m of live) m.close();
     rows.push({ measure: `n=${n}: simulation wall time`, value: (Date.now() - t0) / 1000, unit: 's' });
   }
+  rows.push(...lossRun(opts.quick ? 30 : 100, opts.quick ? 60_000 : 300_000));
   return rows;
+}
+
+/** Members on a network that loses 5% of datagrams: false deaths, suspicions, traffic. */
+function lossRun(n: number, ms: number): BenchRow[] {
+  const t0 = Date.now();
+  const clock = new SimClock();
+  const c: Cluster = { clock, net: new MemNetwork({ clock, latency: 1, jitter: 2, loss: 0.05, seed: 5 }), ms: [] };
+  addMember(c, 0, {}, 5);
+  for (let i = 1; i < n; i++) {
+    addMember(c, i, {}, 5).join(c.ms[0]!.addr, { retry: true }).catch(() => {});
+    clock.advance(20);
+  }
+  until(clock, () => c.ms.every((m) => m.size === n), 120_000, 100);
+  until(clock, () => c.ms.every((m) => m.pendingBroadcasts === 0), 120_000, 500);
+  let deaths = 0;
+  let suspicions = 0;
+  for (const m of c.ms) {
+    m.on('leave', () => deaths++);
+    m.on('update', (x: { state: string; id: string }) => {
+      if (x.state === 'suspect' && x.id !== m.id) suspicions++;
+    });
+  }
+  c.net.resetStats();
+  clock.advance(ms);
+  let bytes = 0;
+  for (const m of c.ms) bytes += c.net.stats(m.addr).bytesSent;
+  for (const m of c.ms) m.close();
+  const what = `n=${n}, 5% loss, ${ms / 60_000} min`;
+  return [
+    { measure: `${what}: live members declared dead`, value: deaths, unit: 'events', note: 'leave events summed over all members' },
+    { measure: `${what}: suspicions`, value: suspicions, unit: 'events', note: 'suspect updates summed over all members' },
+    { measure: `${what}: bytes sent per member per second`, value: Math.round(bytes / n / (ms / 1000)), unit: 'B/s', note: `wall ${((Date.now() - t0) / 1000).toFixed(1)} s` },
+  ];
 }

@@ -154,6 +154,8 @@ export class MemNetwork {
   /** Partition groups: a packet between two addresses in different groups is dropped. */
   #group = new Map<string, number>();
   #nextAddr = 1;
+  /** The largest datagram sent so far (bytes), to check packet-size budgets. */
+  largestPacket = 0;
 
   constructor(opts: MemNetworkOptions) {
     this.clock = opts.clock;
@@ -203,6 +205,7 @@ export class MemNetwork {
 
   /** @internal called by MemTransport.send */
   _send(from: string, to: string, buf: Buffer): void {
+    if (buf.length > this.largestPacket) this.largestPacket = buf.length;
     const s = this.#stats.get(from);
     if (s) {
       s.bytesSent += buf.length;

@@ -22,6 +22,7 @@ t.test('membership: 1 000 members converge after joins, and all detect a failure
   t.ok(converged <= 30_000, 'within 30 s of the last join');
   const drained = advanceUntil(clock, () => sim.members.every((s) => s.m.pendingBroadcasts === 0), 120_000, 500);
   t.comment(`broadcast queues empty ${drained} ms later`);
+  t.ok(sim.net.largestPacket <= defaultConfig.packetSize, `no datagram over ${defaultConfig.packetSize} bytes (largest ${sim.net.largestPacket})`);
 
   const victim = sim.members[500]!;
   victim.m.close();
