@@ -1,0 +1,199 @@
+/**
+ * #1, #2, #4: through the FUSE mount. A real `circuit start --mount DIR` in a child process and,
+ * as the baseline, bench/minimal-fs.ts (fuse-native serving constants, direct_io) in another;
+ * the file operations run in a third process (a node loop, or `cat`), never in the process that
+ * serves the mount. Each mount point is a fresh temporary directory, lazily unmounted at the end.
+ *
+ * #1  open+read+close of …/chan/peek: a node loop of fs.openSync, readSync (64 KiB buffer, until
+ *     EOF: two reads), closeSync; median and p99, vs the same loop on the minimal FS's `const`.
+ * #2  `cat …/proc/stdout > /dev/null` of a `head -c N /dev/zero` process vs `cat` of N zero bytes
+ *     from the minimal FS. N is 1 GB (quick 50 MB), or less if a 50 MB probe says 1 GB would take
+ *     longer than 40 s (the row says so).
+ * #3  needs the mesh: a row that says so unless src/cluster/mesh.ts exists (then still unmeasured
+ *     here until a mesh benchmark is written).
+ * #4  sequential send+recv pairs through the mount from one node process: writeFileSync(send),
+ *     readFileSync(recv), on a channel of capacity 1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { connect, type RemoteClient } from '../src/client/remote';
+import {
+  firstLine, median, notMeasured, quantile, round, run, spawnDaemon, stopChild, tempMountDir, unmountLazy, versus,
+  type ChildDaemon, type Measure,
+} from './util';
+
+const MOUNT_JS = path.resolve(__dirname, '../src/fs/mount.js');
+const MINIMAL_JS = path.resolve(__dirname, 'minimal-fs.js');
+const MESH_TS = path.resolve(__dirname, '../../src/cluster/mesh.ts');
+
+export const FS_MEASURES = {
+  peek: '#1 mount open+read+close chan/peek (median)',
+  peekP99: '#1 mount open+read+close chan/peek (p99)',
+  stdout: '#2 mount cat proc/stdout throughput',
+  remote: '#3 mount cat proc/stdout from another server',
+  pairs: '#4 mount sequential send+recv pairs',
+};
+
+const OPEN_READ_CLOSE = `
+const fs = require('fs');
+const [file, n, warm] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const buf = Buffer.alloc(65536);
+const out = [];
+for (let i = 0; i < warm + n; i++) {
+  const t0 = process.hrtime.bigint();
+  const fd = fs.openSync(file, 'r');
+  while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+  fs.closeSync(fd);
+  if (i >= warm) out.push(Number(process.hrtime.bigint() - t0) / 1000);
+}
+console.log(JSON.stringify(out));`;
+
+const PAIRS = `
+const fs = require('fs');
+const [dir, n] = [process.argv[1], Number(process.argv[2])];
+const msg = Buffer.from('0123456789abcdef');
+for (let i = 0; i < 20; i++) { fs.writeFileSync(dir + '/send', msg); fs.readFileSync(dir + '/recv'); }
+const t0 = process.hrtime.bigint();
+for (let i = 0; i < n; i++) {
+  fs.writeFileSync(dir + '/send', msg);
+  const got = fs.readFileSync(dir + '/recv');
+  if (got.length !== msg.length) throw new Error('got ' + got.length + ' bytes');
+}
+console.log(JSON.stringify({ secs: Number(process.hrtime.bigint() - t0) / 1e9 }));`;
+
+export async function benchFs(opts: { quick: boolean }): Promise<Measure[]> {
+  const mesh = notMeasured(FS_MEASURES.remote, fs.existsSync(MESH_TS) ? 'not measured: no mesh benchmark written yet' : 'not measured: needs the mesh (issue 4)', '≥ 0.5× raw TCP');
+  const unavailable = (why: string) => [
+    notMeasured(FS_MEASURES.peek, `not measured: mount not available (${why})`, '≤ 1.3×'),
+    notMeasured(FS_MEASURES.peekP99, `not measured: mount not available (${why})`),
+    notMeasured(FS_MEASURES.stdout, `not measured: mount not available (${why})`, '≥ 0.7×'),
+    mesh,
+    notMeasured(FS_MEASURES.pairs, `not measured: mount not available (${why})`, '≥ 1 000 pairs/s'),
+  ];
+  if (!fs.existsSync(MOUNT_JS)) return unavailable('no dist/src/fs/mount.js');
+  if (!fs.existsSync('/dev/fuse')) return unavailable('no /dev/fuse');
+
+  const cdir = tempMountDir('circuit-bench-mnt-');
+  const mdir = tempMountDir('circuit-bench-minimal-');
+  let daemon: ChildDaemon | undefined;
+  let minimal: ChildProcess | undefined;
+  let client: RemoteClient | undefined;
+  try {
+    try {
+      daemon = await spawnDaemon(['--mount', cdir]);
+      client = await connect(daemon.url);
+      await client.make(`/${daemon.id}/b/ch`, 'chan', { cap: 1_000_000 });
+      const peek = fs.readFileSync(path.join(cdir, daemon.id, 'b/ch/chan/peek'), 'utf8');
+      if (!peek.includes('"Cap"')) throw new Error(`chan/peek reads ${JSON.stringify(peek.slice(0, 80))}`);
+    } catch (e) {
+      return unavailable((e as Error).message.split('\n')[0]!.slice(0, 160));
+    }
+    minimal = spawn(process.execPath, [MINIMAL_JS, mdir, '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await firstLine(minimal);
+    const rows: Measure[] = [];
+    const c = client;
+    const id = daemon.id;
+    rows.push(...(await attempt([FS_MEASURES.peek, FS_MEASURES.peekP99], () => peekRows(opts, path.join(cdir, id, 'b/ch/chan/peek'), path.join(mdir, 'const')))));
+    rows.push(...(await attempt([FS_MEASURES.stdout], () => stdoutRow(opts, c, id, cdir, mdir))));
+    rows.push(mesh);
+    rows.push(...(await attempt([FS_MEASURES.pairs], () => pairsRow(opts, c, id, cdir))));
+    return rows;
+  } finally {
+    await client?.disconnect().catch(() => {});
+    if (daemon) await daemon.stop();
+    if (minimal) await stopChild(minimal);
+    unmountLazy(cdir);
+    unmountLazy(mdir);
+  }
+}
+
+/** Runs fn; on failure, one "failed" row per measure name, so the run goes on. */
+async function attempt(names: string[], fn: () => Promise<Measure[]>): Promise<Measure[]> {
+  try {
+    return await fn();
+  } catch (e) {
+    return names.map((n) => notMeasured(n, `failed: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`));
+  }
+}
+
+async function openReadClose(file: string, n: number): Promise<number[]> {
+  const r = await run(process.execPath, ['-e', OPEN_READ_CLOSE, file, String(n), String(Math.min(200, n))], { timeoutMs: 120_000 });
+  return JSON.parse(r.stdout) as number[];
+}
+
+async function peekRows(opts: { quick: boolean }, circuitFile: string, minimalFile: string): Promise<Measure[]> {
+  const n = opts.quick ? 300 : 5_000;
+  const c = await openReadClose(circuitFile, n);
+  const m = await openReadClose(minimalFile, n);
+  const how = `${n} iterations in one node process: openSync, readSync until EOF, closeSync; baseline minimal fuse-native FS (direct_io) serving a constant of the same length`;
+  return [
+    { measure: FS_MEASURES.peek, value: round(median(c), 1), unit: 'µs', ...versus(median(c), round(median(m), 1), '≤ 1.3×', (x) => x <= 1.3), note: how },
+    { measure: FS_MEASURES.peekP99, value: round(quantile(c, 0.99), 1), unit: 'µs', ...versus(quantile(c, 0.99), round(quantile(m, 0.99), 1), '—', () => true), met: undefined },
+  ];
+}
+
+/** Seconds for `cat FILE > /dev/null`. */
+async function catSecs(file: string, timeoutMs: number): Promise<number> {
+  const r = await run('/bin/sh', ['-c', 'exec cat "$1" > /dev/null', 'sh', file], { timeoutMs });
+  return r.ms / 1000;
+}
+
+async function stdoutRow(opts: { quick: boolean }, c: RemoteClient, id: string, cdir: string, mdir: string): Promise<Measure[]> {
+  const MB = 1e6;
+  let k = 0;
+  const viaCircuit = async (bytes: number, timeoutMs: number) => {
+    const p = `/${id}/b/out${k++}`;
+    await c.make(p, 'proc', { Env: null, Dir: '', Path: 'head', Args: ['-c', String(bytes), '/dev/zero'], Scrub: false });
+    try {
+      return await catSecs(path.join(cdir, id, p.split('/').slice(2).join('/'), 'proc/stdout'), timeoutMs);
+    } finally {
+      await c.signal(p, 'KILL').catch(() => {});
+      await c.wait(p).catch(() => {});
+      await c.scrub(p).catch(() => {});
+    }
+  };
+  const probe = 50 * MB;
+  const probeSecs = await viaCircuit(probe, 120_000);
+  let bytes = probe;
+  let why = '';
+  if (!opts.quick) {
+    const full = 1e9;
+    const est = (full / probe) * probeSecs;
+    bytes = est <= 40 ? full : Math.max(probe, Math.floor((40 / probeSecs) * probe / MB) * MB);
+    if (bytes < full) why = `; 1 GB would take about ${round(est, 0)} s, so ${bytes / MB} MB were read`;
+  }
+  const secs = bytes === probe ? probeSecs : await viaCircuit(bytes, 120_000);
+  await catSecs(path.join(mdir, `zero.${probe}`), 60_000); // warm-up
+  const baseSecs = await catSecs(path.join(mdir, `zero.${bytes}`), 120_000);
+  const rate = bytes / secs / MB;
+  const base = bytes / baseSecs / MB;
+  return [{
+    measure: FS_MEASURES.stdout,
+    value: round(rate, 1),
+    unit: 'MB/s',
+    ...versus(rate, round(base, 1), '≥ 0.7×', (x) => x >= 0.7),
+    note: `cat of ${bytes / MB} MB from head -c … /dev/zero vs cat of as many bytes from the minimal FS (direct_io)${why}`,
+  }];
+}
+
+async function pairsRow(opts: { quick: boolean }, c: RemoteClient, id: string, cdir: string): Promise<Measure[]> {
+  const n = opts.quick ? 200 : 3_000;
+  const p = `/${id}/b/pair`;
+  await c.make(p, 'chan', { cap: 1 });
+  try {
+    const r = await run(process.execPath, ['-e', PAIRS, path.join(cdir, id, 'b/pair/chan'), String(n)], { timeoutMs: 120_000 });
+    const { secs } = JSON.parse(r.stdout) as { secs: number };
+    const rate = n / secs;
+    return [{
+      measure: FS_MEASURES.pairs,
+      value: Math.round(rate),
+      unit: 'pairs/s',
+      target: '≥ 1 000 pairs/s',
+      met: rate >= 1000,
+      note: `${n} pairs of 16 B from one node process: writeFileSync(send), readFileSync(recv), channel cap 1`,
+    }];
+  } finally {
+    await c.scrub(p).catch(() => {});
+  }
+}
