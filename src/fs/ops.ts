@@ -67,13 +67,13 @@ export function createOps(deps: OpsDeps): FsOps {
     mtime: started, atime: started, ctime: started,
   });
 
-  /** Runs act and replies with its result or its errno; logs failures and, with verb, successes. */
+  /**
+   * Runs act and replies with its result or its errno. Failures are logged; successes are not
+   * (the server's operations log records every operation with its caller).
+   */
   function answer<T>(op: string, path: string, caller: Caller | null, act: () => Promise<T>, reply: (err: number, v?: T) => void, quiet = false) {
     act().then(
-      (v) => {
-        if (!quiet) deps.log(`fs: ${op} ${path}${who(caller)} ok`);
-        reply(0, v);
-      },
+      (v) => reply(0, v),
       (err) => {
         // A lookup of a name that is not there is routine, not worth a log line.
         if (quiet && err instanceof CircuitError && err.code === 'ENOENT') return reply(toErrno(err));
@@ -134,7 +134,6 @@ export function createOps(deps: OpsDeps): FsOps {
     act(h, ctx).then(
       (n) => {
         if (replied) return;
-        if (op !== 'read' && h.spec.mode !== 'r') deps.log(`fs: ${op} ${path}${who(caller)} ok`);
         reply(n);
       },
       (err) => {

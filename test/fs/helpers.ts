@@ -62,3 +62,15 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5000, 
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/**
+ * Waits until a process whose command line contains pattern sits in read(2) (syscall 0 on
+ * x86-64, 63 on arm64): a reader blocked in the mount.
+ */
+export async function blockedInRead(pattern: string, timeoutMs = 5000): Promise<number> {
+  return eventually(async () => {
+    const r = await sh(`for p in $(pgrep -f -- ${JSON.stringify(pattern)}); do s=$(cut -d' ' -f1 /proc/$p/syscall 2>/dev/null); [ "$s" = 0 ] || [ "$s" = 63 ] && echo $p; done`);
+    const pid = Number(r.stdout.trim().split('\n')[0]);
+    return pid > 0 ? pid : 0;
+  }, timeoutMs, 50);
+}

@@ -1,0 +1,48 @@
+import { spawn } from 'child_process';
+import { existsSync, mkdtempSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import t from 'tap';
+import { blockedInRead, eventually, sh } from './helpers';
+
+/**
+ * The real daemon: `circuit start --mount DIR` in its own process, driven by bash through the
+ * mount, then stopped with SIGTERM, which must unmount (failing blocked callers).
+ */
+const main = join(process.cwd(), 'dist/src/cli/main.js');
+
+t.test('daemon: start --mount serves the shell; SIGTERM unmounts and frees blocked readers', { skip: !existsSync(main) && 'no CLI built' }, async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'circuit-daemon-'));
+  const dir = join(base, 'mnt');
+  const d = spawn(process.execPath, [main, 'start', '--mount', dir, '--var', join(base, 'var')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  d.stdout.on('data', (b) => (out += b));
+  d.stderr.on('data', (b) => (err += b));
+  const exited = new Promise<number | null>((res) => d.on('exit', (code) => res(code)));
+  t.teardown(async () => {
+    d.kill('SIGKILL');
+    await sh(`fusermount -uz ${dir} 2>/dev/null; rm -rf ${base}`);
+  });
+  await eventually(() => /^circuit:\/\//m.test(out), 15_000).catch(() => t.fail(`no URL: ${err}`));
+
+  const r = await sh(`
+    S=${dir}/$(readlink ${dir}/.self)
+    mkdir -p $S/hi/ch/chan && echo 1 > $S/hi/ch/chan/cap && echo hello > $S/hi/ch/chan/send && cat $S/hi/ch/chan/recv
+    s=$(date +%s%N); timeout 1 cat $S/hi/ch/chan/recv; rc=$?; e=$(date +%s%N); echo "rc=$rc ms=$(( (e - s) / 1000000 ))"
+    mkdir -p $S/p/proc && echo '{"Path":"/bin/echo","Args":["from","proc"]}' > $S/p/proc/cmd && cat $S/p/proc/stdout $S/p/proc/exit`);
+  t.match(r.stdout, /^hello\nrc=124 ms=(\d+)\nfrom proc\n0\n$/, r.stderr + err);
+  const ms = Number(/ms=(\d+)/.exec(r.stdout)?.[1]);
+  t.ok(ms < 2000, `timeout 1 cat recv returned in ${ms} ms`);
+
+  const reader = sh(`cat ${dir}/$(readlink ${dir}/.self)/hi/ch/chan/recv; echo "rc=$?"`);
+  await blockedInRead(`cat ${dir}/`);
+  const t0 = Date.now();
+  d.kill('SIGTERM');
+  const got = await reader;
+  t.match(got.stdout, /rc=[1-9]/, 'the blocked reader got an error');
+  t.ok(Date.now() - t0 < 5000, `freed in ${Date.now() - t0} ms`);
+  t.equal(await exited, 0, err);
+  const mounts = await sh(`grep -c " ${dir} " /proc/mounts`);
+  t.equal(mounts.stdout.trim(), '0', 'unmounted');
+});
