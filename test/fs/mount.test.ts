@@ -113,6 +113,18 @@ t.test('mount: proc: cmd starts it, stdout, stderr, exit, wait, stdin, signal', 
   t.match(r.stderr, /write error: Invalid argument/);
 });
 
+t.test('mount: an interrupted stdout read loses no byte; events stream until interrupted', async (t) => {
+  const { X, run } = await setup(t);
+  const r = await run(`
+    mkdir -p $S/p/proc && cd $S/p/proc
+    echo '{"Path":"/bin/sh","Args":["-c","echo first; read x; echo second $x"]}' > cmd
+    timeout 1 cat stdout; echo "rc=$?"
+    echo go > stdin
+    cat stdout; cat exit
+    mkdir -p $S/j/@join && timeout 1 cat $S/j/@join/events; echo "rc=$?"`);
+  t.equal(r.stdout, `first\nrc=124\nsecond go\n0\n/${X}\nrc=124\n`, r.stderr);
+});
+
 t.test('mount: dns records, unset, peek', async (t) => {
   const { run } = await setup(t);
   const r = await run(`
