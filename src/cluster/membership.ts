@@ -85,6 +85,14 @@ interface AckWait {
   onNack?: () => void;
 }
 
+/** The events, typed (declaration merging with the class below). */
+export interface Membership {
+  on(event: 'join' | 'leave' | 'update', listener: (member: Member) => void): this;
+  once(event: 'join' | 'leave' | 'update', listener: (member: Member) => void): this;
+  off(event: 'join' | 'leave' | 'update', listener: (member: Member) => void): this;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Membership extends EventEmitter {
   readonly id: string;
   readonly url: string;

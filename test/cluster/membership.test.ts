@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/kit/clock';
 import { CircuitError } from '../../src/kit/errors';
 import { defaultConfig, testConfig } from '../../src/cluster/membership-config';
 import { encodePacket, encodeRecord, MsgType, RecordKind } from '../../src/cluster/membership-wire';
-import { SimClock } from '../../src/cluster/transport-mem';
+import { SimClock, seededRandom } from '../../src/cluster/transport-mem';
 import { advanceUntil, makeSim, memberId, settle, viewsAre, type SimMember } from './membership-helpers';
 
 const ids = (ms: SimMember[]) => new Set(ms.map((s) => s.m.id));
@@ -255,4 +255,42 @@ t.test('membership: malformed packets and pings for another id are ignored', asy
   t.equal(a.m.size, 1);
   void b;
   for (const s of sim.members) s.m.close();
+});
+
+t.test('membership: after a minute of churn (kills, leaves, joins) the live views agree', async (t) => {
+  const clock = new SimClock();
+  const sim = makeSim(clock, 60, defaultConfig, { seed: 21, loss: 0.01, jitter: 3 });
+  for (let i = 1; i < 60; i++) {
+    sim.members[i]!.m.join(sim.members[i - 1]!.addr, { retry: true }).catch(() => {});
+    clock.advance(20);
+  }
+  let live = sim.members.slice();
+  t.ok(advanceUntil(clock, () => viewsAre(live, ids(live)), 20_000) >= 0, 'converged');
+  const rnd = seededRandom(21);
+  let next = 60;
+  const counts = { kill: 0, leave: 0, join: 0 };
+  for (let step = 0; step < 60; step++) {
+    const r = rnd();
+    if (r < 0.3 && live.length > 10) {
+      const v = live[Math.floor(rnd() * live.length)]!;
+      v.m.close();
+      live = live.filter((s) => s !== v);
+      counts.kill++;
+    } else if (r < 0.5 && live.length > 10) {
+      const v = live[Math.floor(rnd() * live.length)]!;
+      void v.m.leave();
+      live = live.filter((s) => s !== v);
+      counts.leave++;
+    } else {
+      const s = sim.add(next++);
+      s.m.join(live[Math.floor(rnd() * live.length)]!.addr, { retry: true }).catch(() => {});
+      live.push(s);
+      counts.join++;
+    }
+    clock.advance(1_000);
+  }
+  const took = advanceUntil(clock, () => viewsAre(live, ids(live)), 30_000, 50);
+  t.comment(`churn ${JSON.stringify(counts)}; ${live.length} live members agree ${took} ms after it stopped`);
+  t.ok(took >= 0, 'every live member sees exactly the live members');
+  for (const s of live) s.m.close();
 });
