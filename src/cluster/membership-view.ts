@@ -67,6 +67,13 @@ export class MemberView {
     this.#toggleLive(self.id, 1);
   }
 
+  /** Live entries (alive or suspect), us included. */
+  members(): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.table.values()) if (e.state === 'alive' || e.state === 'suspect') out.push(e);
+    return out;
+  }
+
   /** Stops every suspicion timer (on close). */
   stop(): void {
     for (const e of this.table.values()) e.suspicion?.stop();

@@ -22,7 +22,8 @@
  *   await m.join(addr, { retry?, timeout? })  full-state sync with the member at packet address
  *                                   addr; rejects with EHOSTDOWN after config.joinAttempts failed
  *                                   attempts, or (retry: true) keeps trying with backoff until
- *                                   it succeeds or `timeout` ms pass (ETIMEDOUT)
+ *                                   it succeeds or `timeout` ms pass (ETIMEDOUT); our own addr
+ *                                   or a member already in view costs (almost) nothing
  *   await m.leave()                 tells the others we leave, then closes
  *   m.close()                       stops at once (others will find us dead)
  *   events: 'join' (member)   a member became live: new, or back after dead/left
@@ -158,9 +159,7 @@ export class Membership extends EventEmitter {
   // ---- public API -------------------------------------------------------------------------
 
   members(): Member[] {
-    const out: Member[] = [];
-    for (const e of this.#view.table.values()) if (e.state === 'alive' || e.state === 'suspect') out.push(view(e));
-    return out;
+    return this.#view.members().map(view);
   }
 
   member(id: string): Member | undefined {
@@ -193,14 +192,21 @@ export class Membership extends EventEmitter {
         reject(err);
       };
       this.#joins.add(fail);
+      // Joining ourselves, or a member we already see live (discovery repeats joins), is
+      // cheap: nothing, or a digest check that moves state only if the views differ.
+      if (addr === this.addr) {
+        this.#joins.delete(fail);
+        return resolve();
+      }
+      const known = this.#view.members().some((e) => e.addr === addr && e !== this.#view.self);
       const attempt = (n: number) => {
         if (this.#closed) return;
         const budget = Math.max(1, Math.min(this.cfg.syncTimeout, deadline - this.#clock.now()));
-        this.#sync.start(addr, 'join', budget, (r) => {
+        this.#sync.start(addr, known ? 'check' : 'join', budget, (r) => {
           if (this.#closed) return;
           if (r !== 'failed') {
             this.#joins.delete(fail);
-            this.#scheduleCatchUp();
+            if (!known) this.#scheduleCatchUp();
             return resolve();
           }
           this.#log('warn', `join ${addr}: attempt ${n + 1} failed: no answer within ${budget} ms`);
@@ -247,7 +253,7 @@ export class Membership extends EventEmitter {
     this.#closed = true;
     for (const h of this.#timers) this.#clock.clearTimeout(h);
     this.#timers.clear();
-    for (const e of this.#view.table.values()) e.suspicion?.stop();
+    this.#view.stop();
     this.#sync.close();
     this.#acks.clear();
     this.#queue.clear();

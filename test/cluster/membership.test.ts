@@ -294,3 +294,21 @@ t.test('membership: after a minute of churn (kills, leaves, joins) the live view
   t.ok(took >= 0, 'every live member sees exactly the live members');
   for (const s of live) s.m.close();
 });
+
+t.test('membership: joining itself or a member already in view is cheap', async (t) => {
+  const clock = new ManualClock();
+  const sim = makeSim(clock, 3, testConfig);
+  await joinAll(clock, sim.members);
+  t.ok(advanceUntil(clock, () => viewsAre(sim.members, ids(sim.members)), 5_000) >= 0);
+  clock.advance(3_000);
+  const [a, b] = sim.members as [SimMember, SimMember];
+  await a.m.join(a.addr); // discovery can make a server join itself
+  const before = sim.net.stats(b.addr).bytesSent;
+  const p = a.m.join(b.addr);
+  clock.advance(10);
+  await settle();
+  await p;
+  const answer = sim.net.stats(b.addr).bytesSent - before;
+  t.ok(answer < 100, `a repeated join costs a digest check (${answer} bytes answered)`);
+  for (const s of sim.members) s.m.close();
+});
