@@ -101,7 +101,8 @@ export const COMMANDS: Command[] = [
     args: one, argsError: 'mkproc needs an anchor argument', op: 'mkproc',
     flags: [['--scrub', 'remove the element once the process exited and its output was read']],
     async run(c, a, f) {
-      const cmd = parseProcCmd((await readAll()).toString());
+      const text = (await readAll()).toString();
+      const cmd = oneLine(() => parseProcCmd(text));
       if (f.scrub) cmd.Scrub = true;
       await c.make(P(a[0]), 'proc', cmd);
     },
@@ -115,7 +116,7 @@ export const COMMANDS: Command[] = [
       try {
         run = JSON.parse((await readAll()).toString());
       } catch (e) {
-        throw new AppError('EINVAL', `command json not parsing: ${(e as Error).message}`);
+        throw new AppError('EINVAL', `command json not parsing: ${flat((e as Error).message)}`);
       }
       if (f.scrub) run.Scrub = true;
       await c.make(P(a[0]), 'docker', run as never);
@@ -243,6 +244,19 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+/** Error texts print as one line: JSON parse errors quote the input, newlines and all. */
+function flat(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
+}
+function oneLine<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof CircuitError && e.message.includes('\n')) throw new AppError(e.code, flat(e.message));
+    throw e;
+  }
+}
 
 function serverAnchor(p: string): string {
   const parts = cleanPath(p).path.split('/').filter(Boolean);
