@@ -201,7 +201,9 @@ export const COMMANDS: Command[] = [
       }
       const r = await c.openOutput(path, which);
       for (;;) {
-        const b = await r.read(1 << 20);
+        // A pipe's worth at a time: if this process dies while writing a chunk, the server gives
+        // the whole chunk to the next reader, so the chunk bounds what can be delivered twice.
+        const b = await r.read(64 * 1024);
         if (!b) break;
         await writeOut(b);
       }
