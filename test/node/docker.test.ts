@@ -116,7 +116,8 @@ t.test('docker: exit codes in wait, peek and exitStatus', async (t) => {
   t.equal(((await el.peek()) as Inspect).State.ExitCode, 3);
   t.equal(el.exitStatus(), 3);
   t.same(Object.keys(w).sort(), ['Args', 'Config', 'Created', 'Driver', 'HostConfig', 'HostnamePath', 'HostsPath', 'Id',
-    'Image', 'Mounts', 'Name', 'NetworkSettings', 'Path', 'ResolvConfPath', 'State'], 'the original\'s subset of inspect');
+    'Image', 'Mounts', 'Name', 'NetworkSettings', 'Path', 'ResolvConfPath', 'Run', 'State'], 'the original\'s subset of inspect, and the Run');
+  t.match(w, { Run: { Path: '/bin/sh', Args: ['-c', 'exit 3'] } });
 });
 
 t.test('docker: TERM reaches sleep in the container', async (t) => {
@@ -127,6 +128,17 @@ t.test('docker: TERM reaches sleep in the container', async (t) => {
   t.equal(el.exitStatus(), 143);
   await t.rejects(el.signal('TERM'), { code: 'ESRCH' }, 'not running any more');
   await t.rejects(el.signal('NOPE'), { code: 'EINVAL' });
+});
+
+t.test('docker: an interrupted wait is EINTR and leaves the container alone', async (t) => {
+  const el = await make(t, { Path: '/bin/sleep', Args: ['100'] });
+  const ac = new AbortController();
+  const waiting = t.rejects(el.wait({ signal: ac.signal }), { code: 'EINTR' });
+  ac.abort();
+  await waiting;
+  t.equal(((await el.peek()) as Inspect).State.Running, true);
+  await el.signal('KILL');
+  t.equal(((await el.wait()) as Inspect).State.ExitCode, 137);
 });
 
 t.test('docker: memory limit and cpu shares reach the engine', async (t) => {
@@ -179,7 +191,7 @@ t.test('docker: a command that cannot start is an error and leaves no container'
 t.test('docker: an idle element starts later, once', async (t) => {
   const el = await DockerElement.make(null, fakeCtx(), engine);
   t.teardown(() => el.scrub());
-  t.match(await el.peek(), { State: { Status: 'idle', Running: false } });
+  t.match(await el.peek(), { Run: null, State: { Status: 'idle', Running: false } });
   t.throws(() => el.openOutput('stdout'), { code: 'ESRCH' });
   await t.rejects(el.signal('TERM'), { code: 'ESRCH', message: 'no running process to signal' });
   await el.start(spec({ Path: '/bin/echo', Args: ['late'] }));

@@ -263,9 +263,9 @@ export class DockerElement implements ProcLike {
     }
     if (this.#phase === 'scrubbed') return;
     try {
-      this.#final = pick(await c.inspect());
+      this.#final = this.#pick(await c.inspect());
     } catch {
-      this.#final = { Id: c.id, Name: `/${this.#name}`, State: { Status: 'removed', Running: false, ExitCode: status ?? -1 } };
+      this.#final = { Id: c.id, Name: `/${this.#name}`, State: { Status: 'removed', Running: false, ExitCode: status ?? -1 }, Run: this.#run };
     }
     this.#phase = 'exited';
     this.#exit.resolve(this.#final);
@@ -274,13 +274,22 @@ export class DockerElement implements ProcLike {
 
   async peek(): Promise<unknown> {
     if (this.#final !== undefined) return this.#final;
-    if (!this.#container || this.#phase === 'idle') return { State: { Status: this.#phase, Running: false } };
+    if (!this.#container || this.#phase === 'idle') return { Run: this.#run, State: { Status: this.#phase, Running: false } };
     try {
-      return pick(await this.#container.inspect());
+      return this.#pick(await this.#container.inspect());
     } catch (err) {
       if (this.#final !== undefined) return this.#final;
       throw new AppError(isGone(err) ? 'ENOENT' : 'EIO', `docker inspect: ${messageOf(err)}`, { cause: err });
     }
+  }
+
+  /** The engine's keys we show, as it gives them, plus the Run (the one key of ours, as proc's Cmd). */
+  #pick(info: object): Record<string, unknown> {
+    const all = info as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const k of PEEK_KEYS) if (k in all) out[k] = all[k];
+    out.Run = this.#run;
+    return out;
   }
 
   async wait(opts?: CallOptions): Promise<unknown> {
@@ -446,12 +455,6 @@ async function checkProgram(c: Docker.Container, run: DockerRun): Promise<void> 
   }
 }
 
-function pick(info: object): Record<string, unknown> {
-  const all = info as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of PEEK_KEYS) if (k in all) out[k] = all[k];
-  return out;
-}
 
 function messageOf(err: unknown): string {
   const e = err as { json?: { message?: string }; message?: string };
