@@ -1,8 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME[,NAME…]]`: runs every benchmark of issue 7 that is
+ * `npm run bench [-- --quick] [--only NAME[,NAME…]] [--out FILE]`: runs every benchmark of issue 7 that is
  * there (each bench/NAME.ts exporting `benchX({ quick })`), one after the other, and prints one
  * markdown table of measures, same-run baselines, ratios and targets; the table also goes to
- * bench/results/latest.md. A benchmark that throws becomes a row with its error; the run goes on.
+ * bench/results/latest.md (or --out FILE). A benchmark that throws becomes a row with its error; the run goes on.
  * Progress goes to stderr, the table to stdout.
  */
 import * as fs from 'node:fs';
@@ -58,13 +58,16 @@ function membershipFlatness(rows: Measure[], quick: boolean): Measure[] {
   return [...rows, flat];
 }
 
-function parseArgs(argv: string[]): { quick: boolean; only: string[] | null } {
+function parseArgs(argv: string[]): { quick: boolean; only: string[] | null; out: string } {
   const quick = argv.includes('--quick');
+  const o = argv.indexOf('--out');
+  const out = o >= 0 ? argv[o + 1] ?? '' : path.resolve(__dirname, '../../bench/results/latest.md');
+  if (!out) throw new Error('--out needs a file name');
   const i = argv.indexOf('--only');
   const only = i >= 0 ? (argv[i + 1] ?? '').split(',').filter(Boolean) : null;
   if (i >= 0 && !only?.length) throw new Error('--only needs a benchmark name: ' + BENCHES.map((b) => b.name).join(', '));
   for (const o of only ?? []) if (!BENCHES.some((b) => b.name === o)) throw new Error(`unknown benchmark ${o}; known: ${BENCHES.map((b) => b.name).join(', ')}`);
-  return { quick, only };
+  return { quick, only, out };
 }
 
 function load(e: Entry): Bench | string {
@@ -136,7 +139,7 @@ export function machine(): string {
 }
 
 async function main(): Promise<void> {
-  const { quick, only } = parseArgs(process.argv.slice(2));
+  const { quick, only, out: file } = parseArgs(process.argv.slice(2));
   const say = (l: string) => process.stderr.write(l + '\n');
   const t0 = Date.now();
   const rows = await runAll(quick, only, say);
@@ -146,10 +149,9 @@ async function main(): Promise<void> {
   const header =
     `# circuit benchmarks${quick ? ' (--quick: timings are not meant to be judged)' : ''}\n\n` +
     `${new Date().toISOString()} · ${machine()} · ${secs.toFixed(0)} s${only ? ` · only ${only.join(',')}` : ''}\n\n`;
-  const dir = path.resolve(__dirname, '../../bench/results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.md'), header + out);
-  say(`${rows.length} rows in ${secs.toFixed(0)} s; written to bench/results/latest.md`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, header + out);
+  say(`${rows.length} rows in ${secs.toFixed(0)} s; written to ${path.relative(process.cwd(), file) || file}`);
 }
 
 if (require.main === module) {
