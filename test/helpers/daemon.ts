@@ -23,6 +23,16 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/**
+ * Spawns `node MAIN ARGS` with exactly env. The runner's spawn hook adds its variables (and
+ * NODE_OPTIONS) back to any env we pass, so the child goes through `env -i`, which clears them
+ * before node starts: the daemon is then unhooked and its processes see only what they should.
+ */
+export function spawnCircuit(args: string[], env: NodeJS.ProcessEnv, stdio: Array<'pipe' | 'ignore'>): ChildProcess {
+  const pairs = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  return spawn('/usr/bin/env', ['-i', ...pairs, process.execPath, MAIN, ...args], { stdio: stdio as ['pipe', 'pipe', 'pipe'] });
+}
+
 export interface Running {
   url: string;
   id: string;
@@ -34,7 +44,7 @@ export interface Running {
 
 export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
   const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
-  const proc = spawn(process.execPath, [MAIN, 'start', '--var', varDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(opts.env) });
+  const proc = spawnCircuit(['start', '--var', varDir, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
   let err = '';
   proc.stderr!.on('data', (c) => (err += c));
   const url = await new Promise<string>((resolve, reject) => {
@@ -81,18 +91,18 @@ export interface Result {
 export function cli(url: string | null, args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const full = url ? [...args, '-d', url] : args;
-    const p = spawn(process.execPath, [MAIN, ...full], { stdio: ['pipe', 'pipe', 'pipe'], env: cleanEnv(env) });
+    const p = spawnCircuit(full, cleanEnv(env), ['pipe', 'pipe', 'pipe']);
     const out: Buffer[] = [];
     let err = '';
-    p.stdout.on('data', (c) => out.push(c));
-    p.stderr.on('data', (c) => (err += c));
+    p.stdout!.on('data', (c) => out.push(c));
+    p.stderr!.on('data', (c) => (err += c));
     p.on('error', reject);
     p.on('close', (code) => {
       const b = Buffer.concat(out);
       resolve({ code, stdout: b.toString(), stderr: err, out: b });
     });
-    p.stdin.on('error', () => {});
-    p.stdin.end(input ?? '');
+    p.stdin!.on('error', () => {});
+    p.stdin!.end(input ?? '');
   });
 }
 
@@ -112,7 +122,7 @@ export type Background = ChildProcess & {
  * is written and stdin closed; otherwise stdin stays open for the caller.
  */
 export function cliBackground(url: string, args: string[], input?: string | Buffer): Background {
-  const p = spawn(process.execPath, [MAIN, ...args, '-d', url], { stdio: ['pipe', 'pipe', 'pipe'], env: cleanEnv() }) as Background;
+  const p = spawnCircuit([...args, '-d', url], cleanEnv(), ['pipe', 'pipe', 'pipe']) as Background;
   let out = '';
   let err = '';
   const bytes: Buffer[] = [];
