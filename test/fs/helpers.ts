@@ -42,6 +42,7 @@ export function sh(script: string, opts: { cwd?: string; env?: Record<string, st
       clearTimeout(limit);
       resolve({ code, signal, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
     });
+    p.stdin.on('error', () => {}); // a script that never reads its stdin
     p.stdin.end(opts.input ?? '');
   });
 }
@@ -73,4 +74,28 @@ export async function blockedInRead(pattern: string, timeoutMs = 5000): Promise<
     const pid = Number(r.stdout.trim().split('\n')[0]);
     return pid > 0 ? pid : 0;
   }, timeoutMs, 50);
+}
+
+/**
+ * A real daemon (`circuit start --mount DIR`, test/helpers/daemon.ts) with its mount at a fresh
+ * dir; teardown stops it, lazily unmounts and removes the dir, also when the test failed.
+ * run() executes bash with M (the mount), X (the server id) and S ($M/$X) set.
+ */
+export async function daemonMount(t: T, extra: string[] = []) {
+  // Required here so the unit tests that use this file never load the CLI helpers.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { startServer } = require('../helpers/daemon') as typeof import('../helpers/daemon');
+  const base = mkdtempSync(join(tmpdir(), 'circuit-fs-e2e-'));
+  const dir = join(base, 'mnt');
+  const d = await startServer(['--mount', dir, ...extra]);
+  t.teardown(async () => {
+    await Promise.race([d.stop('SIGTERM'), new Promise((r) => setTimeout(r, 5000))]);
+    if (d.proc.exitCode === null && d.proc.signalCode === null) await d.stop('SIGKILL');
+    await new Promise((res) => execFile('fusermount', ['-uz', dir], () => res(null)));
+    await new Promise((res) => execFile('rm', ['-rf', base], () => res(null)));
+  });
+  const S = join(dir, d.id);
+  const run = (script: string, opts: { limitMs?: number; input?: string } = {}) =>
+    sh(`M=${dir}; X=${d.id}; S=${S}; ${script}`, opts);
+  return { d, dir, base, S, X: d.id, url: d.url, run };
 }
