@@ -237,7 +237,7 @@ t.test('docker: Lxc is ignored with a warning in the log', async (t) => {
   const el = await make(t, { Path: '/bin/true', Lxc: ['lxc.aa_profile=unconfined'] }, ctx);
   await el.wait();
   t.ok(ctx.logs.some((l) => /Lxc .*ignored/.test(l)));
-  t.ok(ctx.logs.some((l) => l.startsWith(`Making docker at ${ctx.path}`)));
+  t.ok(ctx.logs.some((l) => l.startsWith(`Starting container ${el.containerName} (`) && l.endsWith(` at ${ctx.path}`)));
 });
 
 t.test('docker: removeAllContainers removes every container this process made', async (t) => {

@@ -177,7 +177,6 @@ export class DockerElement implements ProcLike {
     if (!run.Image.trim()) throw new AppError('EINVAL', 'mkdkr error: no image given');
     this.#phase = 'starting';
     this.#run = run;
-    this.#ctx.log(`Making docker at ${this.#ctx.path}, using ${JSON.stringify(run, null, '\t')}`);
     if (run.Lxc?.length) this.#ctx.log(`docker at ${this.#ctx.path}: Lxc options are not supported by the engine API and are ignored`);
     try {
       await this.#launch(run, opts?.signal);
@@ -198,6 +197,7 @@ export class DockerElement implements ProcLike {
     }
     registry.set(c.id, c);
     this.#container = c;
+    this.#ctx.log(`Starting container ${this.#name} (${c.id.slice(0, 12)}) from ${run.Image} at ${this.#ctx.path}`);
     try {
       await checkProgram(c, run);
       this.#checkAlive(signal);
