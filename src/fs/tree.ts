@@ -128,7 +128,9 @@ const chan: FileSpec[] = [
 
 /** The exit status as a shell reports it: the code, or 128+n for death by signal n. */
 export function exitStatus(p: unknown): string {
-  const r = (p ?? {}) as { ExitCode?: unknown; Signal?: unknown };
+  // A container's wait answers the engine's inspection: its status is in State.ExitCode.
+  const q = (p ?? {}) as { ExitCode?: unknown; Signal?: unknown; State?: { ExitCode?: unknown } };
+  const r = q.ExitCode === undefined && q.State ? { ExitCode: q.State.ExitCode, Signal: undefined } : q;
   const sig = r.Signal;
   if (typeof sig === 'number' && sig > 0) return `${128 + sig}\n`;
   if (typeof sig === 'string' && sig !== '') {
@@ -142,7 +144,7 @@ function procFiles(kind: 'proc' | 'docker'): FileSpec[] {
   return [
     readWrite(
       'cmd',
-      peekField('Cmd', (v) => (v === undefined || v === null ? '' : jsonText(v))),
+      peekField(kind === 'proc' ? 'Cmd' : 'Run', (v) => (v === undefined || v === null ? '' : jsonText(v))),
       jsonCommand('cmd', async (v, c) => c.client.start(c.anchor, withDefaults(kind, v), c.call)),
     ),
     inputStream('stdin'),
