@@ -1,0 +1,139 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startServer, cli, type Running } from '../helpers/daemon';
+
+/** Choosing the server, flags and the CLI's general behaviour (REFERENCE.md §5.1, §5.2, §5.4). */
+let d: Running;
+let dir: string;
+
+t.before(async () => {
+  d = await startServer();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-dial-'));
+});
+t.teardown(async () => {
+  await d.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const GONE = 'circuit://127.0.0.1:1/1/Q0000000000000000';
+
+t.test('dial: $CIRCUIT names a file holding the URL (whitespace trimmed)', async (t) => {
+  const f = path.join(dir, 'url');
+  fs.writeFileSync(f, `  ${d.url}\n\n`);
+  const r = await cli(null, ['ls', '/'], '', { CIRCUIT: f });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `/${d.id}\n`);
+});
+
+t.test('dial: -d wins over $CIRCUIT', async (t) => {
+  const bad = path.join(dir, 'bad');
+  fs.writeFileSync(bad, GONE + '\n');
+  const r = await cli(d.url, ['ls', '/'], '', { CIRCUIT: bad });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `/${d.id}\n`);
+  const good = path.join(dir, 'good');
+  fs.writeFileSync(good, d.url);
+  const w = await cli(GONE, ['ls', '/'], '', { CIRCUIT: good });
+  t.equal(w.code, 1, 'the -d URL was used, not the file');
+  t.equal(w.stderr, 'circuit: addressed server is gone or authentication failed\n');
+});
+
+t.test('dial: an unreadable $CIRCUIT file', async (t) => {
+  const f = path.join(dir, 'missing');
+  const r = await cli(null, ['ls', '/'], '', { CIRCUIT: f });
+  t.equal(r.code, 1);
+  t.match(r.stderr, new RegExp(`^circuit: circuit environment file ${f} is not readable: .+\\n$`));
+});
+
+t.test('dial: a bad or stale URL: addressed server is gone or authentication failed', async (t) => {
+  const wrongWorker = d.url.replace(/Q[0-9a-f]{16}$/, 'Q0000000000000001');
+  const wrongPid = d.url.replace(/\/(\d+)\/Q/, '/1/Q');
+  for (const url of [GONE, wrongWorker, wrongPid]) {
+    const r = await cli(url, ['peek', `/${d.id}`]);
+    t.equal(r.code, 1, url);
+    t.equal(r.stderr, 'circuit: addressed server is gone or authentication failed\n', url);
+    t.equal(r.stdout, '');
+  }
+});
+
+t.test('dial: a malformed URL fails with one line, exit 1', async (t) => {
+  for (const url of ['not-a-url', 'http://127.0.0.1:1/1/Q0000000000000000', `${d.url}/`]) {
+    const r = await cli(url, ['ls', '/']);
+    t.equal(r.code, 1, url);
+    t.match(r.stderr, /^circuit: [^\n]+\n$/, url);
+  }
+});
+
+t.test('dial: no dial information at all', async (t) => {
+  const r = await cli(null, ['ls', '/']);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, 'circuit: no dial or discovery addresses available; use -dial or -discover\n');
+});
+
+t.test('dial: the dial error comes before the argument-count error', async (t) => {
+  const r = await cli(GONE, ['peek']);
+  t.equal(r.stderr, 'circuit: addressed server is gone or authentication failed\n');
+  const ok = await cli(d.url, ['peek']);
+  t.equal(ok.stderr, 'circuit: peek needs one anchor argument\n');
+});
+
+t.test('dial: flag spellings: -d, --dial, --dial=, -dial (single-dash long), after or before the arguments', async (t) => {
+  const forms: string[][] = [
+    ['ls', '/', '-d', d.url],
+    ['ls', '-d', d.url, '/'],
+    ['ls', '/', '--dial', d.url],
+    ['ls', '/', `--dial=${d.url}`],
+    ['ls', '/', '-dial', d.url],
+    ['ls', '-dial', d.url, '/'],
+    ['ls', '/', `-dial=${d.url}`],
+  ];
+  for (const args of forms) {
+    const r = await cli(null, args);
+    t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    t.equal(r.stdout, `/${d.id}\n`, args.join(' '));
+  }
+  const l = await cli(null, ['ls', '-long', `/${d.id}`, '-dial', d.url]);
+  t.equal(l.code, 0, '-long is accepted too');
+});
+
+t.test('cli: an unknown command exits 3', async (t) => {
+  const r = await cli(null, ['frobnicate']);
+  t.equal(r.code, 3);
+  t.equal(r.stderr, "circuit: No help topic for 'frobnicate'\n");
+  t.equal(r.stdout, '');
+});
+
+t.test('cli: an unknown flag exits 1 with one error line', async (t) => {
+  const r = await cli(d.url, ['ls', '--zz', '/']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /zz/);
+});
+
+t.test('cli: help and version exit 0', async (t) => {
+  const h = await cli(null, ['help']);
+  t.equal(h.code, 0);
+  t.match(h.stdout + h.stderr, /mkchan/);
+  const v = await cli(null, ['--version']);
+  t.equal(v.code, 0);
+  t.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+t.test('cli: errors never print a stack trace', async (t) => {
+  const cases = [
+    ['mkchan', `/${d.id}`, '1'],
+    ['recv', '/X0000000000000000/x'],
+    ['close', '/X0000000000000000/x'],
+    ['signal', 'TERM', `/${d.id}/none`],
+    ['wait', `/${d.id}/none`],
+    ['stdout', `/${d.id}/none`],
+    ['stdin', `/${d.id}/none`],
+  ];
+  for (const args of cases) {
+    const r = await cli(d.url, args);
+    t.equal(r.code, 1, args.join(' '));
+    t.match(r.stderr, /^circuit: [^\n]+\n$/, args.join(' '));
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
