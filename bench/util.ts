@@ -32,6 +32,8 @@ export type Bench = (opts: { quick: boolean }) => Promise<Measure[]>;
 
 /** The compiled CLI (dist/src/cli/main.js); benchmarks run from dist/bench. */
 export const CLI_MAIN = path.resolve(__dirname, '../src/cli/main.js');
+/** What a CLI command loads to reach a server (lazily, from main.js). */
+export const CLI_DIAL = path.resolve(__dirname, '../src/cli/dial.js');
 
 export function notMeasured(measure: string, why: string, target?: string): Measure {
   return { measure, value: NaN, unit: '', notMeasured: why, target };
