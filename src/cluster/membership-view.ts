@@ -74,6 +74,14 @@ export class MemberView {
     return out;
   }
 
+  /** True for a raw Alive record about another member that is no newer than what we hold:
+   *  it would change nothing, so it is skipped before being decoded. */
+  isOldAlive(raw: unknown): boolean {
+    if (!Array.isArray(raw) || raw[0] !== RecordKind.Alive) return false;
+    const e = this.table.get(raw[1] as string);
+    return e !== undefined && e !== this.self && typeof raw[2] === 'number' && raw[2] <= e.inc;
+  }
+
   /** Stops every suspicion timer (on close). */
   stop(): void {
     for (const e of this.table.values()) e.suspicion?.stop();

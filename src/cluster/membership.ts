@@ -361,10 +361,11 @@ export class Membership extends EventEmitter {
 
   /** Sends header + `first` + as many queued broadcasts as fit in one packet. */
   #sendWithGossip(to: string, header: unknown[], first: Buffer[], about?: string): void {
-    let room = this.cfg.packetSize - pack(header).length;
+    const head = pack(header);
+    let room = this.cfg.packetSize - head.length;
     for (const b of first) room -= b.length;
-    const records = first.concat(this.#queue.take(room, first.length > 0 ? about : undefined));
-    this.#transport.send(to, encodePacket(header, records));
+    const records = this.#queue.take(room, first.length > 0 ? about : undefined);
+    this.#transport.send(to, Buffer.concat([head, ...first, ...records]));
   }
 
   // ---- incoming packets -------------------------------------------------------------------
@@ -389,6 +390,7 @@ export class Membership extends EventEmitter {
     }
     let doubted = false; // the packet says we are suspect or dead
     for (const raw of records) {
+      if (this.#view.isOldAlive(raw)) continue; // the bulk of gossip: news we already have
       const r = decodeRecord(raw);
       if (!r) continue;
       if (r.id === this.id && (r.kind === RecordKind.Suspect || r.kind === RecordKind.Dead)) doubted = true;

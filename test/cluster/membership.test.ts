@@ -32,6 +32,8 @@ t.test('membership: members join, see each other, and report join events', async
   t.same(c.events.filter((e) => e.event === 'join').map((e) => e.member.id).sort(), [a.m.id, b.m.id]);
   t.equal(b.m.size, 3);
   for (const s of sim.members) s.m.close();
+  clock.advance(100);
+  t.equal(clock.pending(), 0, 'close() leaves no timer behind');
 });
 
 t.test('membership: a killed member is declared dead by all (LAN config)', async (t) => {
