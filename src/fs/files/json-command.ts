@@ -13,20 +13,35 @@ export function jsonCommand(name: string, run: (value: unknown, ctx: Ctx) => Pro
     blocking: false,
     open(): OpenFile {
       let buf = '';
+      // Set once what was written can no longer become JSON: every later write fails with it,
+      // and close does not judge the rest again (the write already reported why).
+      let broken: AppError | null = null;
       return {
         async write(data, ctx) {
+          if (broken) throw broken;
           buf += data.toString('utf8');
-          for (;;) {
-            const end = completeValue(buf);
-            if (end < 0) return;
-            const text = buf.slice(0, end);
-            buf = buf.slice(end);
-            await run(parse(text), ctx);
+          try {
+            for (;;) {
+              const end = completeValue(buf);
+              if (end < 0) break;
+              const text = buf.slice(0, end);
+              buf = buf.slice(end);
+              await run(parse(text), ctx);
+            }
+            const why = notJsonPrefix(buf);
+            if (why !== null) throw badJson(why);
+          } catch (err) {
+            if (err instanceof AppError && err.message.startsWith(PREFIX)) {
+              broken = err;
+              buf = '';
+            }
+            throw err;
           }
         },
         async flush() {
           const rest = buf.trim();
           buf = '';
+          if (broken) return;
           if (rest !== '') throw badJson(`incomplete json: ${clip(rest)}`);
         },
       };
@@ -62,6 +77,28 @@ export function completeValue(text: string): number {
   return -1;
 }
 
+/**
+ * Why text (no complete value yet) can never become JSON, or null while it still can: `{bad`
+ * fails at the write that made it invalid, not at close, where a shell's builtin echo would not
+ * see the error. V8's parser says where it stopped: at the end of the text (or "end of JSON
+ * input"), the text is a prefix still waiting for more; before the end, it is wrong already.
+ */
+export function notJsonPrefix(text: string): string | null {
+  const t = text.trimEnd();
+  if (t.trim() === '') return null;
+  try {
+    JSON.parse(t);
+    return null;
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/end of JSON input/i.test(msg)) return null;
+    const at = /at position (\d+)/.exec(msg);
+    if (at) return Number(at[1]) < t.length ? msg : null;
+    // "Unexpected token 'x', "…" is not valid JSON": a character no JSON can continue with.
+    return /^Unexpected token/.test(msg) ? msg.replace(/, ".*" is not valid JSON$/s, '') : null;
+  }
+}
+
 function parse(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -74,6 +111,8 @@ function clip(s: string): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+const PREFIX = 'command json not parsing: ';
+
 function badJson(why: string): AppError {
-  return new AppError('EINVAL', `command json not parsing: ${why}`);
+  return new AppError('EINVAL', `${PREFIX}${why}`);
 }
