@@ -87,6 +87,28 @@ export function createOps(deps: OpsDeps): FsOps {
     return toErrno(err, deps.log);
   }
 
+  /**
+   * A name under the root is a server of this mount's view or nothing (ENOENT), as `ls` shows:
+   * a made-up name is not a server that cannot be reached (EHOSTDOWN). The view is local, so
+   * this costs no request; a server in the view that does not answer still fails EHOSTDOWN.
+   */
+  async function knownServer(anchor: string, call: { origin: Origin }) {
+    if (depth(anchor) !== 1) return;
+    const name = anchor.slice(1);
+    if (!/^X[0-9a-f]{16}$/.test(name) || !(await client.list('/', call)).some((e) => e.name === name)) {
+      throw new CircuitError('ENOENT', `no server ${name} in this mount's view`);
+    }
+  }
+
+  /** A failed mkdir or rmdir of an element is that element's last failure too (its `error` file). */
+  function noteElement<T>(n: Node, act: () => Promise<T>): Promise<T> {
+    return act().catch((err) => {
+      const e = toCircuitError(err);
+      if (n.type === 'element') lastErrors.set(n.anchor, describe(e));
+      throw e;
+    });
+  }
+
   /** An element must exist for its directory and files to; anything else is ENOENT. */
   async function ensureElement(n: { anchor: string; kind: string }, call = {}) {
     const st = await client.stat(n.anchor, call);
@@ -176,7 +198,7 @@ export function createOps(deps: OpsDeps): FsOps {
         switch (n.type) {
           case 'root': return attr(DIR);
           case 'self': return attr(LINK);
-          case 'anchor': await client.stat(n.anchor, call); return attr(DIR);
+          case 'anchor': await knownServer(n.anchor, call); await client.stat(n.anchor, call); return attr(DIR);
           case 'element': await ensureElement(n, call); return attr(DIR);
           case 'file': await ensureElement(n, call); return attr(FILE_MODE[n.file.mode]);
           case 'none': throw new CircuitError('ENOENT', `no such file: ${path}`);
@@ -219,7 +241,10 @@ export function createOps(deps: OpsDeps): FsOps {
         const n = resolve(path);
         const call = { origin: origin(caller) };
         if (n.type === 'anchor' && depth(n.anchor) > 1) return client.hold(n.anchor, call);
-        if (n.type === 'element' && n.kind !== 'server') return client.make(n.anchor, n.kind, DEFAULT_SPEC[n.kind], call);
+        if (n.type === 'element' && n.kind !== 'server') {
+          const spec = DEFAULT_SPEC[n.kind];
+          return noteElement(n, () => client.make(n.anchor, n.kind, spec, call));
+        }
         if (n.type === 'anchor' || n.type === 'element') throw E.outsideServers();
         throw new CircuitError(n.type === 'none' ? 'EPERM' : 'EEXIST', `cannot make ${path}`);
       }, cb);
@@ -233,7 +258,7 @@ export function createOps(deps: OpsDeps): FsOps {
         if (n.type === 'anchor' && depth(n.anchor) > 1) return client.unhold(n.anchor, call);
         if (n.type === 'element' && n.kind !== 'server') {
           await ensureElement(n, call);
-          return client.scrub(n.anchor, call);
+          return noteElement(n, () => client.scrub(n.anchor, call));
         }
         if (n.type === 'file') throw new CircuitError('ENOTDIR', `not a directory: ${path}`);
         throw new CircuitError('EPERM', `cannot remove ${path}`);
