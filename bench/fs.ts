@@ -9,8 +9,9 @@
  * #2  `cat …/proc/stdout > /dev/null` of a `head -c N /dev/zero` process vs `cat` of N zero bytes
  *     from the minimal FS. N is 1 GB (quick 50 MB), or less if a 50 MB probe says 1 GB would take
  *     longer than 40 s (the row says so).
- * #3  needs the mesh: a row that says so unless src/cluster/mesh.ts exists (then still unmeasured
- *     here until a mesh benchmark is written).
+ * #3  with the mesh built (src/node/mesh.ts): a second daemon joined to the first runs the
+ *     `head -c`, read through the first one's mount; vs raw TCP from one node process to another on
+ *     loopback (N bytes written, read to the end). Without the mesh, a row that says so.
  * #4  sequential send+recv pairs through the mount from one node process: writeFileSync(send),
  *     readFileSync(recv), on a channel of capacity 1.
  */
@@ -25,7 +26,7 @@ import {
 
 const MOUNT_JS = path.resolve(__dirname, '../src/fs/mount.js');
 const MINIMAL_JS = path.resolve(__dirname, 'minimal-fs.js');
-const MESH_TS = path.resolve(__dirname, '../../src/cluster/mesh.ts');
+const MESH_JS = [path.resolve(__dirname, '../src/cluster/mesh.js'), path.resolve(__dirname, '../src/node/mesh.js')];
 
 export const FS_MEASURES = {
   peek: '#1 mount open+read+close chan/peek (median)',
@@ -63,7 +64,8 @@ for (let i = 0; i < n; i++) {
 console.log(JSON.stringify({ secs: Number(process.hrtime.bigint() - t0) / 1e9 }));`;
 
 export async function benchFs(opts: { quick: boolean }): Promise<Measure[]> {
-  const mesh = notMeasured(FS_MEASURES.remote, fs.existsSync(MESH_TS) ? 'not measured: no mesh benchmark written yet' : 'not measured: needs the mesh (issue 4)', '≥ 0.5× raw TCP');
+  const hasMesh = MESH_JS.some((f) => fs.existsSync(f));
+  const mesh = notMeasured(FS_MEASURES.remote, 'not measured: needs the mesh (issue 4)', '≥ 0.5× raw TCP');
   const unavailable = (why: string) => [
     notMeasured(FS_MEASURES.peek, `not measured: mount not available (${why})`, '≤ 1.3×'),
     notMeasured(FS_MEASURES.peekP99, `not measured: mount not available (${why})`),
@@ -96,7 +98,7 @@ export async function benchFs(opts: { quick: boolean }): Promise<Measure[]> {
     const id = daemon.id;
     rows.push(...(await attempt([FS_MEASURES.peek, FS_MEASURES.peekP99], () => peekRows(opts, path.join(cdir, id, 'b/ch/chan/peek'), path.join(mdir, 'const')))));
     rows.push(...(await attempt([FS_MEASURES.stdout], () => stdoutRow(opts, c, id, cdir, mdir))));
-    rows.push(mesh);
+    rows.push(...(hasMesh ? await attempt([FS_MEASURES.remote], () => remoteRow(opts, daemon!, cdir)) : [mesh]));
     rows.push(...(await attempt([FS_MEASURES.pairs], () => pairsRow(opts, c, id, cdir))));
     return rows;
   } finally {
@@ -195,5 +197,83 @@ async function pairsRow(opts: { quick: boolean }, c: RemoteClient, id: string, c
     }];
   } finally {
     await c.scrub(p).catch(() => {});
+  }
+}
+
+/** N bytes over loopback TCP from one node process to another: written all, read to the end, timed from connect. */
+const TCP_SERVER = `
+const n = Number(process.argv[1]);
+const s = require('net').createServer((c) => {
+  const b = Buffer.alloc(1 << 20);
+  let left = n;
+  const go = () => { while (left > 0) { const k = Math.min(left, b.length); left -= k; if (!c.write(k === b.length ? b : b.subarray(0, k))) return c.once('drain', go); } c.end(); };
+  go();
+}).listen(0, '127.0.0.1', () => console.log(s.address().port));`;
+const TCP_CLIENT = `
+let t0 = process.hrtime.bigint(); let got = 0;
+const c = require('net').connect(Number(process.argv[1]), '127.0.0.1', () => (t0 = process.hrtime.bigint()));
+c.on('data', (d) => (got += d.length));
+c.on('end', () => console.log(JSON.stringify({ got, secs: Number(process.hrtime.bigint() - t0) / 1e9 })));`;
+
+async function rawTcpSecs(bytes: number): Promise<number> {
+  const server = spawn(process.execPath, ['-e', TCP_SERVER, String(bytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const port = await firstLine(server);
+    const r = await run(process.execPath, ['-e', TCP_CLIENT, port], { timeoutMs: 120_000 });
+    const { got, secs } = JSON.parse(r.stdout) as { got: number; secs: number };
+    if (got !== bytes) throw new Error(`raw tcp: got ${got} of ${bytes} bytes`);
+    return secs;
+  } finally {
+    await stopChild(server);
+  }
+}
+
+async function remoteRow(opts: { quick: boolean }, a: ChildDaemon, cdir: string): Promise<Measure[]> {
+  const MB = 1e6;
+  const b = await spawnDaemon(['--no-mount', '--join', a.url]);
+  const c = await connect(b.url);
+  try {
+    // The mount lists a server once the mesh has told its daemon about it.
+    const deadline = Date.now() + 15_000;
+    while (!fs.existsSync(path.join(cdir, b.id))) {
+      if (Date.now() > deadline) throw new Error(`the joined server ${b.id} did not appear in the mount within 15 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    let k = 0;
+    const viaMesh = async (bytes: number) => {
+      const name = `r${k++}`;
+      const p = `/${b.id}/b/${name}`;
+      await c.make(p, 'proc', { Env: null, Dir: '', Path: 'head', Args: ['-c', String(bytes), '/dev/zero'], Scrub: false });
+      try {
+        return await catSecs(path.join(cdir, b.id, 'b', name, 'proc/stdout'), 120_000);
+      } finally {
+        await c.signal(p, 'KILL').catch(() => {});
+        await c.wait(p).catch(() => {});
+        await c.scrub(p).catch(() => {});
+      }
+    };
+    const probe = opts.quick ? 20 * MB : 50 * MB;
+    const probeSecs = await viaMesh(probe);
+    let bytes = probe;
+    let why = '';
+    if (!opts.quick) {
+      const est = (1e9 / probe) * probeSecs;
+      bytes = est <= 40 ? 1e9 : Math.max(probe, Math.floor(((40 / probeSecs) * probe) / MB) * MB);
+      if (bytes < 1e9) why = `; 1 GB would take about ${round(est, 0)} s, so ${bytes / MB} MB were read`;
+    }
+    const secs = bytes === probe ? probeSecs : await viaMesh(bytes);
+    await rawTcpSecs(probe); // warm-up
+    const base = bytes / (await rawTcpSecs(bytes)) / MB;
+    const rate = bytes / secs / MB;
+    return [{
+      measure: FS_MEASURES.remote,
+      value: round(rate, 1),
+      unit: 'MB/s',
+      ...versus(rate, round(base, 1), '≥ 0.5× raw TCP', (x) => x >= 0.5),
+      note: `cat through this mount of ${bytes / MB} MB from head -c on a second daemon joined with --join; baseline node → node over loopback TCP${why}`,
+    }];
+  } finally {
+    await c.disconnect().catch(() => {});
+    await b.stop();
   }
 }
