@@ -129,6 +129,13 @@ t.test('anchors: a path under an unknown server fails clearly', async (t) => {
   t.equal(r.stderr.split('\n').length, 2, 'one line');
 });
 
+t.test('anchors: concurrent makes on one anchor: exactly one wins', async (t) => {
+  const p = `/${d.id}/contended`;
+  const rs = await Promise.all([c(['mkchan', p, '1']), c(['mkchan', p, '2']), c(['mk@join', p]), c(['mkproc', p], JSON.stringify({ Path: 'true' }))]);
+  t.equal(rs.filter((r) => r.code === 0).length, 1, 'one make succeeded');
+  for (const r of rs.filter((x) => x.code !== 0)) t.match(r.stderr, /^circuit: mk[a-z@]+ error: anchor already has an element\n$/);
+});
+
 t.test('anchors: the daemon is alive after all of this', async (t) => {
   t.equal(d.proc.exitCode, null);
   t.equal((await c(['ls', '/'])).stdout, `/${d.id}\n`);

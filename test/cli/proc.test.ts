@@ -304,6 +304,31 @@ t.test('proc: wrong kinds', async (t) => {
   t.match((await c(['stdout', ch])).stderr, /^circuit: .*not a process or a container\n$/);
 });
 
+t.test('proc: 5 MB through stdin and 10 MB out of stdout arrive exactly (flow control both ways)', async (t) => {
+  const p = fresh('bigin');
+  await mkproc(t, p, JSON.stringify({ Path: 'wc', Args: ['-c'] }));
+  const big = Buffer.alloc(5 << 20, 'z');
+  const s = await c(['stdin', p], big);
+  t.equal(s.code, 0, s.stderr);
+  t.equal((await c(['stdout', p])).stdout.trim(), String(5 << 20));
+  const q = fresh('bigout');
+  await mkproc(t, q, JSON.stringify({ Path: 'head', Args: ['-c', '10000000', '/dev/zero'] }));
+  const r = await c(['stdout', q]);
+  t.equal(r.code, 0);
+  t.equal(r.out.length, 10_000_000, 'every byte, with nobody reading while it was produced');
+  t.equal(JSON.parse((await c(['wait', q])).stdout).Phase, 'exited');
+});
+
+t.test('proc: stdin after it was closed fails clearly', async (t) => {
+  const p = fresh('stdinclosed');
+  await mkproc(t, p, JSON.stringify({ Path: 'sleep', Args: ['100'] }));
+  t.equal((await c(['stdin', p], '')).code, 0);
+  const again = await c(['stdin', p], 'more');
+  t.equal(again.code, 1);
+  t.match(again.stderr, /^circuit: [^\n]*stdin is closed\n$/);
+  await c(['signal', 'kill', p]);
+});
+
 t.test('proc: the daemon survived all of it', async (t) => {
   t.equal(d.proc.exitCode, null);
   t.equal((await c(['ls', '/'])).stdout, `/${d.id}\n`);

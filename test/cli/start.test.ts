@@ -126,6 +126,19 @@ t.test('start: the stderr log has the make and scrub lines; the operations log i
   t.equal(new Set(seqs).size, seqs.length, 'no sequence number twice');
   t.same(mine[1].error, { code: 'EBUSY', message: 'anchor already has an element' });
   t.equal((fs.statSync(d.varDir).mode & 0o777).toString(8), '700', 'the var folder is private');
+
+  const q = `/${d.id}/logged`;
+  await cli(d.url, ['mkproc', q], JSON.stringify({ Path: 'cat' }));
+  await cli(d.url, ['signal', 'FOO', q]);
+  await cli(d.url, ['stdin', q], 'x');
+  await cli(d.url, ['wait', q]);
+  await cli(d.url, ['close', `/${d.id}/nothing`]);
+  const later = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const ops = later.filter((r) => r.path === q).map((r) => [r.op, r.ok]);
+  t.same(ops.filter(([op]) => op !== 'stdin'), [['make', true], ['signal', false], ['stdin-close', true], ['wait', true]], 'signal, stdin close and wait are logged');
+  const sig = later.find((r) => r.path === q && r.op === 'signal');
+  t.same(sig.error, { code: 'EINVAL', message: 'signal name not recognized: "FOO"' });
+  t.ok(later.some((r) => r.op === 'close' && r.ok === false && r.error?.code === 'ENOENT'), 'a failed close is logged with its error');
 });
 
 t.test('start: the daemon survives a garbage connection', async (t) => {
