@@ -158,6 +158,34 @@ t.test('chan: unrecv on a closed channel makes the message receivable again', as
   await t.rejects(c.recv(), { message: 'channel closed' });
 });
 
+t.test('chan: a send blocked before close still goes through; then recv fails', async (t) => {
+  const c = new Chan(0);
+  const s = c.send(B('inflight'));
+  c.close();
+  t.equal((await c.recv()).toString(), 'inflight');
+  await s;
+  await t.rejects(c.recv(), { message: 'channel closed' });
+});
+
+t.test('chan: after an unrecv, the buffer does not take blocked senders beyond its capacity', async (t) => {
+  const c = new Chan(1);
+  await c.send(B('A'));
+  const sb = c.send(B('B'));
+  t.equal(await state(sb), 'pending', 'B blocks on the full buffer');
+  const a = await c.recv(); // B moves into the buffer
+  await sb;
+  c.unrecv(a); // the receiver died: A goes back first; the buffer holds A and B
+  const sc = c.send(B('C'));
+  t.equal(await state(sc), 'pending', 'C blocks');
+  t.equal((await c.recv()).toString(), 'A');
+  t.equal(await state(sc), 'pending', 'B alone fills the cap-1 buffer: C must still block');
+  const st = c.peek();
+  t.ok(st.NumSend - st.NumRecv <= st.Cap, `pending ${st.NumSend - st.NumRecv} within cap ${st.Cap}`);
+  t.equal((await c.recv()).toString(), 'B');
+  t.equal(await state(sc), 'resolved', 'now C moves in');
+  t.equal((await c.recv()).toString(), 'C');
+});
+
 t.test('chan: setCap only before first use', async (t) => {
   const c = new Chan(0);
   c.setCap(5);

@@ -73,8 +73,8 @@ export class Chan implements Element {
     if (this.#buf.length) {
       const m = this.#buf.shift()!;
       this.#numRecv++;
-      // a blocked sender now fits in the buffer
-      const s = this.#senders.shift();
+      // a blocked sender now fits in the buffer (unless an unrecv had filled it past its cap)
+      const s = this.#buf.length < this.#cap ? this.#senders.shift() : undefined;
       if (s) {
         this.#numSend++;
         this.#buf.push(s.msg);
