@@ -194,6 +194,20 @@ t.test('proc: Scrub:true removes the element once it exited and its output was r
   t.same(await s.list(`/${s.id}`), []);
 });
 
+t.test('proc: Scrub:true also removes the element when the reader that drained it vanished before releasing', async (t) => {
+  const { s, p } = await setup(t);
+  await s.make(p, 'proc', sh('echo bye', { Scrub: true }));
+  await s.wait(p);
+  for (let i = 0; i < 100 && !(s.tree.find([p.split('/')[2]])!.element as unknown as { stdout: { ended: boolean } }).stdout.ended; i++) await new Promise((res) => setTimeout(res, 10));
+  t.ok(await s.peek(p), 'exited with its output unread: still there');
+  const r = (await s.openOutput(p, 'stdout')) as OutputReader & { abandon(): void };
+  t.equal((await r.read(100))!.toString(), 'bye\n');
+  t.equal(await r.read(100), null);
+  r.abandon(); // what the server does when the reader's connection dies
+  for (let i = 0; i < 100 && (await s.peek(p)) !== null; i++) await new Promise((res) => setTimeout(res, 20));
+  t.equal(await s.peek(p), null, 'gone');
+});
+
 t.test('proc: Scrub:true with no output removes the element at exit', async (t) => {
   const { s, p } = await setup(t);
   await s.make(p, 'proc', cmd({ Path: 'true', Scrub: true }));

@@ -180,8 +180,14 @@ export class Proc implements ProcLike {
     if (!this.#child) throw E.noProcess();
     const lease = this[which].acquire();
     const release = lease.release.bind(lease);
+    const abandon = lease.abandon.bind(lease);
     lease.release = async () => {
       await release();
+      this.#maybeDetach();
+    };
+    // A reader whose connection died: its last bytes go back, and Scrub may now apply.
+    lease.abandon = () => {
+      abandon();
       this.#maybeDetach();
     };
     return lease;
