@@ -144,4 +144,15 @@ function run(): void {
     t.comment(`after healing, one view in ${Date.now() - healed} ms`);
     t.pass('one view again');
   });
+
+  t.test('netns: a non-loopback bind without a key warns; a keyless server is not let in', async (t) => {
+    const h = lab.hosts[4];
+    const d = await lab.start(h, ['-a', `${h.addr}:0`, '--discover', group, '-j', ds[0].url], { CIRCUIT_HMAC: '' });
+    t.match(d.stderr(), /warning: listening on .* without a key/);
+    await new Promise((r) => setTimeout(r, 2000));
+    t.same(await view(ds[0]), ids(ds), 'keyed servers ignore its datagrams');
+    const r = await lab.cli(h, ['ls', '/', '-d', d.url], { CIRCUIT_HMAC: '' });
+    t.equal(r.stdout.trim(), '/' + d.id, 'and it sees only itself');
+    d.proc.kill('SIGKILL');
+  });
 }
