@@ -74,3 +74,15 @@ t.test('subscription: an aborted recv takes nothing; unrecv puts an event back f
   t.equal(await sub.recv(), '/X1');
   t.equal(await sub.recv(), '/X2');
 });
+
+t.test('subscription: an event put back goes to a receiver that is already waiting', async (t) => {
+  const view = new LocalView(() => ({ id: 'Xaaaaaaaaaaaaaaaa', url: '', state: 'alive' }));
+  const sub = new Subscription('leave', view);
+  view.emit('leave', { id: 'X1', url: '', state: 'dead' });
+  const ev = await sub.recv(); // handed to a client that then dies
+  const waiting = sub.recv(); // another client waits meanwhile
+  sub.unrecv(ev);
+  const got = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting'), 500))]);
+  t.equal(got, '/X1', 'the waiting receiver gets the event back at once');
+  t.equal(sub.peek().Pending, 0);
+});

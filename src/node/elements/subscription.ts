@@ -57,7 +57,10 @@ export class Subscription implements Element {
 
   /** Puts an event back first (its receiver vanished before it got it). */
   unrecv(ev: string): void {
-    if (!this.#closed) this.#queue.unshift(ev);
+    if (this.#closed) return;
+    const w = this.#waiters.shift();
+    if (w) w.resolve(ev);
+    else this.#queue.unshift(ev);
   }
 
   peek(): { Source: string; Pending: number; Closed: boolean } {
