@@ -137,3 +137,27 @@ t.test('cli: errors never print a stack trace', async (t) => {
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
 });
+
+t.test('dial: a wrong or missing key gives addressed server is gone or authentication failed', async (t) => {
+  const key = path.join(dir, 'key');
+  const other = path.join(dir, 'other');
+  const k = await cli(null, ['keygen']);
+  t.equal(k.code, 0, k.stderr);
+  fs.writeFileSync(key, k.stdout);
+  fs.writeFileSync(other, (await cli(null, ['keygen'])).stdout);
+  const keyed = await startServer(['--no-mount'], { env: { CIRCUIT_HMAC: key } });
+  t.teardown(() => keyed.stop());
+  const ok = await cli(keyed.url, ['ls', '/'], '', { CIRCUIT_HMAC: key });
+  t.equal(ok.stdout, `/${keyed.id}\n`, 'the right key through $CIRCUIT_HMAC');
+  const flag = await cli(keyed.url, ['ls', '/', '--hmac', key]);
+  t.equal(flag.stdout, `/${keyed.id}\n`, 'the right key through --hmac');
+  for (const [what, extra, env] of [['no key', [], {}], ['a wrong key', ['--hmac', other], {}]] as const) {
+    const r = await cli(keyed.url, ['ls', '/', ...extra], '', env);
+    t.equal(r.code, 1, what);
+    t.equal(r.stderr, 'circuit: addressed server is gone or authentication failed\n', what);
+  }
+  const plain = await cli(d.url, ['ls', '/', '--hmac', key]);
+  t.equal(plain.code, 1, 'a key against a keyless server');
+  t.equal(plain.stderr, 'circuit: addressed server is gone or authentication failed\n');
+  t.equal(keyed.proc.exitCode, null, 'the keyed daemon survived the bad handshakes');
+});

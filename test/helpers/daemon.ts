@@ -63,7 +63,7 @@ export async function startServer(args: string[] = ['--no-mount'], opts: { env?:
       reject(new Error(`circuit start exited with ${code}: ${err}`));
     });
   });
-  const r = await cli(url, ['ls', '/']);
+  const r = await cli(url, ['ls', '/'], '', opts.env);
   const id = r.stdout.trim().split('\n')[0].slice(1);
   return {
     url,
