@@ -168,7 +168,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
       const joined = joinUrl(opts.join, true, opts.joinTimeoutMs);
       if (opts.joinTimeoutMs !== undefined) {
         await joined.catch((e) => {
-          throw new AppError('ETIMEDOUT', `cannot join ${opts.join}: ${toCircuitError(e).message}`);
+          throw new AppError('ETIMEDOUT', toCircuitError(e).message);
         });
       } else {
         joined.then(
