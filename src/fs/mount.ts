@@ -30,7 +30,8 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
 };
 
 /**
- * fuse-native with what it lacks a flag for: direct_io and big_writes, and, when the patched
+ * fuse-native with what it lacks a flag for: direct_io, big_writes, no dentry or attribute
+ * caching, and, when the patched
  * build is there, the caller of each op, set on the instance just before the op runs.
  */
 class CircuitFuse extends Fuse {
@@ -49,7 +50,10 @@ class CircuitFuse extends Fuse {
 
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
-    return (base ? `${base},` : '-o') + 'direct_io,big_writes';
+    // No entry or attribute caching: the tree changes under the mount (the CLI, other mounts,
+    // a process that exits and is scrubbed), and a cached dentry would show an element the
+    // CLI has already removed, for up to a second, as if it were still there.
+    return (base ? `${base},` : '-o') + 'direct_io,big_writes,entry_timeout=0,attr_timeout=0,negative_timeout=0';
   }
 }
 
