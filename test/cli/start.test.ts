@@ -112,7 +112,10 @@ t.test('start: the stderr log has the make and scrub lines; the operations log i
 
   const file = path.join(d.varDir, 'ops.log');
   t.ok(fs.existsSync(file), 'ops.log in the var folder');
-  const recs = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const readLog = () => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  // The daemon may batch the lines of one tick into one write: wait for them to land.
+  await eventually(() => readLog().filter((r) => r.path === a).length >= 5, 3000);
+  const recs = readLog();
   const mine = recs.filter((r) => r.path === a);
   t.same(mine.map((r) => [r.op, r.ok]), [['make', true], ['make', false], ['send', true], ['recv', true], ['scrub', true]]);
   for (const r of mine) {
@@ -133,7 +136,8 @@ t.test('start: the stderr log has the make and scrub lines; the operations log i
   await cli(d.url, ['stdin', q], 'x');
   await cli(d.url, ['wait', q]);
   await cli(d.url, ['close', `/${d.id}/nothing`]);
-  const later = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  await eventually(() => readLog().some((r) => r.op === 'close' && r.path === `/${d.id}/nothing`), 3000);
+  const later = readLog();
   const ops = later.filter((r) => r.path === q).map((r) => [r.op, r.ok]);
   t.same(ops.filter(([op]) => op !== 'stdin'), [['make', true], ['signal', false], ['stdin-close', true], ['wait', true]], 'signal, stdin close and wait are logged');
   const sig = later.find((r) => r.path === q && r.op === 'signal');
