@@ -82,6 +82,7 @@ export class Session extends EventEmitter {
   #control: Buffer[] = [];
   #streams: OutStream[] = [];
   #blocked = false;
+  #corked = false;
   #closed: CircuitError | undefined;
   #lastHeard: number;
   #pingTimer: TimerHandle | undefined;
@@ -241,13 +242,22 @@ export class Session extends EventEmitter {
     }
   }
 
+  /**
+   * Frames written in one tick go out in one writev: the socket is corked at the first and
+   * uncorked on the next tick (a syscall per frame cost a quarter of the time at 16-byte messages).
+   */
   #writeFrame(body: Buffer): void {
     const b = this.#sealer ? this.#sealer.seal(body) : body;
-    this.#sock.cork();
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#sock.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#sock.uncork();
+      });
+    }
     this.#sock.write(frameHeader(b.length));
-    const ok = this.#sock.write(b);
-    this.#sock.uncork();
-    if (!ok) this.#blocked = true;
+    if (!this.#sock.write(b)) this.#blocked = true;
   }
 
   #onData(chunk: Buffer): void {

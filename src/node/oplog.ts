@@ -19,6 +19,7 @@ export interface OpRecord {
 export class OpLog {
   #seq = 0;
   #fd: number | undefined;
+  #pending: string[] = [];
   constructor(
     readonly file: string | undefined,
     readonly stderr: (line: string) => void = (l) => process.stderr.write(l + '\n'),
@@ -26,14 +27,25 @@ export class OpLog {
     if (file) this.#fd = fs.openSync(file, 'a', 0o600);
   }
 
+  /**
+   * Appends one record. Lines of one tick are written together at the end of the tick (one
+   * write instead of one per operation, which cost a third of a channel message's time); a
+   * crash loses at most that tick. close() and read() flush first.
+   */
   append(r: OpRecord): void {
-    const line = JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...r }) + '\n';
-    if (this.#fd !== undefined) {
-      try {
-        fs.writeSync(this.#fd, line);
-      } catch (e) {
-        this.stderr(`${goTime()} cannot append to the operations log: ${(e as Error).message}`);
-      }
+    if (this.#fd === undefined) return;
+    this.#pending.push(JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...r }));
+    if (this.#pending.length === 1) setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.#fd === undefined || this.#pending.length === 0) return;
+    const text = this.#pending.join('\n') + '\n';
+    this.#pending = [];
+    try {
+      fs.writeSync(this.#fd, text);
+    } catch (e) {
+      this.stderr(`${goTime()} cannot append to the operations log: ${(e as Error).message}`);
     }
   }
 
@@ -43,10 +55,12 @@ export class OpLog {
   }
 
   read(): Buffer {
+    this.flush();
     return this.file ? fs.readFileSync(this.file) : Buffer.alloc(0);
   }
 
   close(): void {
+    this.flush();
     if (this.#fd !== undefined) fs.closeSync(this.#fd);
     this.#fd = undefined;
   }

