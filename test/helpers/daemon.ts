@@ -44,6 +44,8 @@ export interface Running {
 
 export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
   const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
+  // Tests may read the var folder after the daemon stopped; it goes when the test process ends.
+  if (!opts.varDir) process.once('exit', () => fs.rmSync(varDir, { recursive: true, force: true }));
   const proc = spawnCircuit(['start', '--var', varDir, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
   let err = '';
   proc.stderr!.on('data', (c) => (err += c));
