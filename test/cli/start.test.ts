@@ -70,6 +70,20 @@ t.test('start: on SIGTERM its running processes get SIGTERM', async (t) => {
   t.equal(fs.readFileSync(mark, 'utf8'), 'term\n', 'it got SIGTERM');
 });
 
+t.test('start: a process that ignores SIGTERM gets SIGKILL after the grace period', async (t) => {
+  const d = await startServer(['--no-mount', '--grace', '500']);
+  t.teardown(() => d.stop('SIGKILL'));
+  const p = `/${d.id}/stubborn`;
+  const r = await cli(d.url, ['mkproc', p], JSON.stringify({ Path: '/bin/sh', Args: ['-c', "trap '' TERM; while :; do sleep 0.1; done"] }));
+  t.equal(r.code, 0, r.stderr);
+  const pid = JSON.parse((await cli(d.url, ['peek', p])).stdout).Pid as number;
+  t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+  const t0 = Date.now();
+  t.equal(await d.stop('SIGTERM'), 0, 'exit 0');
+  t.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
+  t.notOk(alive(pid), 'the stubborn process is gone');
+});
+
 t.test('start: -a HOST without a port fails with a clear message', async (t) => {
   const r = await run(['start', '--no-mount', '-a', '127.0.0.1', '--var', fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-noport-'))]);
   t.equal(r.code, 1);
