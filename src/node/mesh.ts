@@ -22,8 +22,7 @@ import { openDatagram, ReplayWindow, sealDatagram } from '../cluster/discovery-m
 import { Discovery, parseGroup, type DiscoverySchedule } from '../cluster/discovery';
 import { formatUrl, parseUrl } from '../cluster/url';
 import { Pool, type Dialer } from './pool';
-import { splitPath } from './anchor';
-import { AppError, E, SystemError, toCircuitError } from '../kit/errors';
+import { AppError, SystemError, toCircuitError } from '../kit/errors';
 
 export interface MeshOptions {
   dial: Dialer;
@@ -134,7 +133,6 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
   server.view = new MeshView(membership);
   server.route = (id) => pool.route(id);
 
-  routeAround(server, pool);
 
   const joinUrl = async (target: string, retry: boolean, timeout?: number) => {
     const addr = packetAddr(target);
@@ -208,27 +206,3 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
   return mesh;
 }
 
-/**
- * Routes send and openOutput of other servers' paths before the Server sees them: the Server's
- * generic routing (restArgs in server.ts) drops send's message and openOutput's stream name.
- * Remove once server.ts routes those two itself.
- */
-function routeAround(server: Server, pool: Pool): void {
-  const remote = (path: string) => {
-    const id = splitPath(path)[0];
-    if (!id || id === server.id) return undefined;
-    const r = pool.route(id);
-    if (!r) throw E.unknownServer(id);
-    return r;
-  };
-  const send = server.send.bind(server);
-  server.send = async (path, msg, opts) => {
-    const r = remote(path);
-    return r ? r.send(path, msg, opts) : send(path, msg, opts);
-  };
-  const openOutput = server.openOutput.bind(server);
-  server.openOutput = async (path, which, opts) => {
-    const r = remote(path);
-    return r ? r.openOutput(path, which, opts) : openOutput(path, which, opts);
-  };
-}

@@ -213,7 +213,7 @@ export class Server extends EventEmitter implements Client {
   // ---- channels and subscriptions ----
 
   async setCap(path: string, cap: number, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'cap', { cap }, (c: Chan) => c.setCap(cap), 'setCap', ['chan'], 'not a channel');
+    return this.#on(path, opts, 'cap', { cap }, (c: Chan) => c.setCap(cap), (r) => r.setCap(path, cap, opts), ['chan'], 'not a channel');
   }
 
   async send(path: string, msg: Buffer, opts?: CallOptions): Promise<void> {
@@ -222,14 +222,14 @@ export class Server extends EventEmitter implements Client {
       this.oplog.append({ op: 'send', path, origin: opts?.origin, ok: false, error: { code: err.code, message: err.message } });
       throw err;
     }
-    return this.#on(path, opts, 'send', { bytes: msg.length }, (c: Chan) => c.send(msg, opts?.signal), 'send', ['chan'], 'not a channel');
+    return this.#on(path, opts, 'send', { bytes: msg.length }, (c: Chan) => c.send(msg, opts?.signal), (r) => r.send(path, msg, opts), ['chan'], 'not a channel');
   }
 
   async recv(path: string, opts?: CallOptions): Promise<Buffer> {
     return this.#on(
       path, opts, 'recv', undefined,
       async (el: Chan | Subscription) => (el instanceof Chan ? el.recv(opts?.signal) : Buffer.from((await el.recv(opts?.signal)) + '\n')),
-      'recv', ['chan', '@join', '@leave'], 'not a channel or subscription',
+      (r) => r.recv(path, opts), ['chan', '@join', '@leave'], 'not a channel or subscription',
     );
   }
 
@@ -253,25 +253,25 @@ export class Server extends EventEmitter implements Client {
   }
 
   async close(path: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'close', undefined, (c: Chan) => c.close(), 'close', ['chan'], 'not a channel');
+    return this.#on(path, opts, 'close', undefined, (c: Chan) => c.close(), (r) => r.close(path, opts), ['chan'], 'not a channel');
   }
 
   // ---- processes and containers ----
 
   async start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'start', cmd, (p: ProcLike) => p.start(cmd, opts), 'start', ['proc', 'docker'], 'not a process or a container');
+    return this.#on(path, opts, 'start', cmd, (p: ProcLike) => p.start(cmd, opts), (r) => r.start(path, cmd, opts), ['proc', 'docker'], 'not a process or a container');
   }
 
   async signal(path: string, sig: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'signal', { sig }, (p: ProcLike) => p.signal(sig), 'signal', ['proc', 'docker'], 'anchor is not a process or a docker container');
+    return this.#on(path, opts, 'signal', { sig }, (p: ProcLike) => p.signal(sig), (r) => r.signal(path, sig, opts), ['proc', 'docker'], 'anchor is not a process or a docker container');
   }
 
   async wait(path: string, opts?: CallOptions): Promise<unknown> {
-    return this.#on(path, opts, 'wait', undefined, (p: ProcLike) => p.wait(opts), 'wait', ['proc', 'docker'], 'anchor is not a process or a docker container');
+    return this.#on(path, opts, 'wait', undefined, (p: ProcLike) => p.wait(opts), (r) => r.wait(path, opts), ['proc', 'docker'], 'anchor is not a process or a docker container');
   }
 
   async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
-    const w = await this.#on(path, opts, 'stdin', undefined, (p: ProcLike) => p.openInput(), 'openInput', ['proc', 'docker'], 'not a process or a container');
+    const w = await this.#on(path, opts, 'stdin', undefined, (p: ProcLike) => p.openInput(), (r) => r.openInput(path, opts), ['proc', 'docker'], 'not a process or a container');
     return {
       write: (d, o) => w.write(d, o),
       close: async () => {
@@ -282,19 +282,19 @@ export class Server extends EventEmitter implements Client {
   }
 
   async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
-    return this.#on(path, opts, which, undefined, (p: ProcLike) => p.openOutput(which), 'openOutput', ['proc', 'docker'], 'not a process or a container');
+    return this.#on(path, opts, which, undefined, (p: ProcLike) => p.openOutput(which), (r) => r.openOutput(path, which, opts), ['proc', 'docker'], 'not a process or a container');
   }
 
   // ---- dns ----
 
   async dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-set', { records, replace }, (d: DnsLike) => d.set(records, replace), 'dnsSet', ['dns'], 'not a nameserver element');
+    return this.#on(path, opts, 'dns-set', { records, replace }, (d: DnsLike) => d.set(records, replace), (r) => r.dnsSet(path, records, replace, opts), ['dns'], 'not a nameserver element');
   }
   async dnsUnset(path: string, name: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-unset', { name }, (d: DnsLike) => d.unset(name), 'dnsUnset', ['dns'], 'not a nameserver element');
+    return this.#on(path, opts, 'dns-unset', { name }, (d: DnsLike) => d.unset(name), (r) => r.dnsUnset(path, name, opts), ['dns'], 'not a nameserver element');
   }
   async dnsRebind(path: string, addr: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-rebind', { addr }, (d: DnsLike) => d.rebind(addr), 'dnsRebind', ['dns'], 'not a nameserver element');
+    return this.#on(path, opts, 'dns-rebind', { addr }, (d: DnsLike) => d.rebind(addr), (r) => r.dnsRebind(path, addr, opts), ['dns'], 'not a nameserver element');
   }
 
   // ---- the server element ----
@@ -394,14 +394,17 @@ export class Server extends EventEmitter implements Client {
     };
   }
 
-  /** Runs an operation on the element at path, checking its kind, logged; remote paths are routed. */
+  /**
+   * Runs an operation on the element at path, checking its kind, logged; a path on another
+   * server goes to that server with `remote`, which passes every argument on.
+   */
   async #on<T, El>(
     path: string, opts: CallOptions | undefined, op: string, args: unknown, fn: (el: El) => Promise<T> | T,
-    method: keyof Client, kinds: Kind[], notKind: string,
+    remote: (c: Client) => Promise<T>, kinds: Kind[], notKind: string,
   ): Promise<T> {
     const parts = this.#parts(path);
-    const remote = this.#remote(parts);
-    if (remote) return (remote[method] as (...a: unknown[]) => Promise<T>)(path, ...restArgs(method, args), opts);
+    const r = this.#remote(parts);
+    if (r) return remote(r);
     const p = normal(parts);
     return this.#op(op, p, opts, args, async () => {
       const el = this.tree.find(parts.slice(1))?.element;
@@ -451,19 +454,6 @@ interface DnsLike extends Element {
   set(records: string, replace: boolean): Promise<void>;
   unset(name: string): Promise<void>;
   rebind(addr: string): Promise<void>;
-}
-
-function restArgs(method: keyof Client, args: unknown): unknown[] {
-  const a = (args ?? {}) as Record<string, unknown>;
-  switch (method) {
-    case 'setCap': return [a.cap];
-    case 'signal': return [a.sig];
-    case 'start': return [args];
-    case 'dnsSet': return [a.records, a.replace];
-    case 'dnsUnset': return [a.name];
-    case 'dnsRebind': return [a.addr];
-    default: return [];
-  }
 }
 
 function normal(parts: string[]): string {
