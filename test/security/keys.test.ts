@@ -1,0 +1,190 @@
+import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { startServer, cli, spawnCircuit, cleanEnv, eventually, type Running, type Result } from '../helpers/daemon';
+
+/**
+ * Issue 6, keys end to end: real daemons and the real CLI. A keyed daemon serves clients with its
+ * key and refuses every other client with the one-line dial refusal, logs the refusal and keeps
+ * serving; key-file problems are errors with their own messages, never plaintext; bind defaults.
+ */
+const REFUSED = 'circuit: addressed server is gone or authentication failed\n';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-sec-keys-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string) => {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text, { mode: 0o600 });
+  return f;
+};
+
+let key = '';
+let keyed: Running;
+let plain: Running;
+
+t.before(async () => {
+  const k = await cli(null, ['keygen']);
+  key = file('key', k.stdout);
+  keyed = await startServer(['--no-mount', '-a', '127.0.0.1:0', '--hmac', key], { env: { CIRCUIT_HMAC: key } });
+  plain = await startServer(['--no-mount']);
+});
+t.teardown(async () => {
+  await keyed?.stop();
+  await plain?.stop();
+});
+
+/** One line on stderr, `circuit: …`, exit 1. */
+function refusedWith(t: Test, r: Result, want: string | RegExp, what: string): void {
+  t.equal(r.code, 1, `${what}: exit 1`);
+  t.equal(r.stdout, '', `${what}: nothing on stdout`);
+  t.equal(r.stderr.split('\n').length, 2, `${what}: one line on stderr (${JSON.stringify(r.stderr)})`);
+  if (typeof want === 'string') t.equal(r.stderr, want, what);
+  else t.match(r.stderr, want, what);
+}
+
+t.test('keygen prints 88 base64 characters and a newline, different each time', async (t) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    const r = await cli(null, ['keygen']);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^[A-Za-z0-9+/]{86}==\n$/, 'standard base64 of 64 bytes');
+    t.equal(Buffer.from(r.stdout.trim(), 'base64').length, 64);
+    seen.add(r.stdout);
+  }
+  t.equal(seen.size, 3, 'three different keys');
+});
+
+t.test('a client with the same key is served (--hmac and $CIRCUIT_HMAC)', async (t) => {
+  const flag = await cli(keyed.url, ['ls', '/', '--hmac', key]);
+  t.equal(flag.code, 0, flag.stderr);
+  t.equal(flag.stdout, `/${keyed.id}\n`);
+  const env = await cli(keyed.url, ['ls', '/'], '', { CIRCUIT_HMAC: key });
+  t.equal(env.code, 0, env.stderr);
+  t.equal(env.stdout, `/${keyed.id}\n`);
+  const other = file('other-for-flag', (await cli(null, ['keygen'])).stdout);
+  const wins = await cli(keyed.url, ['ls', '/', '--hmac', key], '', { CIRCUIT_HMAC: other });
+  t.equal(wins.stdout, `/${keyed.id}\n`, 'the flag wins over the environment');
+});
+
+t.test('clients without the key are refused with one line and exit 1; the daemon logs it and keeps serving', async (t) => {
+  const other = file('other', (await cli(null, ['keygen'])).stdout);
+  const keyText = fs.readFileSync(key, 'utf8').trim();
+  // A truncated key that is still a valid key (44 characters, 33 bytes) is simply another key.
+  const truncValid = file('trunc-valid', keyText.slice(0, 44) + '\n');
+  const before = keyed.stderr().split('\n').filter((l) => l.includes('rejecting connection')).length;
+  const cases: Array<[string, string[], NodeJS.ProcessEnv]> = [
+    ['no key', [], {}],
+    ['a wrong key (--hmac)', ['--hmac', other], {}],
+    ['a wrong key ($CIRCUIT_HMAC)', [], { CIRCUIT_HMAC: other }],
+    ['a truncated (but well-formed) key', ['--hmac', truncValid], {}],
+  ];
+  for (const [what, extra, env] of cases) {
+    const r = await cli(keyed.url, ['ls', '/', ...extra], '', env);
+    refusedWith(t, r, REFUSED, what);
+  }
+  const lines = (await eventually(() => {
+    const l = keyed.stderr().split('\n').filter((x) => x.includes('rejecting connection'));
+    return l.length >= before + cases.length ? l : undefined;
+  })) as string[];
+  t.match(lines.slice(before).join('\n'), /handshake from 127\.0\.0\.1:\d+ refused: peer (is not speaking the circuit handshake|does not hold the cluster key)/);
+  t.ok(lines.slice(before).some((l) => /does not hold the cluster key/.test(l)), 'a wrong key is logged as such');
+  t.equal(keyed.proc.exitCode, null, 'still running');
+  const ok = await cli(keyed.url, ['ls', '/', '--hmac', key]);
+  t.equal(ok.stdout, `/${keyed.id}\n`, 'and still serving');
+});
+
+t.test('key-file problems are errors with their own messages, never plaintext', async (t) => {
+  const keyText = fs.readFileSync(key, 'utf8').trim();
+  const cases: Array<[string, string, RegExp]> = [
+    ['an empty key file', file('empty', ''), /^circuit: problem decoding base64 private key: the key file is empty\n$/],
+    ['a whitespace-only key file', file('blank', ' \n\n'), /^circuit: problem decoding base64 private key: the key file is empty\n$/],
+    ['a key file cut mid-quad', file('trunc-odd', keyText.slice(0, 30)), /^circuit: problem decoding base64 private key: illegal base64 data \(length is not a multiple of 4\)\n$/],
+    ['a key file cut short', file('trunc-short', keyText.slice(0, 20) + '\n'), /^circuit: problem decoding base64 private key: key is 15 bytes; at least 16 are required \(use circuit keygen\)\n$/],
+    ['a key file that is not base64', file('garbage', 'this is not a key!\n'), /^circuit: problem decoding base64 private key: illegal base64 data/],
+    ['a missing key file', path.join(dir, 'missing'), /^circuit: problem reading private key file \(.*missing\): ENOENT: no such file or directory/],
+    ['a directory', dir, /^circuit: problem reading private key file \(.*\): EISDIR/],
+  ];
+  for (const [what, f, want] of cases) {
+    // against the keyless daemon: a broken key must not fall back to plaintext, which would work
+    refusedWith(t, await cli(plain.url, ['ls', '/', '--hmac', f]), want, `${what} (--hmac)`);
+    refusedWith(t, await cli(plain.url, ['ls', '/'], '', { CIRCUIT_HMAC: f }), want, `${what} ($CIRCUIT_HMAC)`);
+    refusedWith(t, await cli(keyed.url, ['ls', '/', '--hmac', f]), want, `${what} (keyed server)`);
+  }
+  t.equal(keyed.proc.exitCode, null);
+});
+
+t.test('a keyless daemon refuses a keyed client the same way and keeps serving', async (t) => {
+  const r = await cli(plain.url, ['ls', '/', '--hmac', key]);
+  refusedWith(t, r, REFUSED, 'keyed client, keyless server');
+  const env = await cli(plain.url, ['ls', '/'], '', { CIRCUIT_HMAC: key });
+  refusedWith(t, env, REFUSED, 'keyed client ($CIRCUIT_HMAC), keyless server');
+  t.equal(plain.proc.exitCode, null);
+  const ok = await cli(plain.url, ['ls', '/']);
+  t.equal(ok.stdout, `/${plain.id}\n`);
+});
+
+t.test('the refused side learns nothing: a wrong proof gets no listener proof, only the hello', async (t) => {
+  const u = new URL(keyed.url.replace('circuit://', 'http://'));
+  const sock = net.connect(Number(u.port), '127.0.0.1');
+  const got: Buffer[] = [];
+  sock.on('data', (c) => got.push(c));
+  await new Promise((r) => sock.once('connect', r));
+  const hello = Buffer.concat([Buffer.from('CRKT'), Buffer.from([1, 0x44]), randomBytes(32)]);
+  const frame = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  sock.write(frame(hello));
+  await eventually(() => Buffer.concat(got).length >= 42);
+  const theirs = Buffer.concat(got).subarray(4, 42);
+  // a dialer proof made with a wrong key over the right transcript
+  const auth = Buffer.from(hkdfSync('sha256', randomBytes(64), Buffer.alloc(0), 'circuit/v1 auth', 32));
+  sock.write(frame(createHmac('sha256', auth).update('dialer proof').update(hello).update(theirs).digest()));
+  await new Promise((r) => sock.once('close', r));
+  const all = Buffer.concat(got);
+  t.equal(all.length, 42, 'exactly the listener hello (4 + 38 bytes) and then the close');
+  t.equal(all.subarray(4, 8).toString(), 'CRKT');
+});
+
+t.test('circuit start refuses a broken key file with a clear message and exit 1', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['empty', file('start-empty', ''), /circuit: problem decoding base64 private key: the key file is empty\n$/],
+    ['truncated', file('start-trunc', 'AAAAAAAA\n'), /circuit: problem decoding base64 private key: key is 6 bytes; at least 16 are required/],
+    ['missing', path.join(dir, 'nope'), /circuit: problem reading private key file \(.*nope\): ENOENT/],
+  ];
+  for (const [what, f, want] of cases) {
+    for (const how of ['flag', 'env'] as const) {
+      const args = ['start', '--no-mount', '--var', path.join(dir, `var-${what}-${how}`), ...(how === 'flag' ? ['--hmac', f] : [])];
+      const p = spawnCircuit(args, cleanEnv(how === 'env' ? { CIRCUIT_HMAC: f } : {}), ['ignore', 'pipe', 'pipe']);
+      let out = '';
+      let err = '';
+      p.stdout!.on('data', (c) => (out += c));
+      p.stderr!.on('data', (c) => (err += c));
+      const code = await new Promise<number | null>((r) => {
+        const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+        p.once('close', (c) => {
+          clearTimeout(timer);
+          r(c);
+        });
+      });
+      t.equal(code, 1, `${what} key (${how}): exit 1`);
+      t.equal(out, '', `${what} key (${how}): no URL printed, nothing served`);
+      t.match(err, want, `${what} key (${how}): ${err.trim().split('\n').pop()}`);
+      t.notMatch(err, /Using a cluster key/, 'never claims to use a key');
+    }
+  }
+});
+
+t.test('bind defaults: loopback without a key; a warning when bound elsewhere without one', async (t) => {
+  t.match(plain.url, /^circuit:\/\/127\.0\.0\.1:\d+\//, 'keyless default bind is loopback');
+  t.notMatch(plain.stderr(), /warning: listening/, 'no warning on loopback');
+  const wide = await startServer(['--no-mount', '-a', '0.0.0.0:0']);
+  t.teardown(() => wide.stop());
+  t.match(wide.url, /^circuit:\/\/0\.0\.0\.0:\d+\//);
+  t.match(wide.stderr(), /warning: listening on 0\.0\.0\.0:0 without a key \(--hmac\): anyone who can reach it can run commands as this user/);
+  t.match(keyed.stderr(), /Using a cluster key: connections are authenticated and encrypted\./);
+  t.notMatch(keyed.stderr(), /warning: listening/);
+  const keyedDefault = await startServer(['--no-mount', '--hmac', key], { env: { CIRCUIT_HMAC: key } });
+  t.teardown(() => keyedDefault.stop());
+  t.match(keyedDefault.url, /^circuit:\/\/0\.0\.0\.0:\d+\//, 'with a key the default bind is every interface (documented in --help)');
+  t.notMatch(keyedDefault.stderr(), /warning: listening/, 'and there is no warning');
+});
