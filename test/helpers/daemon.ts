@@ -65,8 +65,8 @@ export async function startServer(args: string[] = ['--no-mount'], opts: { env?:
       reject(new Error(`circuit start exited with ${code}: ${err}`));
     });
   });
-  const r = await cli(url, ['ls', '/'], '', opts.env);
-  const id = r.stdout.trim().split('\n')[0].slice(1);
+  // The server's own id, from its attach line (`ls /` lists the whole cluster once it joined one).
+  const id = await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000);
   return {
     url,
     id,
