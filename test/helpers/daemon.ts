@@ -66,7 +66,7 @@ export async function startServer(args: string[] = ['--no-mount'], opts: { env?:
     });
   });
   // The server's own id, from its attach line (`ls /` lists the whole cluster once it joined one).
-  const id = await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000);
+  const id = (await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000)) as string;
   return {
     url,
     id,
