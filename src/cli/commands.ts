@@ -86,7 +86,12 @@ export const COMMANDS: Command[] = [
     name: 'recv', usage: 'PATH', summary: 'receive one message (or one subscription event)',
     args: one, argsError: 'recv needs one anchor argument', op: 'recv',
     async run(c, a) {
-      await writeOut(await c.recv(P(a[0])));
+      // The message is acknowledged only once written: a recv killed before that leaves it queued.
+      const r = c as Client & { recvUnacked?: (p: string) => Promise<{ msg: Buffer; ack(): void }> };
+      if (!r.recvUnacked) return writeOut(await c.recv(P(a[0])));
+      const { msg, ack } = await r.recvUnacked(P(a[0]));
+      await writeOut(msg);
+      ack();
     },
   },
   {

@@ -54,9 +54,19 @@ export class RemoteClient implements Client {
   }
 
   async recv(path: string, opts?: CallOptions): Promise<Buffer> {
-    const [tok, msg] = (await this.session.call('recv', [path], { signal: opts?.signal })) as [number, Buffer];
-    this.session.notify('ack', tok);
+    const { msg, ack } = await this.recvUnacked(path, opts);
+    ack();
     return msg;
+  }
+
+  /**
+   * Receives a message that stays the channel's until ack() is called: if this client's
+   * connection ends first, the message goes back to the front of the channel. The CLI acks only
+   * once the message is written out.
+   */
+  async recvUnacked(path: string, opts?: CallOptions): Promise<{ msg: Buffer; ack(): void }> {
+    const [tok, msg] = (await this.session.call('recv', [path], { signal: opts?.signal })) as [number, Buffer];
+    return { msg, ack: () => this.session.notify('ack', tok) };
   }
 
   /** Gives a message back to its channel (used by a server routing for a client that vanished). */
