@@ -85,6 +85,7 @@ export const E = {
   tooLarge: (n: number, max: number) => new AppError('EMSGSIZE', `message of ${n} bytes exceeds the maximum of ${max} bytes`),
   badSignal: (s: string) => new AppError('EINVAL', `signal name not recognized: ${JSON.stringify(s)}`),
   noProcess: () => new AppError('ESRCH', 'no running process to signal'),
+  notStarted: () => new AppError('ESRCH', 'the process has not been started (write its cmd first)'),
   finished: () => new AppError('ESRCH', 'process already finished'),
   procRunning: () => new AppError('EBUSY', 'process is running; signal it first'),
   procStarted: () => new AppError('EBUSY', 'process already started'),

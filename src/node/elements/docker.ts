@@ -20,6 +20,7 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import type { CallOptions, DockerRun, InputWriter, OutputReader, ProcCmd } from '../../client/api';
 import type { ElementContext, ProcLike } from '../element';
+import { parseSignal } from '../signals';
 import { OutputBuffer } from '../output-buffer';
 import { AppError, E, type ErrorCode } from '../../kit/errors';
 import { deferred, abortable, type Deferred } from '../../kit/deferred';
@@ -94,21 +95,10 @@ export function parseDockerRun(json: string): DockerRun {
   return run as unknown as DockerRun;
 }
 
-/** The original's signal names (REFERENCE.md §3.1). */
-const SIGNALS = new Set(('ABRT ALRM BUS CHLD CONT FPE HUP ILL INT IO IOT KILL PIPE PROF QUIT SEGV STOP SYS TERM ' +
-  'TRAP TSTP TTIN TTOU URG USR1 USR2 VTALRM WINCH XCPU XFSZ').split(' '));
-
-/** A signal as the engine takes it: `SIGTERM` for `term`, ` SIGTERM `, `Term`; `9` for 9. */
+/** A signal as the engine takes it: the proc element's names (`SIGTERM` for `term`), `9` for 9. */
 export function engineSignal(sig: string): string {
-  const s = sig.trim().toUpperCase();
-  if (/^[0-9]+$/.test(s)) {
-    const n = Number(s);
-    if (n >= 1 && n <= 64) return String(n);
-    throw E.badSignal(sig);
-  }
-  const name = s.startsWith('SIG') ? s.slice(3) : s;
-  if (!SIGNALS.has(name)) throw E.badSignal(sig);
-  return `SIG${name}`;
+  const { name, num } = parseSignal(sig);
+  return /^\s*\d+\s*$/.test(sig) ? String(num) : name;
 }
 
 /** The keys of the engine's inspection that peek shows, as the original's subset. */

@@ -142,7 +142,7 @@ export class Proc implements ProcLike {
 
   async wait(opts?: CallOptions): Promise<ProcStat> {
     if (this.#scrubbed) throw E.aborted();
-    if (!this.#child) throw E.noProcess();
+    if (!this.#child) throw E.notStarted();
     const signal = opts?.signal;
     await new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(E.interrupted());
@@ -154,7 +154,7 @@ export class Proc implements ProcLike {
   }
 
   openInput(): InputWriter {
-    if (!this.#child) throw E.noProcess();
+    if (!this.#child) throw E.notStarted();
     if (this.#stdinClosed) throw E.stdinClosed();
     this.#writers++;
     const stdin = this.#child.stdin!;
@@ -177,7 +177,7 @@ export class Proc implements ProcLike {
   }
 
   openOutput(which: 'stdout' | 'stderr'): OutputReader {
-    if (!this.#child) throw E.noProcess();
+    if (!this.#child) throw E.notStarted();
     const lease = this[which].acquire();
     const release = lease.release.bind(lease);
     const abandon = lease.abandon.bind(lease);
