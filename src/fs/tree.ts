@@ -1,7 +1,8 @@
 import { constants } from 'os';
 import { KINDS, type Kind, type MakeSpec, type Member } from '../client/api';
 import { AppError } from '../kit/errors';
-import { type FileSpec, jsonText, readWrite } from './files/control';
+import { parseRecord, ZoneError } from '../node/elements/zone';
+import { type Ctx, type FileSpec, jsonText, readWrite } from './files/control';
 import { jsonCommand } from './files/json-command';
 import { eachLine, lineCommand, trigger } from './files/line-command';
 import { message } from './files/message';
@@ -176,6 +177,68 @@ function zoneText(v: unknown): string {
     .join('');
 }
 
+/**
+ * `records` for writing: the text of one open is one request, all or nothing, so that a `>` of
+ * five lines with one bad line changes nothing. Shells write line by line (bash's stdout is
+ * line-buffered), so a write only checks the lines it completes (numbered from the open's first
+ * line); a bad one fails that write and spoils the open. A close applies what was written since
+ * the last one: `>` (truncated) replaces all records, `>>` adds. A shell's `>` closes its first
+ * descriptor before writing (dup2), so an empty `>` (`: > records` empties them) is applied at
+ * the last close (release) when nothing else was. The first write also asks the element for an
+ * empty add, so a missing element fails there, as for any other control file.
+ */
+function recordsWriter(): FileSpec {
+  return {
+    name: 'records',
+    mode: 'w',
+    blocking: false,
+    open(flags) {
+      let text = '';
+      let checked = 0; // chars of text already checked
+      let lineNo = 0;
+      let truncated = (flags & O_TRUNC) !== 0;
+      let spoilt: unknown = null;
+      let runs = 0;
+      let probed = false;
+      const apply = async (c: Ctx) => {
+        const t = text;
+        text = '';
+        checked = 0;
+        lineNo = 0;
+        await c.client.dnsSet(c.anchor, t, truncated && runs++ === 0, c.call);
+      };
+      return {
+        async write(data, c) {
+          if (spoilt) throw spoilt;
+          try {
+            if (!probed) await c.client.dnsSet(c.anchor, '', false, c.call);
+            probed = true;
+            text += data.toString('utf8');
+            const end = text.lastIndexOf('\n');
+            if (end < checked) return;
+            for (const l of text.slice(checked, end).split(/\r\n|\n|\r/)) parseRecord(l, ++lineNo);
+            checked = end + 1;
+          } catch (e) {
+            spoilt = e instanceof ZoneError ? new AppError('EINVAL', `set resoure record error: ${e.message}`) : e;
+            throw spoilt;
+          }
+        },
+        async flush(c) {
+          if (!spoilt && text.trim() !== '') await apply(c);
+        },
+        async release(c) {
+          if (!spoilt && (text.trim() !== '' || (truncated && runs === 0))) await apply(c);
+        },
+        truncate(size) {
+          if (size === 0) truncated = true;
+        },
+      };
+    },
+  };
+}
+
+const O_TRUNC = 0o1000;
+
 const dns: FileSpec[] = [
   readWrite(
     'address',
@@ -185,12 +248,7 @@ const dns: FileSpec[] = [
   readWrite(
     'records',
     peekField('Records', zoneText),
-    // `>` (truncated) replaces all records with what this open writes; `>>` adds.
-    lineCommand(
-      'records',
-      async (lines, c, s) => c.client.dnsSet(c.anchor, lines.join('\n'), s.truncated && s.runs === 0, c.call),
-      { emptyTruncate: true },
-    ),
+    recordsWriter(),
   ),
   lineCommand('unset', eachLine(async (l, c) => c.client.dnsUnset(c.anchor, oneWord('unset', l), c.call))),
   peek,
