@@ -78,6 +78,11 @@ export interface OutputReader {
   read(max: number, opts?: CallOptions): Promise<Buffer | null>;
   /** Gives the stream back for the next reader. */
   release(): Promise<void>;
+  /**
+   * Puts back the bytes of the last read, unread: its caller vanished before it got them (the
+   * mount's check of an interrupted caller). Optional; without it such bytes are lost.
+   */
+  unread?(b: Buffer): Promise<void>;
 }
 
 /** A writer on a process's stdin; stdin closes when its last writer closes. */
@@ -119,6 +124,8 @@ export interface Client {
   /** One message of a channel, or one event of a subscription (its path and a newline). */
   recv(path: string, opts?: CallOptions): Promise<Buffer>;
   close(path: string, opts?: CallOptions): Promise<void>;
+  /** Puts a received message (or event) back first: its receiver vanished before it got it. */
+  unrecv?(path: string, msg: Buffer): Promise<void>;
 
   /** Starts an idle proc or docker element. */
   start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void>;

@@ -37,6 +37,7 @@ export class LocalClient implements Client {
   send: Client['send'] = (p, m, o) => this.server.send(p, m, this.#o(o));
   recv: Client['recv'] = (p, o) => this.server.recv(p, this.#o(o));
   close: Client['close'] = (p, o) => this.server.close(p, this.#o(o));
+  unrecv = async (p: string, m: Buffer): Promise<void> => this.server.unrecv(p, m);
   start: Client['start'] = (p, c, o) => this.server.start(p, c, this.#o(o));
   signal: Client['signal'] = (p, s, o) => this.server.signal(p, s, this.#o(o));
   wait: Client['wait'] = (p, o) => this.server.wait(p, this.#o(o));

@@ -76,11 +76,18 @@ export class RemoteClient implements Client {
 
   async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader & { abandon(): void }> {
     const h = await this.session.call('openOutput', [path, which], { signal: opts?.signal });
+    let last: Buffer | null = null;
     return {
       abandon: () => {
         if (!this.session.isClosed) this.session.call('abandon', [h]).catch(() => {});
       },
-      read: async (max, o) => (await this.session.call('read', [h, max], { signal: o?.signal })) as Buffer | null,
+      read: async (max, o) => {
+        last = (await this.session.call('read', [h, max], { signal: o?.signal })) as Buffer | null;
+        return last;
+      },
+      unread: async (b: Buffer) => {
+        if (b === last && !this.session.isClosed) await this.session.call('unread', [h, b]);
+      },
       release: async () => {
         if (!this.session.isClosed) await this.session.call('release', [h]);
       },

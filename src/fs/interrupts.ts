@@ -1,4 +1,5 @@
 import { readFile } from 'fs/promises';
+import { readFileSync } from 'fs';
 
 /**
  * Notices callers that were interrupted while blocked in the mount. The kernel parks a FUSE
@@ -79,6 +80,21 @@ export class CallerWatch {
     this.#timer = null;
     this.#arm();
   }
+}
+
+/**
+ * Whether the caller is interrupted right now (a synchronous look at /proc/PID/status). Checked
+ * once more before answering a blocked read with data: between two polls of the watch a signal
+ * may have come, and a dying caller would take the bytes with it.
+ */
+export function interruptedNow(pid: number): boolean {
+  let status: string | null;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    status = null;
+  }
+  return interrupted(status);
 }
 
 /** Whether a caller with this /proc/PID/status (null: gone) should get EINTR. */

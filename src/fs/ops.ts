@@ -5,7 +5,7 @@ import { CircuitError, E, SystemError, toCircuitError } from '../kit/errors';
 import { describe, errno, toErrno } from './errno';
 import type { Ctx } from './files/control';
 import { type Handle, Handles } from './handles';
-import { CallerWatch } from './interrupts';
+import { CallerWatch, interruptedNow } from './interrupts';
 import { DEFAULT_SPEC, type Node, filesOf, resolve } from './tree';
 
 /**
@@ -148,10 +148,13 @@ export function createOps(deps: OpsDeps): FsOps {
       h.spec.blocking && caller && caller.pid > 0
         ? watch.watch(caller.pid, () => ctrl.abort(E.interrupted()))
         : () => {};
+    const started = Date.now();
     const ctx: Ctx = {
       client, anchor: h.anchor, kind: h.kind,
       call: { signal: ctrl.signal, origin: origin(caller) },
       lastError: () => lastErrors.get(h.anchor) ?? '',
+      // Only a call that waited can have been overtaken by a signal the watch has not seen yet.
+      interrupted: () => Boolean(h.spec.blocking && caller && caller.pid > 0 && Date.now() - started > 2 && interruptedNow(caller.pid)),
     };
     act(h, ctx).then(
       (n) => {

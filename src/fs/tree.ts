@@ -8,7 +8,7 @@ import { eachLine, lineCommand, trigger } from './files/line-command';
 import { message } from './files/message';
 import { oneShot } from './files/one-shot';
 import { snapshot } from './files/snapshot';
-import { eventStream, inputStream, outputStream } from './files/stream';
+import { eventStream, inputStream, outputStream, recvOrGiveBack } from './files/stream';
 
 /**
  * The shape of the mount, as data. `resolve` turns a path into a node; each element kind lists
@@ -122,7 +122,7 @@ const chan: FileSpec[] = [
     ),
   ),
   message('send'),
-  oneShot('recv', (c) => c.client.recv(c.anchor, c.call)),
+  oneShot('recv', recvOrGiveBack),
   trigger('close', (c) => c.client.close(c.anchor, c.call)),
   peek,
 ];
@@ -255,7 +255,7 @@ const dns: FileSpec[] = [
 ];
 
 const subscription: FileSpec[] = [
-  oneShot('recv', (c) => c.client.recv(c.anchor, c.call)),
+  oneShot('recv', recvOrGiveBack),
   eventStream('events'),
   peek,
 ];

@@ -148,6 +148,14 @@ export class Lease implements OutputReader {
     this.#end();
   }
 
+  /** The bytes of the last read were not delivered: they go back to the front, unread. */
+  async unread(b: Buffer): Promise<void> {
+    if (this.#inflight === b) {
+      this.buf.unshift(b);
+      this.#inflight = undefined;
+    }
+  }
+
   /** The reader vanished: bytes of its last read go back to the front for the next reader. */
   abandon(): void {
     if (this.#inflight) this.buf.unshift(this.#inflight);

@@ -71,7 +71,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts);
       }
       case 'unrecv': // a server in the middle gives back a message its client never got
-        server.unrecv(String(args[0]), args[1] as Buffer);
+        await server.unrecv(String(args[0]), args[1] as Buffer);
         return null;
       case 'abandon': {
         // the reader behind a server in the middle vanished: in-flight bytes go back
@@ -80,6 +80,12 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         if (l?.abandon) l.abandon();
         else await l?.release();
         leases.delete(h);
+        return null;
+      }
+      case 'unread': {
+        // bytes of the last read never reached the reader behind this connection
+        const l = leases.get(Number(args[0]));
+        await l?.unread?.(args[1] as Buffer);
         return null;
       }
       case 'release': {
@@ -111,7 +117,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   };
 
   session.once('close', () => {
-    for (const { path, msg } of unacked.values()) server.unrecv(path, msg);
+    for (const { path, msg } of unacked.values()) void server.unrecv(path, msg);
     for (const l of leases.values()) {
       if (l.abandon) l.abandon();
       else void l.release().catch(() => {});

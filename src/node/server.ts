@@ -237,11 +237,11 @@ export class Server extends EventEmitter implements Client {
    * Puts a received message back first: its receiver vanished before it got the answer. For a
    * path on another server, the message goes back to its home.
    */
-  unrecv(path: string, msg: Buffer): void {
+  async unrecv(path: string, msg: Buffer): Promise<void> {
     const parts = splitPath(path);
     const remote = parts[0] !== this.id ? this.route(parts[0]) : undefined;
     if (remote) {
-      void (remote as Client & { unrecv?: (p: string, m: Buffer) => Promise<void> }).unrecv?.(path, msg).catch((e: Error) =>
+      void remote.unrecv?.(path, msg).catch((e: Error) =>
         this.oplog.say(`cannot return a message to ${path}: ${e.message}`),
       );
       return;

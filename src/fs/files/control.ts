@@ -13,6 +13,11 @@ export interface Ctx {
   call: CallOptions;
   /** The last failure this mount saw on the element, for its `error` file. */
   lastError(): string;
+  /**
+   * True when the caller of a blocking file was interrupted while its answer was on the way: the
+   * file then gives the answer back (unread, unrecv) and fails with EINTR. False for others.
+   */
+  interrupted?(): boolean;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { InputWriter, OutputReader } from '../../client/api';
 import type { Ctx, FileSpec, OpenFile } from './control';
+import { E } from '../../kit/errors';
 
 /**
  * Byte streams: a process's stdout/stderr and a subscription's events (read), and a process's
@@ -29,6 +30,10 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
             ended = true;
             return Buffer.alloc(0);
           }
+          if (ctx.interrupted?.() && reader.unread) {
+            await reader.unread(chunk); // the caller died waiting: the bytes stay for the next reader
+            throw E.interrupted();
+          }
           return chunk;
         },
         async release() {
@@ -52,7 +57,7 @@ export function eventStream(name: string): FileSpec {
       let rest: Buffer = Buffer.alloc(0);
       return {
         async read(len, _pos, ctx) {
-          if (rest.length === 0) rest = await ctx.client.recv(ctx.anchor, ctx.call);
+          if (rest.length === 0) rest = await recvOrGiveBack(ctx);
           const out = rest.subarray(0, len);
           rest = rest.subarray(out.length);
           return out;
@@ -86,4 +91,17 @@ export function inputStream(name: string): FileSpec {
       };
     },
   };
+}
+
+/**
+ * One message or event; if the caller was interrupted while it was on the way, it goes back
+ * first in its channel or subscription and the read fails with EINTR, so nothing is lost.
+ */
+export async function recvOrGiveBack(ctx: Ctx): Promise<Buffer> {
+  const msg = await ctx.client.recv(ctx.anchor, ctx.call);
+  if (ctx.interrupted?.() && ctx.client.unrecv) {
+    await ctx.client.unrecv(ctx.anchor, msg);
+    throw E.interrupted();
+  }
+  return msg;
 }

@@ -1,0 +1,41 @@
+import t from 'tap';
+import { outputStream, recvOrGiveBack } from '../../src/fs/files/stream';
+import type { Ctx } from '../../src/fs/files/control';
+import type { Client } from '../../src/client/api';
+import { OutputBuffer } from '../../src/node/output-buffer';
+
+/**
+ * A caller interrupted while its answer was on the way (a signal between two polls of the
+ * watch) must not take the answer with it: the mount gives it back and answers EINTR.
+ */
+function ctx(client: Partial<Client>, interrupted: boolean): Ctx {
+  return {
+    client: client as Client, anchor: '/X0000000000000001/a', kind: 'proc', call: {},
+    lastError: () => '', interrupted: () => interrupted,
+  };
+}
+
+t.test('giveback: stdout bytes read for an interrupted caller stay for the next reader', async (t) => {
+  const buf = new OutputBuffer('stdout');
+  buf.push(Buffer.from('precious'));
+  buf.end();
+  const client = { openOutput: async () => buf.acquire() };
+  const f = outputStream('stdout').open(0);
+  await t.rejects(f.read!(100, 0, ctx(client, true)), { code: 'EINTR' });
+  await f.release?.(ctx(client, false));
+  const g = outputStream('stdout').open(0);
+  t.equal((await g.read!(100, 0, ctx(client, false))).toString(), 'precious', 'the next reader gets every byte');
+  t.equal((await g.read!(100, 0, ctx(client, false))).length, 0, 'then the end');
+});
+
+t.test('giveback: a message received for an interrupted caller goes back first', async (t) => {
+  const back: string[] = [];
+  const client = {
+    recv: async () => Buffer.from('m1'),
+    unrecv: async (_p: string, m: Buffer) => void back.push(m.toString()),
+  };
+  await t.rejects(recvOrGiveBack(ctx(client, true)), { code: 'EINTR' });
+  t.same(back, ['m1']);
+  t.equal((await recvOrGiveBack(ctx(client, false))).toString(), 'm1', 'a live caller keeps it');
+  t.same(back, ['m1'], 'and nothing more is given back');
+});
