@@ -252,13 +252,13 @@ export class DnsElement implements Element {
     else this.#fill(res, lookup(this.#records, q.name, q.type));
     const limit = transport === 'tcp' ? 0xffff : Math.max(512, opt ? Math.min(opt.class, EDNS_PAYLOAD) : 512);
     try {
-      const out = res.toBuffer();
+      const out = encodeUncompressed(res);
       if (out.length <= limit) return out;
       if (transport === 'tcp') return head(RCODE.SERVFAIL);
       res.answers = [];
       res.authorities = [];
       res.header.tc = 1;
-      return res.toBuffer();
+      return encodeUncompressed(res);
     } catch (err) {
       this.#ctx.log(`dns ${this.#ctx.path}: cannot encode the answer for ${q.name}: ${errText(err)}`);
       return head(RCODE.SERVFAIL);
@@ -440,4 +440,16 @@ async function closeListener(l: Listener): Promise<void> {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Encodes without name compression. dns2 compresses by case-insensitive suffix, so a record's
+ * name would come back in the question's case (`mail.C.D.` for a query of `C.D`); RFC 4343 asks
+ * servers to keep the case of their data. The answers of a small element are short. (dns2 takes
+ * the writer as an argument its typings do not declare; a writer whose name table is not a Map
+ * turns compression off.)
+ */
+function encodeUncompressed(res: InstanceType<typeof Packet>): Buffer {
+  const writer = Object.assign(new Packet.Writer(), { names: {} });
+  return (res.toBuffer as unknown as (w: unknown) => Buffer).call(res, writer);
 }
