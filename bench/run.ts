@@ -32,6 +32,7 @@ export const BENCHES: Entry[] = [
   { name: 'rss', file: 'rss', fn: 'benchRss' },
   { name: 'dns', file: 'dns', fn: 'benchDns' },
   { name: 'crypto', file: 'crypto', fn: 'benchCrypto' },
+  { name: 'security', file: 'security', fn: 'benchSecurity' },
   { name: 'docker', file: 'docker', fn: 'benchDocker' },
   { name: 'foundation', file: 'foundation', fn: 'benchFoundation' },
 ];
