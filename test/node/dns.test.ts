@@ -309,7 +309,18 @@ t.test('dns: malformed packets are logged and never crash the server', async (t)
   const c = net.connect(port, '127.0.0.1');
   c.on('error', () => undefined);
   c.end(Buffer.concat([Buffer.from([0, worst.length]), worst]));
-  t.same(await short(el, 'alive.example', 'A'), ['1.2.3.4'], 'still answers over UDP');
+  // The flood may still fill the socket's receive queue: a dropped query datagram is UDP, not a
+  // failure, so the resolver gets three tries.
+  const retry = async <T>(f: () => Promise<T>): Promise<T> => {
+    for (let i = 0; ; i++) {
+      try {
+        return await f();
+      } catch (e) {
+        if (i === 2) throw e;
+      }
+    }
+  };
+  t.same(await retry(() => short(el, 'alive.example', 'A')), ['1.2.3.4'], 'still answers over UDP');
   t.same(await short(el, 'alive.example', 'A', true), ['1.2.3.4'], 'still answers over TCP');
   t.ok(Date.now() - started < 3000, 'hostile counts do not stall the server');
   t.ok(ctx.lines.some((l) => l.includes('malformed query from udp 127.0.0.1:')), 'udp logged with the peer');
