@@ -188,3 +188,11 @@ t.test('bind defaults: loopback without a key; a warning when bound elsewhere wi
   t.match(keyedDefault.url, /^circuit:\/\/0\.0\.0\.0:\d+\//, 'with a key the default bind is every interface (documented in --help)');
   t.notMatch(keyedDefault.stderr(), /warning: listening/, 'and there is no warning');
 });
+
+// tap does not run a todo test's body; SECURITY_RUN_TODO=1 runs it to see it fail (or pass once fixed).
+t.test('a keyless daemon logs the keyed client it refused', { todo: process.env.SECURITY_RUN_TODO ? false : 'a keyless daemon drops a keyed hello as a bad frame (Session destroys with EPROTO) and logs nothing; the keyed daemon logs "rejecting connection: …"' }, async (t) => {
+  const r = await cli(plain.url, ['ls', '/', '--hmac', key]);
+  t.equal(r.code, 1);
+  await eventually(() => /127\.0\.0\.1:\d+/.test(plain.stderr().split('\n').slice(3).join('\n')), 2000);
+  t.pass('the refusal is on the daemon\'s stderr with the peer');
+});
