@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readdirSync } from 'node:fs';
 import { alive } from '../helpers/daemon';
 import { daemonMount, sh } from './helpers';
 
@@ -40,9 +41,11 @@ function generator(rand: () => number) {
 
   function path(): string {
     const r = rand();
-    if (r < 0.03) return '$M';
-    if (r < 0.05) return pick(['$M/Xnotaserver', '$M/X0000000000000000', '$M/.self', '$M/.self/server']);
-    if (r < 0.1) return `$S/server/${pick(['peek', 'members', 'log', 'error', 'ctl', 'nope'])}`;
+    // Every path is one double-quoted word: a name with a space or a `*` must never split or glob
+    // into paths outside the mount (an earlier version made folders in the working directory).
+    if (r < 0.03) return '"$M"';
+    if (r < 0.05) return `"${pick(['$M/Xnotaserver', '$M/X0000000000000000', '$M/.self', '$M/.self/server'])}"`;
+    if (r < 0.1) return `"$S/server/${pick(['peek', 'members', 'log', 'error', 'ctl', 'nope'])}"`;
     const parts: string[] = ['fz'];
     const depth = 1 + int(rand() < 0.1 ? 6 : 3);
     for (let i = 0; i < depth; i++) parts.push(rand() < 0.2 ? pick(NAMES) : pick(['a', 'b', 'c']));
@@ -50,7 +53,7 @@ function generator(rand: () => number) {
     if (tail < 0.55) parts.push(pick(KINDS.slice(0, 5)), pick(FILES));
     else if (tail < 0.7) parts.push(pick(KINDS));
     else if (tail < 0.75) parts.push(pick(KINDS), pick(FILES), pick(['x', 'peek']));
-    return `$S/${parts.map((p) => p.replace(/(["\\$`])/g, '\\$1')).join('/')}`;
+    return `"$S/${parts.map((p) => p.replace(/(["\\$`])/g, '\\$1')).join('/')}"`;
   }
 
   function data(): string {
@@ -89,7 +92,7 @@ function generator(rand: () => number) {
       case 10: return `timeout 0.2 cat ${p}`;
       case 11: return `{ cat ${p} & c=$!; sleep 0.0${1 + int(9)}; kill -9 $c; wait $c; }`;
       case 12: return `find ${p} -maxdepth 2`;
-      case 13: { const k = pick(KINDS.slice(0, 5)); return `mkdir -p ${p.replace(/\/[^/]*$/, '')}/${k}`; }
+      case 13: { const k = pick(KINDS.slice(0, 5)); return `mkdir -p ${p.replace(/\/[^/]*"$/, `/${k}"`)}`; }
       default: return `timeout -s INT 0.${1 + int(4)} cat ${p}`;
     }
   }
@@ -97,7 +100,7 @@ function generator(rand: () => number) {
 }
 
 t.test(`fuzz: ${OPS} random ops from ${SHELLS} shells (seed ${SEED})`, async (t) => {
-  const { d, run } = await daemonMount(t);
+  const { d, run, base } = await daemonMount(t);
   t.comment(`seed ${SEED}`);
   const next = generator(mulberry32(SEED));
   const ops = Array.from({ length: OPS }, () => next());
@@ -130,6 +133,7 @@ t.test(`fuzz: ${OPS} random ops from ${SHELLS} shells (seed ${SEED})`, async (t)
   const took = Date.now() - t0;
   durations.sort((a, b) => a - b);
   t.comment(`${durations.length} ops in ${took} ms; per op median ${durations[durations.length >> 1]} ms, max ${durations[durations.length - 1]} ms; ${succeeded} succeeded`);
+  t.same(readdirSync(base), ['mnt'], 'nothing was made outside the mount (paths are quoted words)');
   const tree = await run('find $S/fz 2>/dev/null | wc -l');
   t.comment(`the fuzzed tree has ${tree.stdout.trim()} entries`);
   t.ok(durations.length >= Math.min(OPS, 2000), `ran ${durations.length} ops`);

@@ -95,7 +95,8 @@ export async function daemonMount(t: T, extra: string[] = []) {
     await new Promise((res) => execFile('rm', ['-rf', base], () => res(null)));
   });
   const S = join(dir, d.id);
+  // Shells run in the scratch folder beside the mount point, never in the repository.
   const run = (script: string, opts: { limitMs?: number; input?: string } = {}) =>
-    sh(`M=${dir}; X=${d.id}; S=${S}; ${script}`, opts);
+    sh(`M=${dir}; X=${d.id}; S=${S}; ${script}`, { cwd: base, ...opts });
   return { d, dir, base, S, X: d.id, url: d.url, run };
 }
