@@ -46,6 +46,10 @@ export interface SessionOptions {
   sealer?: Sealer;
   /** Bytes that arrived with the handshake and belong to the first frames. */
   leftover?: Buffer;
+  /** Largest message assembled from chunks; a peer sending more is cut off (default 32 MiB). */
+  maxMessage?: number;
+  /** Bytes of unfinished chunked messages held at once for this peer (default 128 MiB). */
+  maxAssembly?: number;
 }
 
 export interface RequestContext {
@@ -78,7 +82,11 @@ export class Session extends EventEmitter {
   #nextSid = 1;
   readonly #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
   readonly #served = new Map<number, AbortController>();
-  readonly #inChunks = new Map<number, Buffer[]>();
+  readonly #inChunks = new Map<number, { parts: Buffer[]; bytes: number }>();
+  #assembling = 0;
+  readonly #maxMessage: number;
+  readonly #maxAssembly: number;
+  readonly #remote: string;
   #control: Buffer[] = [];
   #streams: OutStream[] = [];
   #blocked = false;
@@ -106,6 +114,9 @@ export class Session extends EventEmitter {
     this.#chunkSize = Math.min(opts.chunkSize ?? 256 * 1024, this.#maxFrame - 64);
     this.#maxInflight = opts.maxInflight ?? 4096;
     this.#sealer = opts.sealer;
+    this.#maxMessage = opts.maxMessage ?? 32 << 20;
+    this.#maxAssembly = opts.maxAssembly ?? 128 << 20;
+    this.#remote = `${sock.remoteAddress}:${sock.remotePort}`;
     this.pingMs = opts.pingMs ?? 1000;
     this.deadMs = opts.deadMs ?? 4000;
     this.#lastHeard = this.#clock.now();
@@ -122,8 +133,9 @@ export class Session extends EventEmitter {
     this.#schedulePing();
   }
 
+  /** The peer's address, as it was when the connection opened. */
   get remote(): string {
-    return `${this.#sock.remoteAddress}:${this.#sock.remotePort}`;
+    return this.#remote;
   }
   get isClosed(): boolean {
     return this.#closed !== undefined;
@@ -276,7 +288,9 @@ export class Session extends EventEmitter {
         const body = this.#sealer ? this.#sealer.open(raw) : raw;
         this.#onMessage(packr.unpack(body));
       } catch (e) {
-        this.destroy(new SystemError('EPROTO', `bad frame from ${this.remote}: ${(e as Error).message}`, { cause: e }));
+        const limit = e instanceof CircuitError && e.code === 'EMSGSIZE';
+        const why = `${limit ? 'too much' : 'bad frame'} from ${this.remote}: ${(e as Error).message}`;
+        this.destroy(new SystemError(limit ? 'EMSGSIZE' : 'EPROTO', why, { cause: e }));
         return;
       }
     }
@@ -318,16 +332,28 @@ export class Session extends EventEmitter {
     }
   }
 
+  /**
+   * Assembles a chunked message. What a peer may make this side hold is bounded: one message at
+   * most maxMessage bytes, all unfinished ones together at most maxAssembly; beyond that the
+   * peer is cut off (unbounded memory was a way to take a daemon down).
+   */
   #onChunk(sid: number, last: boolean, data: Buffer): void {
-    let parts = this.#inChunks.get(sid);
-    if (!parts) this.#inChunks.set(sid, (parts = []));
-    parts.push(Buffer.from(data));
+    let m = this.#inChunks.get(sid);
+    if (!m) this.#inChunks.set(sid, (m = { parts: [], bytes: 0 }));
+    m.parts.push(Buffer.from(data));
+    m.bytes += data.length;
+    this.#assembling += data.length;
+    if (m.bytes > this.#maxMessage) throw new SystemError('EMSGSIZE', `message of more than ${this.#maxMessage} bytes`);
+    if (this.#assembling > this.#maxAssembly) {
+      throw new SystemError('EMSGSIZE', `more than ${this.#maxAssembly} bytes of unfinished messages`);
+    }
     if (!last) {
       this.#send([T.CREDIT, sid, 1]);
       return;
     }
     this.#inChunks.delete(sid);
-    this.#onMessage(packr.unpack(Buffer.concat(parts)));
+    this.#assembling -= m.bytes;
+    this.#onMessage(packr.unpack(Buffer.concat(m.parts, m.bytes)));
   }
 
   #serve(id: number, op: string, args: unknown): void {

@@ -34,7 +34,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const varDir = (opts.varDir ?? path.join(os.tmpdir(), `circuit-%W-P${String(process.pid).padStart(4, '0')}`)).replace('%W', worker);
   lockVar(varDir, opts.stderr);
   const server = new Server({ ...opts, logFile: path.join(varDir, 'ops.log') });
-  const endpoint = await listen(host, port, (s) => serveSession(server, s, { worker, pid: process.pid }), {
+  const endpoint = await listen(host, port, (s) => {
+    serveSession(server, s, { worker, pid: process.pid });
+    // A peer that breaks the protocol (garbage, a keyed client at a keyless server, too much
+    // data) is cut off; say so, as the handshake's refusals are.
+    void s.closed.then((e) => {
+      if (e.code === 'EPROTO' || e.code === 'EMSGSIZE') server.oplog.say(`rejecting connection: ${e.message}`);
+    });
+  }, {
     handshake: opts.handshake,
     onError: (e) => server.oplog.say(`rejecting connection: ${e.message}`),
   });

@@ -121,3 +121,31 @@ t.test('session: garbage after a valid header closes the connection, never throw
   t.equal(why.code, 'EPROTO');
   b.destroy(); done();
 });
+
+t.test('session: a peer is cut off when its unfinished chunked messages pass the limits', async (t) => {
+  const { Packr } = await import('msgpackr');
+  const { encodeFrame } = await import('../../src/cluster/frame');
+  const packr = new Packr({ useRecords: false } as never);
+  const chunk = (sid: number, n: number) => encodeFrame(packr.pack([5, sid, false, Buffer.alloc(n, 1)]));
+  {
+    const [a, b, done] = await pair();
+    const ca = new Session(a, { maxAssembly: 100_000, maxMessage: 1 << 20 });
+    b.on('data', () => {});
+    for (let sid = 1; sid <= 3; sid++) b.write(chunk(sid, 40_000)); // 120 000 bytes in three streams
+    const why = await ca.closed;
+    t.equal(why.code, 'EMSGSIZE');
+    t.match(why.message, /more than 100000 bytes of unfinished messages/);
+    b.destroy(); done();
+  }
+  {
+    const [a, b, done] = await pair();
+    const ca = new Session(a, { maxMessage: 50_000 });
+    b.on('data', () => {});
+    b.write(chunk(1, 30_000));
+    b.write(chunk(1, 30_000)); // one message of 60 000 bytes
+    const why = await ca.closed;
+    t.equal(why.code, 'EMSGSIZE');
+    t.match(why.message, /message of more than 50000 bytes/);
+    b.destroy(); done();
+  }
+});

@@ -189,8 +189,7 @@ t.test('bind defaults: loopback without a key; a warning when bound elsewhere wi
   t.notMatch(keyedDefault.stderr(), /warning: listening/, 'and there is no warning');
 });
 
-// tap does not run a todo test's body; SECURITY_RUN_TODO=1 runs it to see it fail (or pass once fixed).
-t.test('a keyless daemon logs the keyed client it refused', { todo: process.env.SECURITY_RUN_TODO ? false : 'a keyless daemon drops a keyed hello as a bad frame (Session destroys with EPROTO) and logs nothing; the keyed daemon logs "rejecting connection: …"' }, async (t) => {
+t.test('a keyless daemon logs the keyed client it refused', async (t) => {
   const r = await cli(plain.url, ['ls', '/', '--hmac', key]);
   t.equal(r.code, 1);
   await eventually(() => /127\.0\.0\.1:\d+/.test(plain.stderr().split('\n').slice(3).join('\n')), 2000);
