@@ -50,10 +50,12 @@ class CircuitFuse extends Fuse {
 
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
-    // No entry or attribute caching: the tree changes under the mount (the CLI, other mounts,
-    // a process that exits and is scrubbed), and a cached dentry would show an element the
-    // CLI has already removed, for up to a second, as if it were still there.
-    return (base ? `${base},` : '-o') + 'direct_io,big_writes,entry_timeout=0,attr_timeout=0,negative_timeout=0';
+    // Entries and attributes are cached for 0.1 s only, and "not found" not at all: the tree
+    // changes under the mount (the CLI, other mounts, a process scrubbed when it exits), so a
+    // removal elsewhere shows here within 0.1 s and a creation at once. Not caching at all
+    // (0 s) tripled the cost of opening a control file five levels down: every open then asked
+    // the daemon about every path component (BENCHMARKS.md #1).
+    return (base ? `${base},` : '-o') + 'direct_io,big_writes,entry_timeout=0.1,attr_timeout=0.1,negative_timeout=0';
   }
 }
 
