@@ -111,6 +111,9 @@ export class Membership extends EventEmitter {
   readonly #timers = new Set<TimerHandle>();
   #seq = 0;
   #probeTimer: TimerHandle | undefined;
+  #gossipTimer: TimerHandle | undefined;
+  /** True while nobody else is live: probe and gossip tick slowly (an idle daemon's CPU). */
+  #lone = false;
   #closed = false;
   readonly #joins = new Set<(err: Error) => void>();
   /** When we last asked an unknown sender who it is, by id (bounded; see #askWhoIs). */
@@ -151,7 +154,7 @@ export class Membership extends EventEmitter {
     });
     this.#transport.onPacket((from, buf) => this.#onPacket(from, buf));
     this.#probeTimer = this.#after(this.#random() * this.cfg.probeInterval, () => this.#probeTick());
-    this.#after(this.#random() * this.cfg.gossipInterval, () => this.#gossipTick());
+    this.#gossipTimer = this.#after(this.#random() * this.cfg.gossipInterval, () => this.#gossipTick());
     this.#after(this.#random() * this.cfg.syncInterval, () => this.#syncTick());
     this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
   }
@@ -284,7 +287,8 @@ export class Membership extends EventEmitter {
     const interval = this.#awareness.scale(this.cfg.probeInterval);
     const target = this.#view.nextTarget();
     if (target) this.#probe(target, interval);
-    this.#probeTimer = this.#after(interval, () => this.#probeTick());
+    this.#lone = !target && this.#view.live <= 1;
+    this.#probeTimer = this.#after(this.#lone ? Math.max(interval, LONE_TICK_MS) : interval, () => this.#probeTick());
   }
 
   #probe(target: Entry, interval: number): void {
@@ -324,7 +328,8 @@ export class Membership extends EventEmitter {
 
   #gossipTick(): void {
     if (this.#queue.length > 0) this.#gossipRound(this.cfg.gossipNodes);
-    this.#after(this.cfg.gossipInterval, () => this.#gossipTick());
+    const next = this.#lone && this.#queue.length === 0 ? Math.max(this.cfg.gossipInterval, LONE_TICK_MS) : this.cfg.gossipInterval;
+    this.#gossipTimer = this.#after(next, () => this.#gossipTick());
   }
 
   #gossipRound(nodes: number): void {
@@ -498,6 +503,14 @@ export class Membership extends EventEmitter {
   }
 
   #emit(event: 'join' | 'leave' | 'update', e: Entry): void {
+    // The first member to join a lone one wakes its probe and gossip loops at once.
+    if (event === 'join' && this.#lone && e.id !== this.id) {
+      this.#lone = false;
+      this.#cancel(this.#probeTimer);
+      this.#cancel(this.#gossipTimer);
+      this.#probeTimer = this.#after(0, () => this.#probeTick());
+      this.#gossipTimer = this.#after(0, () => this.#gossipTick());
+    }
     try {
       this.emit(event, view(e));
     } catch (err) {
@@ -505,6 +518,9 @@ export class Membership extends EventEmitter {
     }
   }
 }
+
+/** How often a member with nobody else in view wakes up to probe and gossip, ms. */
+const LONE_TICK_MS = 2000;
 
 function view(e: Entry): Member {
   return { id: e.id, url: e.url, addr: e.addr, state: e.state, incarnation: e.inc };
