@@ -42,16 +42,14 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
-  const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
-  // Tests may read the var folder after the daemon stopped; it goes when the test process ends.
-  if (!opts.varDir) process.once('exit', () => fs.rmSync(varDir, { recursive: true, force: true }));
-  const proc = spawnCircuit(['start', '--var', varDir, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
-  let err = '';
-  proc.stderr!.on('data', (c) => (err += c));
-  const url = await new Promise<string>((resolve, reject) => {
+/**
+ * The URL a starting daemon prints as its first stdout line; fails (with its stderr) if it
+ * exits first or says nothing within 20 s.
+ */
+export function urlOf(proc: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => reject(new Error(`no URL within 20 s; stderr: ${err}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`no URL within 20 s; stderr: ${stderr()}`)), 20_000);
     proc.stdout!.on('data', (c) => {
       out += c;
       const i = out.indexOf('\n');
@@ -62,9 +60,19 @@ export async function startServer(args: string[] = ['--no-mount'], opts: { env?:
     });
     proc.once('exit', (code) => {
       clearTimeout(t);
-      reject(new Error(`circuit start exited with ${code}: ${err}`));
+      reject(new Error(`circuit start exited with ${code}: ${stderr()}`));
     });
   });
+}
+
+export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
+  const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
+  // Tests may read the var folder after the daemon stopped; it goes when the test process ends.
+  if (!opts.varDir) process.once('exit', () => fs.rmSync(varDir, { recursive: true, force: true }));
+  const proc = spawnCircuit(['start', '--var', varDir, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
+  let err = '';
+  proc.stderr!.on('data', (c) => (err += c));
+  const url = await urlOf(proc, () => err);
   // The server's own id, from its attach line (`ls /` lists the whole cluster once it joined one).
   const id = (await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000)) as string;
   return {

@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MAIN } from './daemon';
+import { MAIN, urlOf } from './daemon';
 
 export interface Host {
   ns: string;
@@ -110,22 +110,7 @@ export class Lab {
     });
     let err = '';
     proc.stderr!.on('data', (c) => (err += c));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const t = setTimeout(() => reject(new Error(`no URL within 20 s; stderr: ${err}`)), 20_000);
-      proc.stdout!.on('data', (c) => {
-        out += c;
-        const i = out.indexOf('\n');
-        if (i >= 0) {
-          clearTimeout(t);
-          resolve(out.slice(0, i));
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(t);
-        reject(new Error(`circuit start exited with ${code}: ${err}`));
-      });
-    });
+    const url = await urlOf(proc, () => err);
     for (let i = 0; i < 100 && !/Attaching \/X/.test(err); i++) await new Promise((r) => setTimeout(r, 20));
     const m = /Attaching \/(X[0-9a-f]{16}) as server/.exec(err);
     if (!m) throw new Error(`no attach line: ${err}`);
