@@ -1,0 +1,67 @@
+/**
+ * The mesh through the mount: a daemon with a mount joined to one without; shell commands on the
+ * mount act on the other server's elements (routed by the mounting daemon), and the answers and
+ * streams come back whole.
+ */
+import t from 'tap';
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { eventually, startServer, type Running } from '../helpers/daemon';
+
+const sh = (script: string, env: Record<string, string>) =>
+  new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    execFile('bash', ['-c', script], { env: { ...process.env, ...env }, maxBuffer: 1 << 26, encoding: 'buffer' }, (e, out, err) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: out.toString('latin1'), err: err.toString() }),
+    );
+  });
+
+t.test('mesh through the mount: another server\'s channel, process and listing', async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-mesh-mnt-'));
+  const M = path.join(base, 'mnt');
+  const b: Running = await startServer(['--no-mount']);
+  const a: Running = await startServer(['--mount', M, '-j', b.url]);
+  t.teardown(async () => {
+    await a.stop();
+    await b.stop();
+    try { execFileSync('fusermount', ['-uz', M]); } catch { /* already gone */ }
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+  const env = { M, A: a.id, B: b.id };
+  await eventually(async () => (await sh('ls "$M"', env)).out.split('\n').filter(Boolean).sort().join(' ') === [a.id, b.id].sort().join(' '), 5000);
+  t.pass('ls of the mount lists both servers');
+
+  // A channel on B, made, fed and drained through A's mount.
+  let r = await sh('mkdir -p "$M/$B/far/ch/chan" && echo 2 > "$M/$B/far/ch/chan/cap" && echo hello > "$M/$B/far/ch/chan/send" && cat "$M/$B/far/ch/chan/recv"', env);
+  t.equal(r.out, 'hello\n', 'send and recv on the other server');
+  t.equal(r.code, 0, r.err);
+  r = await sh('cat "$M/$B/far/ch/chan/peek"', env);
+  t.match(JSON.parse(r.out), { Cap: 2, NumSend: 1, NumRecv: 1 });
+  r = await sh('ls "$M/$B/far/ch"', env);
+  t.equal(r.out, 'chan\n', 'listing an anchor of the other server');
+
+  // An interrupted recv on the other server takes nothing.
+  r = await sh('timeout 1 cat "$M/$B/far/ch/chan/recv"; echo $?', env);
+  t.equal(r.out.trim(), '124', 'interrupted within its timeout');
+  r = await sh('echo later > "$M/$B/far/ch/chan/send" && cat "$M/$B/far/ch/chan/recv"', env);
+  t.equal(r.out, 'later\n', 'the next message reaches the next reader whole');
+
+  // A process on B: 20 MB of output streamed back through A, no byte lost.
+  const n = 20_000_000;
+  r = await sh(`mkdir -p "$M/$B/far/job/proc" && echo '{"Path":"sh","Args":["-c","head -c ${n} /dev/urandom | tee /tmp/circuit-mesh-mnt-$$"]}' > "$M/$B/far/job/proc/cmd" && cat "$M/$B/far/job/proc/stdout" | sha256sum && cat "$M/$B/far/job/proc/exit"`, env);
+  t.equal(r.code, 0, r.err);
+  const [sum, exit] = r.out.trim().split('\n');
+  t.equal(exit, '0', 'the exit status came back');
+  t.match(sum, /^[0-9a-f]{64} {2}-$/, 'a checksum of the stream');
+  const peek = JSON.parse((await sh('cat "$M/$B/far/job/proc/peek"', env)).out);
+  t.equal(peek.Phase, 'exited');
+  // The same bytes the process produced: it kept a copy (tee) on this machine, named by its pid.
+  const copy = `/tmp/circuit-mesh-mnt-${peek.Pid}`;
+  t.teardown(() => fs.rmSync(copy, { force: true }));
+  const wrote = fs.readFileSync(copy);
+  t.equal(wrote.length, n, 'the process wrote every byte');
+  const want = createHash('sha256').update(wrote).digest('hex');
+  t.equal(sum.slice(0, 64), want, 'what came through the mount is what the process wrote');
+});
