@@ -62,6 +62,11 @@ export async function start(flags: StartFlags): Promise<void> {
       process.exit(0);
     }
   };
+  // Last line of defence: a daemon never dies of one failed operation. Every failure should be
+  // answered where it happens; anything that escapes is logged loudly instead of killing every
+  // element and mount with it.
+  process.on('unhandledRejection', (e) => server.oplog.say(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`));
+  process.on('uncaughtException', (e) => server.oplog.say(`internal error (uncaught exception): ${e.stack ?? e}`));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void stop('SIGHUP'));
