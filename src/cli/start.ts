@@ -1,6 +1,6 @@
 import { startDaemon } from '../node/daemon';
 import { LocalClient } from '../client/local';
-import { VERSION } from '../node/server';
+import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
 import type { DockerRun } from '../client/api';
 import { CircuitError } from '../kit/errors';

@@ -35,3 +35,10 @@ export interface ElementContext {
   /** Asks the server to detach this element (auto-scrub). */
   detach(): void;
 }
+
+/** The verbs of a DNS element (src/node/elements/dns.ts). */
+export interface DnsLike extends Element {
+  set(records: string, replace: boolean): Promise<void>;
+  unset(name: string): Promise<void>;
+  rebind(addr: string): Promise<void>;
+}

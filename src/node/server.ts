@@ -4,7 +4,8 @@ import type {
   CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, ServerInfo,
 } from '../client/api';
 import { AnchorTree, splitPath, type Anchor } from './anchor';
-import type { Element, ElementContext, ProcLike } from './element';
+import type { DnsLike, Element, ElementContext, ProcLike } from './element';
+import { ServerElement } from './elements/server-element';
 import { KindRegistry } from './kinds';
 import { OpLog } from './oplog';
 import { LocalView } from './view';
@@ -16,7 +17,6 @@ import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
 
 export { VERSION } from '../kit/version';
-import { VERSION } from '../kit/version';
 
 export interface ServerOptions {
   /** X + 16 hex; random when absent. */
@@ -426,34 +426,6 @@ export class Server extends EventEmitter implements Client {
       throw err;
     }
   }
-}
-
-/** The element at every server anchor. */
-export class ServerElement implements Element {
-  readonly kind = 'server' as const;
-  constructor(readonly server: Server) {}
-  peek(): unknown {
-    const s = this.server;
-    const { anchors, elements } = s.counts();
-    return {
-      Addr: s.url,
-      Joined: s.started.toISOString(),
-      Id: s.id,
-      Version: VERSION,
-      Pid: process.pid,
-      Uptime: Math.round((Date.now() - s.started.getTime()) / 1000),
-      Anchors: anchors,
-      Elements: elements,
-      Members: s.view.members().filter((m) => m.state === 'alive' || m.state === 'suspect').length,
-    };
-  }
-  scrub(): void {}
-}
-
-interface DnsLike extends Element {
-  set(records: string, replace: boolean): Promise<void>;
-  unset(name: string): Promise<void>;
-  rebind(addr: string): Promise<void>;
 }
 
 function normal(parts: string[]): string {
