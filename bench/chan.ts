@@ -57,14 +57,16 @@ export async function benchChan(opts: { quick: boolean }): Promise<Measure[]> {
   return rows;
 }
 
-/** n messages through send/recv with WINDOW of each in flight; resolves with messages per second. */
-async function pipeline(n: number, send: (m: Buffer) => Promise<void>, recv: () => Promise<Buffer>, msg: Buffer): Promise<number> {
+/** n messages through send/recv with `window` of each in flight; resolves with messages per second. */
+export async function pipeline(
+  n: number, send: (m: Buffer) => Promise<void>, recv: () => Promise<Buffer>, msg: Buffer, window = WINDOW,
+): Promise<number> {
   let sends = 0;
   let recvs = 0;
   let bytes = 0;
   const t0 = nowMs();
   const lanes: Promise<void>[] = [];
-  for (let i = 0; i < WINDOW; i++) {
+  for (let i = 0; i < window; i++) {
     lanes.push((async () => {
       while (sends < n) {
         sends++;

@@ -10,6 +10,7 @@
  * Each figure is the best of a few rounds, alternating keyed and keyless, so both see the same
  * machine state.
  */
+import { pipeline } from './chan';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -91,27 +92,7 @@ async function stdoutRate(d: Daemon, bytes: number): Promise<number> {
 async function chanRate(d: Daemon, n: number, window: number): Promise<number> {
   const p = `/${d.id}/bench-sec/chan-${seq++}`;
   await d.client.make(p, 'chan', { cap: 1 << 20 });
-  const msg = Buffer.alloc(16, 7);
-  let sends = 0;
-  let recvs = 0;
-  const t0 = nowMs();
-  const lanes: Promise<void>[] = [];
-  for (let i = 0; i < window; i++) {
-    lanes.push((async () => {
-      while (sends < n) {
-        sends++;
-        await d.client.send(p, msg);
-      }
-    })());
-    lanes.push((async () => {
-      while (recvs < n) {
-        recvs++;
-        await d.client.recv(p);
-      }
-    })());
-  }
-  await Promise.all(lanes);
-  const rate = n / ((nowMs() - t0) / 1000);
+  const rate = await pipeline(n, (m) => d.client.send(p, m), () => d.client.recv(p), Buffer.alloc(16, 7), window);
   await d.client.scrub(p);
   return rate;
 }
