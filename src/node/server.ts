@@ -417,11 +417,11 @@ export class Server extends EventEmitter implements Client {
   async #op<T>(op: string, path: string, opts: CallOptions | undefined, args: unknown, fn: () => Promise<T>): Promise<T> {
     try {
       const r = await fn();
-      this.oplog.append({ op, path, origin: opts?.origin, args: loggable(args), ok: true, result: summary(r) });
+      this.oplog.append({ op, path, origin: opts?.origin, args, ok: true, result: summary(r) });
       return r;
     } catch (e) {
       const err: CircuitError = toCircuitError(e);
-      this.oplog.append({ op, path, origin: opts?.origin, args: loggable(args), ok: false, error: { code: err.code, message: err.message } });
+      this.oplog.append({ op, path, origin: opts?.origin, args, ok: false, error: { code: err.code, message: err.message } });
       if (err.code === 'EIO') this.oplog.say(`${op} ${path}: ${err.message}`);
       throw err;
     }
@@ -440,14 +440,9 @@ function lowerKeys(o: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
-function loggable(args: unknown): unknown {
-  return args === undefined ? undefined : args;
-}
-
+/** What the log keeps of a result: the size of a message, nothing of other answers. */
 function summary(r: unknown): unknown {
-  if (r === undefined || r === null) return undefined;
-  if (Buffer.isBuffer(r)) return { bytes: r.length };
-  return undefined;
+  return Buffer.isBuffer(r) ? { bytes: r.length } : undefined;
 }
 
 function describeOrigin(opts?: CallOptions): string {
