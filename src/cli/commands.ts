@@ -1,5 +1,5 @@
-import type { Client, Entry } from '../client/api';
-import { parseProcCmd } from '../kit/cmd';
+import type { Client, Entry } from '../api/types';
+import { parseProcCmd } from '../api/cmd';
 import { AppError, CircuitError, toCircuitError } from '../kit/errors';
 import { json, readAll, writeOut } from './io';
 

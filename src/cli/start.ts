@@ -2,7 +2,7 @@ import { startDaemon } from '../node/daemon';
 import { LocalClient } from '../client/local';
 import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
-import type { DockerRun } from '../client/api';
+import type { DockerRun } from '../api/types';
 import { CircuitError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
@@ -134,7 +134,7 @@ async function enableDocker(server: Server, say: (l: string) => void): Promise<(
 }
 
 /** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */
-export async function mountOnly(dir: string, client: import('../client/api').Client, allowOther: boolean): Promise<void> {
+export async function mountOnly(dir: string, client: import('../api/types').Client, allowOther: boolean): Promise<void> {
   const say = (l: string) => process.stderr.write(l + '\n');
   const { mount } = await import('../fs/mount');
   const m = await mount(client, dir, { allowOther, log: say });

@@ -1,4 +1,4 @@
-import type { Client, CallOptions, Origin } from './api';
+import type { Client, CallOptions, Origin } from '../api/types';
 import type { Server } from '../node/server';
 
 /**

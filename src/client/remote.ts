@@ -1,5 +1,5 @@
-import type { Client, CallOptions, InputWriter, OutputReader, Origin, ServerInfo } from './api';
-import { METHODS, type PlainMethod } from './methods';
+import type { Client, CallOptions, InputWriter, OutputReader, Origin, ServerInfo } from '../api/types';
+import { METHODS, type PlainMethod } from '../api/methods';
 import { dial, type Handshake } from '../cluster/tcp';
 import type { Session } from '../cluster/session';
 import { parseUrl } from '../cluster/url';

@@ -1,4 +1,4 @@
-import type { Kind } from '../client/api';
+import type { Kind } from '../api/types';
 import type { FileSpec, OpenFile } from './files/control';
 
 /** One open control file: what read, write, flush and release find by the fd FUSE hands back. */

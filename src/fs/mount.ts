@@ -2,7 +2,7 @@ import { execFile } from 'child_process';
 import { mkdir, stat } from 'fs/promises';
 import { dirname, resolve as resolvePath } from 'path';
 import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
-import type { Client } from '../client/api';
+import type { Client } from '../api/types';
 import { AppError, CircuitError, SystemError } from '../kit/errors';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';

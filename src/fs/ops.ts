@@ -1,6 +1,6 @@
 import { constants } from 'fs';
 import type { Ops, Stat } from 'fuse-native';
-import type { Client, Origin } from '../client/api';
+import type { Client, Origin } from '../api/types';
 import { CircuitError, E, SystemError, toCircuitError } from '../kit/errors';
 import { describe, errno, toErrno } from './errno';
 import type { Ctx } from './files/control';

@@ -1,5 +1,5 @@
 import { constants } from 'os';
-import { KINDS, type Kind, type MakeSpec, type Member } from '../client/api';
+import { KINDS, type Kind, type MakeSpec, type Member } from '../api/types';
 import { AppError } from '../kit/errors';
 import { parseRecord, ZoneError } from '../node/elements/zone';
 import { type Ctx, type FileSpec, jsonText, readWrite } from './files/control';

@@ -1,4 +1,4 @@
-import type { Kind, CallOptions, OutputReader, InputWriter, ProcCmd, DockerRun } from '../client/api';
+import type { Kind, CallOptions, OutputReader, InputWriter, ProcCmd, DockerRun } from '../api/types';
 import type { Clock } from '../kit/clock';
 
 /**

@@ -1,5 +1,5 @@
 import type { Element, ElementContext } from './element';
-import type { Kind } from '../client/api';
+import type { Kind } from '../api/types';
 
 /**
  * Each element kind registers a factory here; the server looks kinds up instead of knowing them.

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
-import type { Member as ViewMember } from '../client/api';
+import type { Member as ViewMember } from '../api/types';
 import type { Server } from './server';
 import { Membership, type Member } from '../cluster/membership';
 import type { MembershipConfig } from '../cluster/membership-config';

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { Origin } from '../client/api';
+import type { Origin } from '../api/types';
 
 /**
  * The operations log: every operation, in execution order, as one JSON line with a sequence

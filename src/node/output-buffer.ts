@@ -1,4 +1,4 @@
-import type { CallOptions, OutputReader } from '../client/api';
+import type { CallOptions, OutputReader } from '../api/types';
 import { E } from '../kit/errors';
 
 /**

@@ -8,8 +8,8 @@
  * (`unrecv`), a routed output reader that vanished gives its bytes in flight back (`abandon`),
  * and if this server dies, its connection's end makes the home do both for everything routed.
  */
-import type { CallOptions, Client, InputWriter, OutputReader, ServerInfo } from '../client/api';
-import { METHODS, type PlainMethod } from '../client/methods';
+import type { CallOptions, Client, InputWriter, OutputReader, ServerInfo } from '../api/types';
+import { METHODS, type PlainMethod } from '../api/methods';
 import type { Session } from '../cluster/session';
 import { SystemError, toCircuitError } from '../kit/errors';
 

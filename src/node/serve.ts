@@ -1,7 +1,7 @@
 import type { Session } from '../cluster/session';
 import type { Server } from './server';
-import type { InputWriter, Origin, OutputReader } from '../client/api';
-import { METHODS, isPlainMethod } from '../client/methods';
+import type { InputWriter, Origin, OutputReader } from '../api/types';
+import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 
 /**

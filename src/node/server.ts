@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type {
   CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, ServerInfo,
-} from '../client/api';
+} from '../api/types';
 import { AnchorTree, splitPath, type Anchor } from './anchor';
 import type { DnsLike, Element, ElementContext, ProcLike } from './element';
 import { ServerElement } from './elements/server-element';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Member } from '../client/api';
+import type { Member } from '../api/types';
 
 /**
  * A server's membership view: who is in the cluster, as this server sees it, with join and

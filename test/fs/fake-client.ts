@@ -1,4 +1,4 @@
-import type { CallOptions, Client, Entry, InputWriter, Kind, Member, OutputReader } from '../../src/client/api';
+import type { CallOptions, Client, Entry, InputWriter, Kind, Member, OutputReader } from '../../src/api/types';
 import { AppError, CircuitError, E } from '../../src/kit/errors';
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { outputStream, recvOrGiveBack } from '../../src/fs/files/stream';
 import type { Ctx } from '../../src/fs/files/control';
-import type { Client } from '../../src/client/api';
+import type { Client } from '../../src/api/types';
 import { OutputBuffer } from '../../src/node/output-buffer';
 
 /**

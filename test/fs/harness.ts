@@ -1,6 +1,6 @@
 import type { Ops } from 'fuse-native';
 import { constants } from 'fs';
-import type { Client } from '../../src/client/api';
+import type { Client } from '../../src/api/types';
 import { CallerWatch } from '../../src/fs/interrupts';
 import { type Caller, createOps } from '../../src/fs/ops';
 

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'child_process';
 import { mkdtempSync, rmdirSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import type { Client } from '../../src/client/api';
+import type { Client } from '../../src/api/types';
 import { mount, type Mount } from '../../src/fs/mount';
 
 /** What a tap test gives the helpers: enough to register cleanup. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { KINDS } from '../../src/client/api';
+import { KINDS } from '../../src/api/types';
 import { exitStatus, filesOf, resolve } from '../../src/fs/tree';
 
 t.test('tree: resolve maps paths to nodes', async (t) => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { DockerElement, connectEngine, emptyRun, removeAllContainers } from '../../src/node/elements/docker';
-import type { DockerRun, OutputReader } from '../../src/client/api';
+import type { DockerRun, OutputReader } from '../../src/api/types';
 import type { ElementContext } from '../../src/node/element';
 import { systemClock } from '../../src/kit/clock';
 import { ensureDocker, ensureImage, containerListed } from '../helpers/docker';

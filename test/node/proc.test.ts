@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Server } from '../../src/node/server';
-import type { OutputReader, ProcCmd } from '../../src/client/api';
+import type { OutputReader, ProcCmd } from '../../src/api/types';
 import type { ProcStat } from '../../src/node/elements/proc';
 
 const cmd = (c: Partial<ProcCmd>): ProcCmd => ({ Env: null, Dir: '', Path: '', Args: null, Scrub: false, ...c });

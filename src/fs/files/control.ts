@@ -1,4 +1,4 @@
-import type { CallOptions, Client, Kind } from '../../client/api';
+import type { CallOptions, Client, Kind } from '../../api/types';
 
 /**
  * What every control file gets for one operation: the client, the element it belongs to, and the

@@ -1,4 +1,4 @@
-import type { InputWriter, OutputReader } from '../../client/api';
+import type { InputWriter, OutputReader } from '../../api/types';
 import type { Ctx, FileSpec, OpenFile } from './control';
 import { E } from '../../kit/errors';
 

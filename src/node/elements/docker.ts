@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
-import type { CallOptions, DockerRun, InputWriter, OutputReader, ProcCmd } from '../../client/api';
+import type { CallOptions, DockerRun, InputWriter, OutputReader, ProcCmd } from '../../api/types';
 import type { ElementContext, ProcLike } from '../element';
 import { parseSignal } from '../signals';
 import { OutputBuffer } from '../output-buffer';

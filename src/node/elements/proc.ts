@@ -2,12 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ProcLike, ElementContext } from '../element';
-import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../client/api';
+import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../api/types';
 import { AppError, E } from '../../kit/errors';
 import { deferred } from '../../kit/deferred';
 import { OutputBuffer } from '../output-buffer';
 import { parseSignal, signalNumber } from '../signals';
-import { parseProcCmd } from '../../kit/cmd';
+import { parseProcCmd } from '../../api/cmd';
 
 /**
  * A process element (REFERENCE.md §3.1, with the decisions of issue 2): output flows as it

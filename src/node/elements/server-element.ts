@@ -1,5 +1,5 @@
 import type { Element } from '../element';
-import type { Member } from '../../client/api';
+import type { Member } from '../../api/types';
 import { VERSION } from '../../kit/version';
 
 /** What the server element reads of its server. */

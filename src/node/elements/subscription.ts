@@ -1,5 +1,5 @@
 import type { Element } from '../element';
-import type { Member } from '../../client/api';
+import type { Member } from '../../api/types';
 import { E } from '../../kit/errors';
 import { deferred, type Deferred } from '../../kit/deferred';
 

@@ -1,5 +1,5 @@
-import type { ProcCmd } from '../client/api';
-import { E } from './errors';
+import type { ProcCmd } from './types';
+import { E } from '../kit/errors';
 
 /**
  * Reads a process Cmd (REFERENCE.md §3.1) from JSON text or a decoded value: keys match

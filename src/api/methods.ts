@@ -1,4 +1,4 @@
-import type { Client } from './api';
+import type { Client } from './types';
 
 /**
  * The Client methods that travel as one request each, with the number of positional arguments
