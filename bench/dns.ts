@@ -1,5 +1,5 @@
 import * as dgram from 'node:dgram';
-import { DnsElement } from '../src/node/elements/dns';
+import { DnsElement } from '../src/node/kinds/dns';
 import { systemClock } from '../src/kit/clock';
 
 /**

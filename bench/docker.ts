@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type Docker from 'dockerode';
-import { DockerElement, connectEngine, emptyRun, removeAllContainers } from '../src/node/elements/docker';
+import { DockerElement, connectEngine, emptyRun, removeAllContainers } from '../src/node/kinds/docker';
 import type { ElementContext } from '../src/node/element';
 import { systemClock } from '../src/kit/clock';
 import { ensureDocker, ensureImage } from '../test/helpers/docker';

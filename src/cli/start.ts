@@ -119,7 +119,7 @@ startHooks.push(async (server, flags) => {
 
 /** --docker: finds the engine (a missing one is a startup error) and registers the docker kind. */
 async function enableDocker(server: Server, say: (l: string) => void): Promise<() => Promise<void>> {
-  const { connectEngine, DockerElement, parseDockerRun, removeAllContainers } = await import('../node/elements/docker');
+  const { connectEngine, DockerElement, parseDockerRun, removeAllContainers } = await import('../node/kinds/docker');
   const engine = await connectEngine();
   say(`Enabling docker elements, using ${process.env.DOCKER_HOST || '/var/run/docker.sock'}`);
   server.kinds.register<DockerRun | null>({

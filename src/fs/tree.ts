@@ -1,7 +1,7 @@
 import { constants } from 'os';
 import { KINDS, type Kind, type MakeSpec, type Member } from '../api/types';
 import { AppError } from '../kit/errors';
-import { parseRecord, ZoneError } from '../node/elements/zone';
+import { parseRecord, ZoneError } from '../node/zone';
 import { type Ctx, type FileSpec, jsonText, readWrite } from './files/control';
 import { jsonCommand } from './files/json-command';
 import { eachLine, lineCommand, trigger } from './files/line-command';

@@ -36,7 +36,7 @@ export interface ElementContext {
   detach(): void;
 }
 
-/** The verbs of a DNS element (src/node/elements/dns.ts). */
+/** The verbs of a DNS element (src/node/kinds/dns.ts). */
 export interface DnsLike extends Element {
   set(records: string, replace: boolean): Promise<void>;
   unset(name: string): Promise<void>;

@@ -5,14 +5,14 @@ import type {
 } from '../api/types';
 import { AnchorTree, splitPath, type Anchor } from './anchor';
 import type { DnsLike, Element, ElementContext, ProcLike } from './element';
-import { ServerElement } from './elements/server-element';
+import { ServerElement } from './kinds/server';
 import { KindRegistry } from './kinds';
 import { OpLog } from './oplog';
 import { LocalView } from './view';
-import { Chan } from './elements/chan';
-import { Proc } from './elements/proc';
-import { Subscription, type View } from './elements/subscription';
-import { DnsElement } from './elements/dns';
+import { Chan } from './kinds/chan';
+import { Proc } from './kinds/proc';
+import { Subscription, type View } from './kinds/subscription';
+import { DnsElement } from './kinds/dns';
 import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
 

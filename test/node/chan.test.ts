@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Chan } from '../../src/node/elements/chan';
+import { Chan } from '../../src/node/kinds/chan';
 
 const B = (s: string) => Buffer.from(s);
 /** Settles within a few turns of the event loop, or reports 'pending'. */

@@ -3,8 +3,8 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { DnsElement, lookup, parseAddr } from '../../src/node/elements/dns';
-import { parseZone, type ZoneRecord } from '../../src/node/elements/zone';
+import { DnsElement, lookup, parseAddr } from '../../src/node/kinds/dns';
+import { parseZone, type ZoneRecord } from '../../src/node/zone';
 import { systemClock } from '../../src/kit/clock';
 import type { ElementContext } from '../../src/node/element';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseDockerRun, engineSignal, emptyRun, connectEngine } from '../../src/node/elements/docker';
+import { parseDockerRun, engineSignal, emptyRun, connectEngine } from '../../src/node/kinds/docker';
 import { CircuitError } from '../../src/kit/errors';
 
 t.test('docker parse: keys are case-insensitive and unknown keys are ignored', async (t) => {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { DockerElement, connectEngine, emptyRun, removeAllContainers } from '../../src/node/elements/docker';
+import { DockerElement, connectEngine, emptyRun, removeAllContainers } from '../../src/node/kinds/docker';
 import type { DockerRun, OutputReader } from '../../src/api/types';
 import type { ElementContext } from '../../src/node/element';
 import { systemClock } from '../../src/kit/clock';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Server } from '../../src/node/server';
 import type { OutputReader, ProcCmd } from '../../src/api/types';
-import type { ProcStat } from '../../src/node/elements/proc';
+import type { ProcStat } from '../../src/node/kinds/proc';
 
 const cmd = (c: Partial<ProcCmd>): ProcCmd => ({ Env: null, Dir: '', Path: '', Args: null, Scrub: false, ...c });
 const sh = (script: string, extra: Partial<ProcCmd> = {}) => cmd({ Path: '/bin/sh', Args: ['-c', script], ...extra });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Server } from '../../src/node/server';
-import { Subscription } from '../../src/node/elements/subscription';
+import { Subscription } from '../../src/node/kinds/subscription';
 import { LocalView } from '../../src/node/view';
 
 t.test('subscription: @join starts with the server itself; recv gives /Xid and a newline', async (t) => {

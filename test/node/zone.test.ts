@@ -2,7 +2,7 @@ import t from 'tap';
 import {
   DEFAULT_TTL, ZoneError, asciiLower, canonicalIPv6, ipv6Groups, nameKey, parseRecord, parseTtl,
   parseZone, present, presentRdata,
-} from '../../src/node/elements/zone';
+} from '../../src/node/zone';
 import { AppError } from '../../src/kit/errors';
 
 /** Parses one line and gives its presentation form. */

@@ -6,7 +6,7 @@ import { AppError, E } from '../../kit/errors';
 import {
   TYPE_CODES, ZoneError, asciiLower, canonicalIPv6, ipv6Groups, nameKey, parseZone, present,
   type ZoneRecord,
-} from './zone';
+} from '../zone';
 
 /**
  * The DNS element: a small authoritative name server for the records set on it.

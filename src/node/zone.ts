@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { AppError } from '../../kit/errors';
+import { AppError } from '../kit/errors';
 
 /**
  * Resource records in zone-file presentation syntax, one record a line:
