@@ -1,4 +1,4 @@
-import { Command as Commander, Option } from 'commander';
+import { Command as Commander } from 'commander';
 import { COMMANDS, type CommandFlags } from './commands';
 import type { DialFlags } from './dial';
 import type { StartFlags } from './start';
@@ -54,16 +54,16 @@ export function program(): Commander {
   p.command('start')
     .description('run a server (and mount the cluster at /circuit)')
     .option('-a, --addr <host:port>', 'address to bind (default 127.0.0.1:0, or 0.0.0.0:0 with a key)')
+    .option('--if <iface>', "bind the interface's first IPv4 address (else IPv6) on -a's port or a free one")
     .option('--var <dir>', 'var folder: lock and operations log (default $TMPDIR/circuit-<worker>-P<pid>)')
     .option('--mount <dir>', 'where to mount the cluster', '/circuit')
     .option('--no-mount', 'do not mount the cluster')
     .option('--allow-other', 'let other users reach the mount (it carries the full power of the cluster)')
-    .option('-j, --join <url>', 'join the cluster of this server at start')
+    .option('-j, --join <target>', 'join the cluster of the server at a circuit URL, HOST:PORT or NAME:PORT (every address of the name is tried); repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--join-timeout <ms>', 'fail the start if the join does not succeed in time')
     .option('--discover <mcast>', 'find and announce servers by UDP multicast (also $CIRCUIT_DISCOVER)')
     .option('--hmac <file>', 'the key file (also $CIRCUIT_HMAC)')
     .option('--docker', 'enable docker elements')
-    .addOption(new Option('--if <iface>', 'accepted for compatibility; ignored').hideHelp())
     .option('--grace <ms>', 'time between SIGTERM and SIGKILL for processes at shutdown', '3000')
     .action(async (f: StartFlags) => {
       const { start } = await import('./start'); // the daemon's modules load only for start

@@ -6,6 +6,7 @@ import type { DockerRun } from '../api/types';
 import { CircuitError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
+import { hostPort, interfaceAddress, parseHostPort } from '../cluster/url';
 
 /**
  * `circuit start`: one daemon, one server and (unless --no-mount) the FUSE view of the cluster.
@@ -18,7 +19,8 @@ export interface StartFlags {
   var?: string;
   mount?: string | false;
   allowOther?: boolean;
-  join?: string;
+  /** -j, repeatable: circuit URLs, HOST:PORT or NAME:PORT. */
+  join?: string[];
   joinTimeout?: string;
   discover?: string;
   hmac?: string;
@@ -33,10 +35,9 @@ export const startHooks: Array<(server: Server, flags: StartFlags) => Promise<((
 export async function start(flags: StartFlags): Promise<void> {
   const say = (l: string) => process.stderr.write(l + '\n');
   say(`circuit ${VERSION}`);
-  if (flags.if) say(`warning: --if is ignored; use -a ADDR:PORT`);
   const key = resolveKey(flags.hmac);
   if (key) say('Using a cluster key: connections are authenticated and encrypted.');
-  const addr = flags.addr ?? (key ? '0.0.0.0:0' : '127.0.0.1:0');
+  const addr = flags.if ? ifaceAddr(flags.if, flags.addr) : flags.addr ?? (key ? '0.0.0.0:0' : '127.0.0.1:0');
   if (!key && !isLoopback(addr)) say(`warning: listening on ${addr} without a key (--hmac): anyone who can reach it can run commands as this user`);
   const daemon = await startDaemon({
     addr,
@@ -92,6 +93,12 @@ export async function start(flags: StartFlags): Promise<void> {
   }
   server.attach();
   process.stdout.write(daemon.url + '\n');
+}
+
+/** --if IFACE: the interface's address, on -a's port when -a is given too, else a free one. */
+function ifaceAddr(iface: string, addr: string | undefined): string {
+  const port = addr ? parseHostPort(addr).port : 0;
+  return hostPort(interfaceAddress(iface), port);
 }
 
 /** True for a loopback bind address (127.0.0.0/8, ::1, localhost). */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import { AppError } from '../kit/errors';
 
 /**
@@ -46,4 +47,46 @@ export function parseHostPort(s: string): { host: string; port: number } {
   if (port > 65535) throw new AppError('EINVAL', `address ${JSON.stringify(s)}: port out of range`);
   const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1] || '0.0.0.0';
   return { host, port };
+}
+
+/**
+ * The address `--if IFACE` binds: the interface's first IPv4 address, else its first IPv6 one
+ * (a global one before a link-local one, which gets the interface as its scope). A name that is
+ * not an interface, or one without an address, is a clear error.
+ */
+export function interfaceAddress(name: string, ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces()): string {
+  const list = ifaces[name];
+  if (!list) {
+    const have = Object.keys(ifaces).sort().join(', ') || 'none';
+    throw new AppError('EINVAL', `interface ${JSON.stringify(name)} not found (this host has: ${have})`);
+  }
+  const v4 = list.find((a) => a.family === 'IPv4');
+  if (v4) return v4.address;
+  const v6 = list.filter((a) => a.family === 'IPv6');
+  const global = v6.find((a) => !/^fe80:/i.test(a.address));
+  if (global) return global.address;
+  if (v6[0]) return `${v6[0].address}%${name}`;
+  throw new AppError('EINVAL', `interface ${JSON.stringify(name)} has no IP address`);
+}
+
+/**
+ * A join target: a circuit URL (only its host and port are used), `HOST:PORT` with an IP
+ * address, or `NAME:PORT` with a DNS name, every address of which is tried.
+ */
+export function parseJoinTarget(s: string): { host: string; port: number } {
+  const t = s.trim();
+  if (t.startsWith('circuit://')) {
+    const u = parseUrl(t);
+    return { host: u.host, port: u.port };
+  }
+  const m = /^(\[[^\]]+\]|[^:/\s]+):(\d+)$/.exec(t);
+  if (!m) throw new AppError('EINVAL', `argument ${JSON.stringify(s)} is not a valid join address: want circuit://HOST:PORT/PID/QID, HOST:PORT or NAME:PORT`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new AppError('EINVAL', `argument ${JSON.stringify(s)} is not a valid join address: port out of range`);
+  return { host: m[1].startsWith('[') ? m[1].slice(1, -1) : m[1], port };
+}
+
+/** HOST:PORT, with an IPv6 host in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -12,6 +12,9 @@
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
+import * as net from 'node:net';
+import { promises as dns } from 'node:dns';
+import { backoffDelay } from '../kit/backoff';
 import type { Member as ViewMember } from '../api/types';
 import type { Server } from './server';
 import { Membership, type Member } from '../cluster/membership';
@@ -20,15 +23,16 @@ import { UdpTransport } from '../cluster/transport-udp';
 import type { PacketTransport } from '../cluster/transport';
 import { openDatagram, ReplayWindow, sealDatagram } from '../cluster/discovery-mac';
 import { Discovery, parseGroup, type DiscoverySchedule } from '../cluster/discovery';
-import { formatUrl, parseUrl } from '../cluster/url';
+import { formatUrl, hostPort, parseJoinTarget, parseUrl } from '../cluster/url';
 import { Pool, type Dialer } from './pool';
 import { AppError, SystemError, toCircuitError } from '../kit/errors';
 
 export interface MeshOptions {
   dial: Dialer;
   key: Buffer | null;
-  /** URL to join at start; retried with backoff, each failure logged. */
-  join?: string;
+  /** Targets to join at start (circuit URLs, HOST:PORT, NAME:PORT); each retried with
+   *  backoff, each failure logged; the start waits for the first success. */
+  join?: string[];
   /** With join: fail the start if the join has not succeeded after this many ms. */
   joinTimeoutMs?: number;
   /** GROUP:PORT[@IFADDR] for multicast discovery. */
@@ -72,9 +76,7 @@ export function hostAddress(): string {
   return '127.0.0.1';
 }
 
-export function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { hostPort };
 
 /** The packet address of a circuit URL (its TCP host:port, where the UDP socket also is). */
 export function packetAddr(url: string): string {
@@ -134,14 +136,48 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
   server.route = (id) => pool.route(id);
 
 
-  const joinUrl = async (target: string, retry: boolean, timeout?: number) => {
-    const addr = packetAddr(target);
-    if (addr === membership.addr) return;
-    await membership.join(addr, { retry, timeout });
+  let closed = false;
+  /**
+   * Joins the cluster of a target: a circuit URL or HOST:PORT with an IP address is
+   * membership's own join (its backoff, its messages). A NAME:PORT is looked up on every round
+   * and every address it has is tried at once; the first that answers wins (membership learns
+   * its id and URL in the exchange), and a round in which none answers is retried with
+   * membership's backoff: forever with `retry`, else joinAttempts rounds; `timeout` bounds both.
+   */
+  const joinTarget = async (target: string, retry: boolean, timeout?: number): Promise<void> => {
+    const { host, port } = parseJoinTarget(target);
+    if (net.isIP(host.replace(/%.*$/, ''))) {
+      const addr = hostPort(host, port);
+      if (addr !== membership.addr) await membership.join(addr, { retry, timeout });
+      return;
+    }
+    const cfg = membership.cfg;
+    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+    const rounds = retry ? Infinity : Math.max(1, cfg.joinAttempts);
+    for (let n = 0; !closed; n++) {
+      let why: string;
+      let addrs: string[] = [];
+      try {
+        addrs = (await dns.lookup(host, { all: true })).map((a) => hostPort(a.address, port)).filter((a) => a !== membership.addr);
+        if (!addrs.length) return; // the name is only us
+        const budget = Math.max(1, Math.min(cfg.syncTimeout, deadline - Date.now()));
+        await Promise.any(addrs.map((a) => membership.join(a, { retry: true, timeout: budget })));
+        return;
+      } catch (e) {
+        why = addrs.length ? `no answer from ${addrs.join(', ')}` : `cannot resolve ${host}: ${(e as Error).message}`;
+      }
+      if (closed) break;
+      opts.log(`join ${target}: round ${n + 1} failed: ${why}`);
+      const delay = backoffDelay(n, { initial: cfg.joinBackoffInitial, factor: cfg.joinBackoffFactor, max: cfg.joinBackoffMax, spread: 0.4 }, Math.random());
+      if (n + 1 >= rounds) throw new SystemError('EHOSTDOWN', `cannot join ${target}: no answer after ${n + 1} attempts (${why})`);
+      if (Date.now() + delay >= deadline) throw new SystemError('ETIMEDOUT', `cannot join ${target}: no answer within ${timeout} ms (${why})`);
+      await new Promise((r) => setTimeout(r, delay).unref());
+    }
+    throw new SystemError('ECANCELED', 'the server is stopping');
   };
   server.on('join-request', async (target: string) => {
     try {
-      await joinUrl(target.trim(), false);
+      await joinTarget(target.trim(), false);
     } catch (e) {
       const err = toCircuitError(e);
       if (err.code === 'EINVAL') throw err;
@@ -153,6 +189,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
     membership,
     pool,
     async close() {
+      closed = true;
       mesh.discovery?.close();
       server.route = () => undefined;
       await membership.leave().catch(() => {});
@@ -161,18 +198,25 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
   };
 
   try {
-    if (opts.join) {
-      parseUrl(opts.join);
-      const joined = joinUrl(opts.join, true, opts.joinTimeoutMs);
+    const targets = opts.join ?? [];
+    if (targets.length) {
+      for (const t of targets) parseJoinTarget(t);
+      const each = targets.map((t) =>
+        joinTarget(t, true, opts.joinTimeoutMs).then(
+          () => opts.log(`Joined the cluster of ${t}`),
+          (e) => {
+            opts.log(`join ${t}: ${toCircuitError(e).message}`);
+            throw e;
+          },
+        ),
+      );
+      const joined = Promise.any(each);
       if (opts.joinTimeoutMs !== undefined) {
-        await joined.catch((e) => {
-          throw new AppError('ETIMEDOUT', toCircuitError(e).message);
+        await joined.catch((e: AggregateError) => {
+          throw new AppError('ETIMEDOUT', e.errors.map((x) => toCircuitError(x).message).join('; '));
         });
       } else {
-        joined.then(
-          () => opts.log(`Joined the cluster of ${opts.join}`),
-          (e) => opts.log(`join ${opts.join}: ${toCircuitError(e).message}`),
-        );
+        joined.catch(() => {});
         // Give a target that is up the chance to answer before we print our URL.
         await Promise.race([joined.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
       }
@@ -190,7 +234,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
           const m = membership.member(a.id);
           if ((m && (m.state === 'alive' || m.state === 'suspect')) || joining.has(a.id)) return;
           joining.add(a.id);
-          joinUrl(a.url, false)
+          joinTarget(a.url, false)
             .catch((e) => opts.log(`discovered ${a.id} at ${a.url}, but: ${toCircuitError(e).message}`))
             .finally(() => joining.delete(a.id));
         },

@@ -2,7 +2,8 @@
  * Real multi-host clusters on one machine: network namespaces on a private bridge (no address
  * on the host side, so nothing leaves the bridge), each with one veth and one address, and
  * daemons started inside them. Every name carries a per-run tag; `destroy()` removes the
- * processes, namespaces, veths, bridge and iptables rule it made, and is safe to call twice.
+ * processes, namespaces (and their /etc/netns files), veths, bridge and iptables rule it made,
+ * and is safe to call twice.
  * Multicast never touches the machine's real interfaces: daemons send on their veth only.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -96,6 +97,16 @@ export class Lab {
     sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
   }
 
+  /**
+   * Gives a host its own /etc/hosts (`ip netns exec` bind-mounts /etc/netns/NS/hosts over
+   * /etc/hosts), so a name can resolve to several addresses inside that namespace only.
+   */
+  hostsFile(h: Host, lines: string[]): void {
+    const dir = path.join('/etc/netns', h.ns);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'hosts'), ['127.0.0.1 localhost', ...lines, ''].join('\n'));
+  }
+
   /** Cuts (down) or restores (up) a host's link to the bridge. */
   link(h: Host, up: boolean): void {
     sh('ip', ['link', 'set', h.veth, up ? 'up' : 'down']);
@@ -159,6 +170,7 @@ export class Lab {
       for (const pid of pids) quiet('kill', ['-9', pid]);
       quiet('ip', ['link', 'del', h.veth]);
       quiet('ip', ['netns', 'del', h.ns]);
+      fs.rmSync(path.join('/etc/netns', h.ns), { recursive: true, force: true });
     }
     if (this.#rule) quiet('iptables', ['-D', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT']);
     quiet('ip', ['link', 'del', this.bridge]);

@@ -19,7 +19,7 @@ t.teardown(async () => {
 
 async function node(join?: string): Promise<{ d: Daemon; mesh: Mesh }> {
   const d = await startDaemon({ varDir: fs.mkdtempSync(path.join(dir, 'v-')), stderr: () => {} });
-  const mesh = await startMesh(d.server, { dial: (url) => connect(url, { via: 'peer', timeoutMs: 3000 }), key: null, join, log: () => {} });
+  const mesh = await startMesh(d.server, { dial: (url) => connect(url, { via: 'peer', timeoutMs: 3000 }), key: null, join: join ? [join] : undefined, log: () => {} });
   closers.push(async () => {
     await mesh.close();
     await d.close();
