@@ -4,19 +4,23 @@
 # to JavaScript (binding.fuse_native_caller); src/fs uses them to notice callers that were
 # interrupted while blocked (docs/fs.md, "Interrupts"). Idempotent: does nothing when the
 # built module already has the function.
+#
+# It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
+# of the packed tarball all run it; fuse-native is found where Node would load it from (nested
+# under this package, or hoisted into a project that depends on circuit).
 set -e
 cd "$(dirname "$0")/.."
 root=$(pwd)
-mod=node_modules/fuse-native
+mod=$(node -p "require('path').dirname(require.resolve('fuse-native/package.json'))" 2>/dev/null || true)
 patchfile=$root/patches/fuse-native-caller.patch
 
-if [ ! -f "$mod/fuse-native.c" ]; then
-  echo "patch-fuse-native: $mod is missing; run npm install first" >&2
+if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
+  echo "patch-fuse-native: fuse-native is missing; run npm install first" >&2
   exit 1
 fi
 
 has_caller() {
-  node -e "process.exit(typeof require('node-gyp-build')('$root/$mod').fuse_native_caller === 'function' ? 0 : 1)" 2>/dev/null
+  node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b.fuse_native_caller === 'function' ? 0 : 1)" 2>/dev/null
 }
 
 if has_caller; then exit 0; fi
@@ -28,18 +32,26 @@ else
   (cd "$mod" && patch -p1 --forward --silent < "$patchfile")
 fi
 
-# node-gyp: npm's bundled copy works offline against Node's local headers (npm's nodedir).
+# node-gyp: the one npm names to its lifecycle scripts, else npm's bundled copy, else one on
+# PATH; it builds offline against Node's local headers (npm's nodedir, else the headers
+# installed beside this node), and downloads them only when neither exists.
 gyp=""
 npm_root=$(npm prefix -g 2>/dev/null || true)
-if [ -n "$npm_root" ] && [ -f "$npm_root/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" ]; then
+if [ -n "${npm_config_node_gyp:-}" ] && [ -f "$npm_config_node_gyp" ]; then
+  gyp="node $npm_config_node_gyp"
+elif [ -n "$npm_root" ] && [ -f "$npm_root/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" ]; then
   gyp="node $npm_root/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
 elif command -v node-gyp >/dev/null 2>&1; then
   gyp=node-gyp
 else
   gyp="npx --no-install node-gyp"
 fi
-nodedir=$(npm config get nodedir 2>/dev/null || true)
-if [ -n "$nodedir" ] && [ "$nodedir" != "undefined" ] && [ "$nodedir" != "null" ]; then
+nodedir=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
+if [ -z "$nodedir" ] || [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then
+  nodedir=$(node -p "require('path').resolve(process.execPath, '../..')")
+  [ -f "$nodedir/include/node/node.h" ] || nodedir=""
+fi
+if [ -n "$nodedir" ]; then
   set -- --nodedir="$nodedir"
 else
   set --

@@ -15,6 +15,9 @@ check dockerd docker.io
 check busybox busybox-static
 check tcpdump tcpdump
 check bash bash
+check make make
+check g++ g++
+check python3 python3
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || [ -e /lib/x86_64-linux-gnu/libfuse.so.2 ] || need="$need libfuse2"
 
 if [ -n "$need" ]; then

@@ -10,7 +10,7 @@ import { toCircuitError, type CircuitError } from '../kit/errors';
  * and exit 1 (unknown commands exit 3, as the original). The original's single-dash long flags
  * (-dial, -addr, …) are accepted.
  */
-const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout'];
+const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout', 'allow-unsafe-mount'];
 
 export function normalizeArgv(argv: string[]): string[] {
   return argv.map((a) => {
@@ -59,6 +59,7 @@ export function program(): Commander {
     .option('--mount <dir>', 'where to mount the cluster', '/circuit')
     .option('--no-mount', 'do not mount the cluster')
     .option('--allow-other', 'let other users reach the mount (it carries the full power of the cluster)')
+    .option('--allow-unsafe-mount', 'mount even with a fuse-native build whose blocked readers cannot be interrupted')
     .option('-j, --join <target>', 'join the cluster of the server at a circuit URL, HOST:PORT or NAME:PORT (every address of the name is tried); repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--join-timeout <ms>', 'fail the start if the join does not succeed in time')
     .option('--discover <mcast>', 'find and announce servers by UDP multicast (also $CIRCUIT_DISCOVER)')
@@ -73,10 +74,11 @@ export function program(): Commander {
   dialOptions(p.command('mount <dir>'))
     .description('mount the cluster at DIR, through a server, hosting nothing')
     .option('--allow-other', 'let other users reach the mount')
-    .action(async (dir: string, f: DialFlags & { allowOther?: boolean }) => {
+    .option('--allow-unsafe-mount', 'mount even with a fuse-native build whose blocked readers cannot be interrupted')
+    .action(async (dir: string, f: DialFlags & { allowOther?: boolean; allowUnsafeMount?: boolean }) => {
       try {
         const { mountOnly } = await import('./start');
-        await mountOnly(dir, await dialClient(f), Boolean(f.allowOther));
+        await mountOnly(dir, await dialClient(f), Boolean(f.allowOther), f.allowUnsafeMount);
       } catch (e) {
         fail(e);
       }

@@ -3,7 +3,8 @@ import { LocalClient } from '../client/local';
 import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
 import type { DockerRun } from '../api/types';
-import { CircuitError } from '../kit/errors';
+import * as path from 'node:path';
+import { AppError, CircuitError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
 import { hostPort, interfaceAddress, parseHostPort } from '../cluster/url';
@@ -27,6 +28,7 @@ export interface StartFlags {
   docker?: boolean;
   if?: string;
   grace?: string;
+  allowUnsafeMount?: boolean;
 }
 
 /** Hooks that later layers (mesh, docker, security) install to extend start. */
@@ -81,7 +83,7 @@ export async function start(flags: StartFlags): Promise<void> {
     }
     if (flags.mount !== false) {
       const dir = flags.mount ?? '/circuit';
-      const { mount } = await import('../fs/mount');
+      const { mount } = await mountModule(flags.allowUnsafeMount);
       const m = await mount(new LocalClient(server, { via: 'mount' }), dir, { allowOther: flags.allowOther, log: say });
       unmount = () => m.unmount();
       say(`Mounted the cluster at ${dir}`);
@@ -99,6 +101,20 @@ export async function start(flags: StartFlags): Promise<void> {
 function ifaceAddr(iface: string, addr: string | undefined): string {
   const port = addr ? parseHostPort(addr).port : 0;
   return hostPort(interfaceAddress(iface), port);
+}
+
+/**
+ * The mount module, once its fuse-native binding is known to report callers: without that, a
+ * reader blocked in the mount (`cat …/chan/recv`) cannot be interrupted, not even by SIGKILL,
+ * until an answer comes. Such a build is refused unless --allow-unsafe-mount.
+ */
+async function mountModule(allowUnsafe: boolean | undefined): Promise<typeof import('../fs/mount')> {
+  const m = await import('../fs/mount');
+  if (!m.reportsCallers && !allowUnsafe) {
+    const script = path.resolve(__dirname, '../../../scripts/patch-fuse-native.sh');
+    throw new AppError('ENOTSUP', `refusing to mount: this fuse-native build does not report callers, so a reader blocked in the mount could not be interrupted (not even by kill -9); build the patched one with \`sh ${script}\` (what npm install runs), or start with --allow-unsafe-mount`);
+  }
+  return m;
 }
 
 /** True for a loopback bind address (127.0.0.0/8, ::1, localhost). */
@@ -141,9 +157,9 @@ async function enableDocker(server: Server, say: (l: string) => void): Promise<(
 }
 
 /** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */
-export async function mountOnly(dir: string, client: import('../api/types').Client, allowOther: boolean): Promise<void> {
+export async function mountOnly(dir: string, client: import('../api/types').Client, allowOther: boolean, allowUnsafeMount?: boolean): Promise<void> {
   const say = (l: string) => process.stderr.write(l + '\n');
-  const { mount } = await import('../fs/mount');
+  const { mount } = await mountModule(allowUnsafeMount);
   const m = await mount(client, dir, { allowOther, log: say });
   say(`Mounted the cluster at ${dir}`);
   let stopping = false;
