@@ -1,8 +1,8 @@
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer, cli, spawnCircuit, cleanEnv, eventually, alive } from '../helpers/daemon';
+import { tmpDir } from '../helpers/tmp';
 
 /** `circuit start` (REFERENCE.md §5.5, issue 2): the URL line, logs, the var folder, shutdown. */
 const URL_RE = /^circuit:\/\/127\.0\.0\.1:(\d+)\/(\d+)\/Q[0-9a-f]{16}$/;
@@ -85,7 +85,7 @@ t.test('start: a process that ignores SIGTERM gets SIGKILL after the grace perio
 });
 
 t.test('start: -a HOST without a port fails with a clear message', async (t) => {
-  const r = await run(['start', '--no-mount', '-a', '127.0.0.1', '--var', fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-noport-'))]);
+  const r = await run(['start', '--no-mount', '-a', '127.0.0.1', '--var', tmpDir('circuit-noport-')]);
   t.equal(r.code, 1);
   t.equal(r.stdout, '', 'no URL printed');
   t.match(r.stderr, /^circuit: .*port/m, 'names the missing port');
@@ -175,4 +175,15 @@ t.test('start: the daemon survives a garbage connection', async (t) => {
   }
   t.equal(d.proc.exitCode, null, 'still running');
   t.equal((await cli(d.url, ['ls', '/'])).stdout, `/${d.id}\n`, 'still serving');
+});
+
+t.test('start: a clean stop leaves no lock and no socket in the var folder', async (t) => {
+  const d = await startServer();
+  t.teardown(() => d.stop('SIGKILL'));
+  t.ok(fs.existsSync(path.join(d.varDir, '.lock')), 'locked while running');
+  t.equal(await d.stop('SIGTERM'), 0);
+  const left = fs.readdirSync(d.varDir);
+  t.notOk(left.includes('.lock'), 'the lock is gone');
+  t.same(left.filter((n) => fs.lstatSync(path.join(d.varDir, n)).isSocket()), [], 'no socket is left');
+  t.same(left, ['ops.log'], 'only the operations log stays');
 });

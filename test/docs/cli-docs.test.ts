@@ -1,9 +1,9 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer } from '../helpers/daemon';
+import { tmpDir } from '../helpers/tmp';
 
 /**
  * Runs the examples of docs/cli.md as written: each `$ ` line in a ```sh block is run by bash,
@@ -42,7 +42,7 @@ export function matches(expect: string[], got: string[]): boolean {
 t.test('docs/cli.md: every example gives the documented output', async (t) => {
   const srv = await startServer();
   t.teardown(() => srv.stop());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-docs-'));
+  const dir = tmpDir('circuit-docs-');
   fs.symlinkSync(path.join(ROOT, 'bin/circuit'), path.join(dir, 'circuit'));
   const urlFile = path.join(dir, 'url');
   fs.writeFileSync(urlFile, srv.url + '\n');

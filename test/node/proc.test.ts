@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { Server } from '../../src/node/server';
 import type { OutputReader, ProcCmd } from '../../src/api/types';
 import type { ProcStat } from '../../src/node/kinds/proc';
+import { tmpDir } from '../helpers/tmp';
 
 const cmd = (c: Partial<ProcCmd>): ProcCmd => ({ Env: null, Dir: '', Path: '', Args: null, Scrub: false, ...c });
 const sh = (script: string, extra: Partial<ProcCmd> = {}) => cmd({ Path: '/bin/sh', Args: ['-c', script], ...extra });
@@ -71,7 +72,7 @@ t.test('proc: exec failure fails the make and leaves no element', async (t) => {
   t.equal(await s.peek(p), null);
   await t.rejects(s.make(p, 'proc', cmd({ Path: '/no/such/file' })), { message: /^exec error: .*no such file or directory/ });
   await t.rejects(s.make(p, 'proc', cmd({ Path: 'pwd', Dir: '/no/such/dir' })), { message: /exec error/ });
-  const plain = fs.mkdtempSync(os.tmpdir() + '/circuit-proc-') + '/plain';
+  const plain = tmpDir('circuit-proc-') + '/plain';
   fs.writeFileSync(plain, 'echo should not run\n', { mode: 0o644 });
   t.teardown(() => fs.rmSync(plain, { force: true }));
   await t.rejects(s.make(p, 'proc', cmd({ Path: plain })), { message: /exec error: .*permission denied/ }, 'not executable');
