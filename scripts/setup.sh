@@ -18,6 +18,7 @@ check bash bash
 check make make
 check g++ g++
 check python3 python3
+check systemd-analyze systemd
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || [ -e /lib/x86_64-linux-gnu/libfuse.so.2 ] || need="$need libfuse2"
 
 if [ -n "$need" ]; then

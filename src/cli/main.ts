@@ -95,6 +95,17 @@ export function program(): Commander {
       }
     });
 
+  p.command('completion <shell>')
+    .description('print a bash or zsh script completing commands, flags and anchor paths')
+    .action(async (shell: string) => {
+      try {
+        const { completionScript } = await import('./completion');
+        process.stdout.write(completionScript(shell, p));
+      } catch (e) {
+        fail(e);
+      }
+    });
+
   for (const cmd of COMMANDS) {
     const c = dialOptions(p.command(cmd.name)).description(cmd.summary).usage(cmd.usage).argument('[args...]');
     for (const [flags, desc] of cmd.flags ?? []) c.option(flags, desc);
