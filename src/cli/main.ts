@@ -1,5 +1,5 @@
-import { Command as Commander } from 'commander';
-import { COMMANDS, type CommandFlags } from './commands';
+import type { Command as Commander } from 'commander';
+import { COMMANDS, type Command, type CommandFlags } from './commands';
 import type { DialFlags } from './dial';
 import type { StartFlags } from './start';
 import { VERSION } from '../kit/version';
@@ -8,7 +8,9 @@ import { toCircuitError, type CircuitError } from '../kit/errors';
 /**
  * bin/circuit: wires the commands to commander. Errors print one line, `circuit: <message>`,
  * and exit 1 (unknown commands exit 3, as the original). The original's single-dash long flags
- * (-dial, -addr, …) are accepted.
+ * (-dial, -addr, …) are accepted. A client command in its plain form (`circuit peek /X -d URL`)
+ * is parsed by quickParse without loading commander at all, which costs several milliseconds;
+ * anything else (help, --version, `--`, an unknown flag, a missing value) goes to commander.
  */
 const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout', 'allow-unsafe-mount'];
 
@@ -35,6 +37,71 @@ async function dialClient(f: DialFlags) {
   return (await import('./dial')).dialClient(f);
 }
 
+/** The dial flags (dialOptions) by spelling, for quickParse. */
+const DIAL_FLAGS: Record<string, keyof DialFlags> = { '-d': 'dial', '--dial': 'dial', '--discover': 'discover', '--hmac': 'hmac' };
+
+/**
+ * A client command whose every word after the name is a positional argument (not starting with
+ * `-`), a dial flag with its value (`-d URL`, `--dial URL`, `--dial=URL`, value not starting
+ * with `-`) or one of the command's own boolean flags (`-l`, `--long`), parsed as commander would;
+ * undefined for anything else, which then goes to commander. argv is normalized, without node
+ * and the script.
+ */
+export function quickParse(argv: string[]): { cmd: Command; args: string[]; flags: DialFlags & CommandFlags } | undefined {
+  const cmd = COMMANDS.find((c) => c.name === argv[0]);
+  if (!cmd) return undefined;
+  const bools = new Map<string, keyof CommandFlags>();
+  for (const [spec] of cmd.flags ?? []) {
+    const names = spec.split(/,\s*/);
+    const key = names[names.length - 1]!.replace(/^--/, '') as keyof CommandFlags;
+    for (const n of names) bools.set(n, key);
+  }
+  const args: string[] = [];
+  const flags: DialFlags & CommandFlags = {};
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) {
+      args.push(a);
+      continue;
+    }
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const dial = DIAL_FLAGS[name];
+    if (dial) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined || v.startsWith('-')) return undefined;
+      flags[dial] = v;
+      continue;
+    }
+    const b = bools.get(a);
+    if (!b) return undefined;
+    flags[b] = true;
+  }
+  return { cmd, args, flags };
+}
+
+/** Runs a client command and exits: 0 once its answer is written, 1 with one line on failure. */
+async function runCommand(cmd: Command, args: string[], f: DialFlags & CommandFlags): Promise<never> {
+  let client;
+  try {
+    client = await dialClient(f);
+  } catch (e) {
+    fail(e);
+  }
+  if (!cmd.args(args)) fail(new Error(cmd.argsError));
+  try {
+    await cmd.run(client, args, f);
+  } catch (e) {
+    fail(e, cmd.op);
+  }
+  // Everything the command had to say is written (stdout to a pipe or file is synchronous on
+  // Linux) and the server has answered every call. What is still queued for the server (a
+  // recv's ack) is written before exiting; waiting for the server's end of the connection
+  // gains nothing.
+  await client.hangUp().catch(() => {});
+  process.exit(0);
+}
+
 function dialOptions(c: Commander): Commander {
   return c
     .option('-d, --dial <url>', 'the circuit URL of the server to talk to')
@@ -43,6 +110,9 @@ function dialOptions(c: Commander): Commander {
 }
 
 export function program(): Commander {
+  // Loaded here, not at the top: quickParse's commands never need it.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Command: Commander } = require('commander') as typeof import('commander');
   const p = new Commander('circuit');
   p.version(VERSION, '-v, --version').description('circuit: processes, channels and more, anywhere in a cluster').showHelpAfterError(false);
   p.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `circuit: ${s.slice(7)}` : s) });
@@ -109,22 +179,7 @@ export function program(): Commander {
   for (const cmd of COMMANDS) {
     const c = dialOptions(p.command(cmd.name)).description(cmd.summary).usage(cmd.usage).argument('[args...]');
     for (const [flags, desc] of cmd.flags ?? []) c.option(flags, desc);
-    c.action(async (args: string[], f: DialFlags & CommandFlags) => {
-      let client;
-      try {
-        client = await dialClient(f);
-      } catch (e) {
-        fail(e);
-      }
-      if (!cmd.args(args)) fail(new Error(cmd.argsError));
-      try {
-        await cmd.run(client, args, f);
-      } catch (e) {
-        fail(e, cmd.op);
-      }
-      await client.disconnect().catch(() => {});
-      process.exit(0);
-    });
+    c.action((args: string[], f: DialFlags & CommandFlags) => runCommand(cmd, args, f));
   }
 
   p.on('command:*', (ops: string[]) => {
@@ -136,8 +191,14 @@ export function program(): Commander {
 
 export function main(argv = process.argv): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+  const args = normalizeArgv(argv);
+  const quick = quickParse(args.slice(2));
+  if (quick) {
+    runCommand(quick.cmd, quick.args, quick.flags).catch((e) => fail(e));
+    return;
+  }
   program()
-    .parseAsync(normalizeArgv(argv))
+    .parseAsync(args)
     .catch((e) => fail(e));
 }
 

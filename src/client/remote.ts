@@ -106,6 +106,14 @@ export class RemoteClient implements Client {
     };
   }
 
+  /**
+   * For a process about to exit (the CLI): writes what is still queued, notes such as a recv's
+   * ack included, and ends the connection without waiting for the server to end its side.
+   */
+  async hangUp(): Promise<void> {
+    await Promise.race([this.session.end(), this.session.closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+
   async disconnect(): Promise<void> {
     this.session.end();
     await Promise.race([this.session.closed, new Promise((r) => setTimeout(r, 1000))]);

@@ -5,7 +5,6 @@
  * files keep working. Every problem with a named key file is an error: a broken key never falls
  * back to plaintext (the original silently did so for an empty file).
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AppError } from '../kit/errors';
 
@@ -20,7 +19,8 @@ export const KEY_ENV = 'CIRCUIT_HMAC';
 
 /** A fresh key as standard base64 of 64 bytes from the operating system's CSPRNG. */
 export function generateKey(): string {
-  return randomBytes(GENERATED_KEY_BYTES).toString('base64');
+  // Loaded here: the CLI reads key files on every command but makes a key only for keygen.
+  return (require('node:crypto') as typeof import('node:crypto')).randomBytes(GENERATED_KEY_BYTES).toString('base64');
 }
 
 /** Reads and decodes a key file; any failure is an AppError with the file's name. */

@@ -201,10 +201,13 @@ export class Session extends EventEmitter {
     this.emit('close', reason);
   }
 
-  /** Ends the session after what is queued has been written. */
-  end(): void {
-    if (this.#closed) return;
-    this.#sock.end();
+  /**
+   * Ends the session after what is queued has been written; resolves once it has been (handed to
+   * the kernel), without waiting for the peer's end.
+   */
+  end(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#sock.end(() => resolve()));
   }
 
   #schedulePing(): void {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { AppError } from '../kit/errors';
 
@@ -15,7 +14,9 @@ export interface CircuitUrl {
 }
 
 export function newWorkerId(): string {
-  const b = randomBytes(8);
+  // node:crypto is loaded here rather than at the top: the CLI parses URLs but never makes a
+  // worker id, and loading crypto is a measurable part of its start-up (BENCHMARKS.md, #7).
+  const b = (require('node:crypto') as typeof import('node:crypto')).randomBytes(8);
   b[0] &= 0x7f; // 63 bits, as the original
   return 'Q' + b.toString('hex');
 }

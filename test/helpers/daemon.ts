@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+/** bin/circuit, as installed: the bundle (dist/circuit.js) through src/cli/launch.ts. */
+export const MAIN = path.resolve(__dirname, '../../../bin/circuit');
 
 /**
  * The environment for the daemons and CLIs we spawn: ours without the test runner's hooks (tap

@@ -1,0 +1,82 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vm from 'node:vm';
+import { createRequire } from 'node:module';
+
+/**
+ * How bin/circuit starts the CLI quickly. `npm run build` bundles src/cli/main.ts and everything
+ * it reaches into one file, dist/circuit.js (scripts/bundle.js, with esbuild), and stores V8's
+ * compiled code for that file beside it, dist/circuit.js.cache. Loading one file with its code
+ * cache skips resolving and reading some hundred modules and parsing half a megabyte of
+ * JavaScript, most of a short command's start-up (BENCHMARKS.md, #7). Native and heavy packages
+ * (fuse-native, dockerode, dns2) stay outside the bundle and load from node_modules when a
+ * command needs them.
+ *
+ * Without a bundle (a build without esbuild, e.g. from a tarball installed without its dev
+ * dependencies) the CLI runs from dist/src/cli/main.js, as before; without a usable cache (a
+ * different node, other V8 flags) the bundle is compiled from source. Both only cost time.
+ */
+
+/** Where the build puts the bundle; the cache is BUNDLE + '.cache'. */
+export const BUNDLE = path.resolve(__dirname, '../../circuit.js');
+
+type Main = { main(argv?: string[]): void };
+
+/**
+ * The build stamps the bundle's first line with a random build id (`// circuit-build ID`), and
+ * the cache file starts with the same line and the bundle's length, so a cache is used only
+ * with the very file it was made for: V8 itself checks only the source's length. (Not the
+ * mtime: npm pack sets every file's to one date.)
+ */
+function header(source: string): Buffer | undefined {
+  const m = /^\/\/ circuit-build [0-9a-f]+\n/.exec(source);
+  return m ? Buffer.from(`${m[0]}${source.length}\n`) : undefined;
+}
+
+export interface Loaded {
+  exports: Main & Record<string, unknown>;
+  script: vm.Script;
+  /** Whether a cache was found for this very bundle and V8 accepted it. */
+  cached: boolean;
+}
+
+/** Compiles and runs the bundle as a CommonJS module (with its code cache when there is one for it). */
+export function loadBundle(file = BUNDLE, useCache = true): Loaded {
+  const source = fs.readFileSync(file, 'utf8');
+  const head = header(source);
+  let cachedData: Buffer | undefined;
+  if (useCache && head) {
+    try {
+      const c = fs.readFileSync(file + '.cache');
+      if (c.subarray(0, head.length).equals(head)) cachedData = c.subarray(head.length);
+    } catch {
+      // no cache: compile from source
+    }
+  }
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const fn = script.runInThisContext() as (...a: unknown[]) => void;
+  const mod = { exports: {} as Main & Record<string, unknown>, filename: file, id: file, loaded: false };
+  fn.call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file));
+  mod.loaded = true;
+  return { exports: mod.exports, script, cached: cachedData !== undefined && !script.cachedDataRejected };
+}
+
+/**
+ * Makes the cache (run by scripts/bundle.js in a fresh node, so V8's flags are node's defaults):
+ * the code V8 compiled while the bundle's top level ran, which is what a command would compile
+ * first. Returns the cache's size.
+ */
+export function writeCache(file = BUNDLE): number {
+  const { script } = loadBundle(file, false);
+  const head = header(fs.readFileSync(file, 'utf8'));
+  if (!head) throw new Error(`${file} has no build id line`);
+  const data = Buffer.concat([head, script.createCachedData()]);
+  fs.writeFileSync(file + '.cache', data);
+  return data.length;
+}
+
+/** bin/circuit: the bundle if the build made one, else the modules tsc compiled. */
+export function launch(): void {
+  const main = fs.existsSync(BUNDLE) ? loadBundle().exports : (require('./main') as Main);
+  main.main();
+}
