@@ -1,27 +1,29 @@
 /**
- * #7: wall time of the spawned CLI, `circuit peek /Xid` and `circuit ls /` (node
- * dist/src/cli/main.js … -d URL) against an in-process daemon, vs `node -e 0`; runs interleaved,
- * medians compared. Where the time goes: the same node loading main.js and the dialling path
- * (cli/dial.js) without running a command (module load), and loading commander and msgpackr alone, each against `node -e 0`.
+ * #7: wall time of the spawned CLI as installed (`node bin/circuit peek /Xid -d URL`, and `ls /`)
+ * against an in-process daemon, vs `node -e 0`; runs interleaved, medians compared. Where the
+ * time goes, each in the same interleaving: module load alone (bin/circuit's loader, the bundle
+ * with its code cache and the client modules a command loads to dial, no connection), so that
+ * connect + call + exit is the difference; and the same peek from the bundle without its code
+ * cache and from tsc's one-module-a-file output, which is what the bundle and the cache save.
  */
 import { startDaemon } from '../src/node/daemon';
-import { CLI_MAIN, CLI_DIAL, median, round, run, versus, type Measure } from './util';
+import { CLI_LAUNCH, CLI_MAIN, CLI_TSC, median, round, run, versus, type Measure } from './util';
 
 export async function benchCli(opts: { quick: boolean }): Promise<Measure[]> {
-  const n = opts.quick ? 3 : 20;
+  const n = opts.quick ? 3 : 30;
   const daemon = await startDaemon({ stderr: () => {} });
   try {
     const id = daemon.server.id;
     const node = process.execPath;
-    const req = (m: string) => `require(${JSON.stringify(m)})`;
+    const bundle = require(CLI_LAUNCH).BUNDLE as string;
+    const peekArgs = ['peek', `/${id}`, '-d', daemon.url];
     const cases: Array<{ key: string; args: string[] }> = [
       { key: 'base', args: ['-e', '0'] },
-      { key: 'peek', args: [CLI_MAIN, 'peek', `/${id}`, '-d', daemon.url] },
+      { key: 'peek', args: [CLI_MAIN, ...peekArgs] },
       { key: 'ls', args: [CLI_MAIN, 'ls', '/', '-d', daemon.url] },
-      // main.js loads the dialling path (dial → remote client → session → msgpackr) lazily; load both.
-      { key: 'load', args: ['-e', `${req(CLI_MAIN)};${req(CLI_DIAL)}`] },
-      { key: 'commander', args: ['-e', req(require.resolve('commander'))] },
-      { key: 'msgpackr', args: ['-e', req(require.resolve('msgpackr'))] },
+      { key: 'load', args: ['-e', `require(${JSON.stringify(CLI_LAUNCH)}).loadBundle().exports.loadDial().then(() => process.exit(0))`] },
+      { key: 'nocache', args: [bundle, ...peekArgs] },
+      { key: 'tsc', args: [CLI_TSC, ...peekArgs] },
     ];
     const times = new Map<string, number[]>(cases.map((c) => [c.key, []]));
     for (const c of cases) await run(node, c.args, { timeoutMs: 20_000 }); // warm the page cache
@@ -30,31 +32,37 @@ export async function benchCli(opts: { quick: boolean }): Promise<Measure[]> {
     }
     const m = (k: string) => median(times.get(k)!);
     const base = m('base');
-    const loadExtra = m('load') - base;
+    const how = `${n} runs each, interleaved, baseline node -e 0`;
     const where =
-      `module load alone (require main.js and cli/dial.js, no command) ${round(m('load'))} ms = node -e 0 + ${round(loadExtra)} ms; ` +
-      `commander alone +${round(m('commander') - base)} ms, msgpackr alone +${round(m('msgpackr') - base)} ms`;
+      `module load (bundle + code cache + client modules) node -e 0 + ${round(m('load') - base)} ms, ` +
+      `connect + call + exit ${round(m('peek') - m('load'))} ms`;
     const row = (key: string, label: string): Measure => ({
       measure: `#7 cli wall time: ${label} (median)`,
       value: round(m(key)),
       unit: 'ms',
       ...versus(m(key), round(base), '≤ 1.3×', (x) => x <= 1.3),
-      note: `${n} runs each, interleaved, baseline node -e 0`,
+      note: `node bin/circuit …; ${how}; ${where}`,
     });
-    const peek = row('peek', 'circuit peek /Xid');
-    const ls = row('ls', 'circuit ls /');
-    for (const r of [peek, ls]) if (!r.met) r.note += `; ${where}`;
+    const info = (key: string, label: string, note: string): Measure => ({
+      measure: `#7 cli ${label} (median)`,
+      value: round(m(key)),
+      unit: 'ms',
+      baseline: round(base),
+      ratio: round(m(key) / base, 3),
+      note,
+    });
     return [
-      peek,
-      ls,
+      row('peek', 'circuit peek /Xid'),
+      row('ls', 'circuit ls /'),
+      info('load', 'module load only: bin/circuit loader, bundle, client modules', 'where the time goes: no connection made'),
       {
-        measure: '#7 cli module load only: require(main.js, cli/dial.js) (median)',
-        value: round(m('load')),
+        measure: '#7 cli connect + call + exit (peek − module load, medians)',
+        value: round(m('peek') - m('load')),
         unit: 'ms',
-        baseline: round(base),
-        ratio: round(m('load') / base, 3),
-        note: `where the time goes; commander alone ${round(m('commander'))} ms, msgpackr alone ${round(m('msgpackr'))} ms`,
+        note: 'dial, hello, peek, answer written, connection ended, exit',
       },
+      info('nocache', 'peek from the bundle without its code cache', 'node dist/circuit.js …: what the code cache saves'),
+      info('tsc', 'peek from the unbundled tsc output', 'node dist/src/cli/main.js …: what the bundle saves (one module a file)'),
     ];
   } finally {
     await daemon.close().catch(() => {});

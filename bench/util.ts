@@ -30,10 +30,12 @@ export interface Measure {
 
 export type Bench = (opts: { quick: boolean }) => Promise<Measure[]>;
 
-/** The compiled CLI (dist/src/cli/main.js); benchmarks run from dist/bench. */
-export const CLI_MAIN = path.resolve(__dirname, '../src/cli/main.js');
-/** What a CLI command loads to reach a server (lazily, from main.js). */
-export const CLI_DIAL = path.resolve(__dirname, '../src/cli/dial.js');
+/** The CLI as installed: bin/circuit, which runs the bundle dist/circuit.js (src/cli/launch.ts); benchmarks run from dist/bench. */
+export const CLI_MAIN = path.resolve(__dirname, '../../bin/circuit');
+/** The CLI as tsc compiled it, one module a file (what bin/circuit runs when the build made no bundle). */
+export const CLI_TSC = path.resolve(__dirname, '../src/cli/main.js');
+/** The loader bin/circuit uses. */
+export const CLI_LAUNCH = path.resolve(__dirname, '../src/cli/launch.js');
 
 export function notMeasured(measure: string, why: string, target?: string): Measure {
   return { measure, value: NaN, unit: '', notMeasured: why, target };
@@ -144,7 +146,7 @@ export interface ChildDaemon {
   stop(): Promise<void>;
 }
 
-/** Starts `node dist/src/cli/main.js start --var TMP ARGS` and reads its URL (and id) from stdout. */
+/** Starts `node bin/circuit start --var TMP ARGS` and reads its URL (and id) from stdout. */
 export async function spawnDaemon(args: string[] = ['--no-mount'], nodeArgs: string[] = []): Promise<ChildDaemon> {
   const varDir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-bench-var-'));
   const proc = spawn(process.execPath, [...nodeArgs, CLI_MAIN, 'start', '--var', varDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

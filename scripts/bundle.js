@@ -34,4 +34,4 @@ esbuild.buildSync({
   external: ['fuse-native', 'node-gyp-build', 'msgpackr-extract', 'dockerode', 'dns2'],
 });
 const launch = path.join(root, 'dist/src/cli/launch.js');
-execFileSync(process.execPath, ['-e', `require(${JSON.stringify(launch)}).writeCache(${JSON.stringify(out)})`], { stdio: 'inherit' });
+execFileSync(process.execPath, ['-e', `require(${JSON.stringify(launch)}).writeCache(${JSON.stringify(out)}).catch((e) => { console.error(e); process.exit(1); })`], { stdio: 'inherit' });

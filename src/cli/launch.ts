@@ -63,11 +63,12 @@ export function loadBundle(file = BUNDLE, useCache = true): Loaded {
 
 /**
  * Makes the cache (run by scripts/bundle.js in a fresh node, so V8's flags are node's defaults):
- * the code V8 compiled while the bundle's top level ran, which is what a command would compile
- * first. Returns the cache's size.
+ * the code V8 compiled while the bundle's top level and its warm() ran, which is what a client
+ * command compiles before it connects. Resolves with the cache's size.
  */
-export function writeCache(file = BUNDLE): number {
-  const { script } = loadBundle(file, false);
+export async function writeCache(file = BUNDLE): Promise<number> {
+  const { script, exports } = loadBundle(file, false);
+  if (typeof exports.warm === 'function') await (exports.warm as () => Promise<void>)();
   const head = header(fs.readFileSync(file, 'utf8'));
   if (!head) throw new Error(`${file} has no build id line`);
   const data = Buffer.concat([head, script.createCachedData()]);

@@ -33,8 +33,23 @@ function fail(e: unknown, op?: string): never {
  * msgpackr's native decoder and pays for loading it, so it is switched off here (not for start).
  */
 async function dialClient(f: DialFlags) {
+  return (await loadDial()).dialClient(f);
+}
+
+/**
+ * What a client command runs before it connects: parsing and loading the dial path. The build
+ * runs it before storing the bundle's code cache (src/cli/launch.ts), so that code is in it.
+ */
+export async function warm(): Promise<void> {
+  quickParse(['peek', '/X0000000000000000', '-d', 'circuit://127.0.0.1:1/1/Q0000000000000000']);
+  const dial = await loadDial();
+  await dial.resolveUrl({ dial: 'circuit://127.0.0.1:1/1/Q0000000000000000' });
+}
+
+/** The modules a command loads to reach a server (the benchmark times this alone, bench/cli.ts). */
+export function loadDial(): Promise<typeof import('./dial')> {
   process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ??= 'true';
-  return (await import('./dial')).dialClient(f);
+  return import('./dial');
 }
 
 /** The dial flags (dialOptions) by spelling, for quickParse. */

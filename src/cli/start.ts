@@ -4,6 +4,7 @@ import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
 import type { DockerRun } from '../api/types';
 import * as path from 'node:path';
+import { packageRoot } from '../kit/root';
 import { AppError, CircuitError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
@@ -111,7 +112,7 @@ function ifaceAddr(iface: string, addr: string | undefined): string {
 async function mountModule(allowUnsafe: boolean | undefined): Promise<typeof import('../fs/mount')> {
   const m = await import('../fs/mount');
   if (!m.reportsCallers && !allowUnsafe) {
-    const script = path.resolve(__dirname, '../../../scripts/patch-fuse-native.sh');
+    const script = path.join(packageRoot(), 'scripts/patch-fuse-native.sh');
     throw new AppError('ENOTSUP', `refusing to mount: this fuse-native build does not report callers, so a reader blocked in the mount could not be interrupted (not even by kill -9); build the patched one with \`sh ${script}\` (what npm install runs), or start with --allow-unsafe-mount`);
   }
   return m;

@@ -24,6 +24,7 @@ const OWN = [
   '#7 cli wall time: circuit peek /Xid',
   '#7 cli wall time: circuit ls /',
   '#7 cli module load only',
+  '#7 cli connect + call + exit',
   '#9 idle daemon RSS',
   '#9 idle daemon CPU',
   '#10 RSS growth per channel',
