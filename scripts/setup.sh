@@ -40,3 +40,18 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
 fi
 # The patched fuse-native (caller pid/uid per op, for interrupts and the log).
 if [ -x scripts/patch-fuse-native.sh ]; then sh scripts/patch-fuse-native.sh >&2; fi
+
+# `circuit` on PATH, the standard way for a checkout: `npm link` puts a symlink to this folder's
+# bin/circuit in npm's global bin (/usr/local/bin on Debian). Done when no circuit is on PATH;
+# one from another checkout or install is left alone (run `npm link` here to switch).
+here=$(pwd)/bin/circuit
+found=$(command -v circuit 2>/dev/null || true)
+if [ -z "$found" ]; then
+  if npm link --no-audit --no-fund >/dev/null 2>&1 && command -v circuit >/dev/null 2>&1; then
+    echo "setup: linked $(command -v circuit) to this checkout (npm link)" >&2
+  else
+    echo "setup: could not put circuit on PATH with npm link; run it as $here or see README.md" >&2
+  fi
+elif [ "$(readlink -f "$found")" != "$(readlink -f "$here")" ]; then
+  echo "setup: circuit on PATH is $found (not this checkout's; npm link here to switch)" >&2
+fi
