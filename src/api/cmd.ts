@@ -1,19 +1,22 @@
 import type { ProcCmd } from './types';
 import { E } from '../kit/errors';
 
+/** JSON text decoded (`command json not parsing: …` when it is not JSON), or a value as it is. */
+export function decodeJson(input: unknown): unknown {
+  if (typeof input !== 'string') return input;
+  try {
+    return JSON.parse(input);
+  } catch (e) {
+    throw E.badCmd((e as Error).message);
+  }
+}
+
 /**
- * Reads a process Cmd (REFERENCE.md §3.1) from JSON text or a decoded value: keys match
+ * Reads a process Cmd (docs/fs.md, `proc`) from JSON text or a decoded value: keys match
  * case-insensitively, unknown keys are ignored, types are checked, Path is trimmed.
  */
-export function parseProcCmd(input: string | unknown): ProcCmd {
-  let v: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      v = JSON.parse(input);
-    } catch (e) {
-      throw E.badCmd((e as Error).message);
-    }
-  }
+export function parseProcCmd(input: unknown): ProcCmd {
+  const v = decodeJson(input);
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw E.badCmd('want a JSON object');
   const o: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) o[k.toLowerCase()] = x;

@@ -16,10 +16,13 @@ export const METHODS = {
   scrub: 1,
   setCap: 2,
   send: 2,
+  trysend: 2,
+  tryrecv: 1,
   close: 1,
   start: 2,
   signal: 2,
   wait: 1,
+  env: 1,
   dnsSet: 3,
   dnsUnset: 2,
   dnsRebind: 2,
@@ -27,6 +30,7 @@ export const METHODS = {
   join: 2,
   stop: 1,
   log: 1,
+  stk: 1,
 } as const satisfies Partial<Record<keyof Client, number>>;
 
 export type PlainMethod = keyof typeof METHODS;

@@ -7,8 +7,12 @@
  * Every method fails with a CircuitError: AppError for answers (busy anchor, closed channel, bad
  * input), SystemError when the call may not have reached the element's home.
  */
-export type Kind = 'server' | 'chan' | 'proc' | 'dns' | 'docker' | '@join' | '@leave';
-export const KINDS: readonly Kind[] = ['server', 'chan', 'proc', 'dns', 'docker', '@join', '@leave'];
+/**
+ * An element kind's name. The built-in ones are below; a kind is a plugin (docs/kinds.md), so any
+ * name a server registers is one.
+ */
+export type Kind = string;
+export type BuiltinKind = 'server' | 'chan' | 'proc' | 'dns' | 'docker' | '@join' | '@leave';
 
 /** Who asked: recorded in the operations log. */
 export interface Origin {
@@ -34,7 +38,7 @@ export interface Entry {
   kind: Kind | null;
 }
 
-/** The JSON a process starts from (REFERENCE.md §3.1). */
+/** The JSON a process starts from (docs/fs.md, `proc`). */
 export interface ProcCmd {
   Env: string[] | null;
   Dir: string;
@@ -43,7 +47,7 @@ export interface ProcCmd {
   Scrub: boolean;
 }
 
-/** The JSON a container starts from (REFERENCE.md §3.4). */
+/** The JSON a container starts from (docs/docker.md). */
 export interface DockerRun {
   Image: string;
   Memory: number;
@@ -116,13 +120,18 @@ export interface Client {
   unhold(path: string, opts?: CallOptions): Promise<void>;
   /** The element's stat JSON; null for an empty anchor. */
   peek(path: string, opts?: CallOptions): Promise<unknown>;
-  make<K extends keyof MakeSpec>(path: string, kind: K, spec: MakeSpec[K], opts?: CallOptions): Promise<void>;
+  /** Makes an element; a kind outside MakeSpec (a plugin's) takes whatever its module parses. */
+  make<K extends string>(path: string, kind: K, spec: K extends keyof MakeSpec ? MakeSpec[K] : unknown, opts?: CallOptions): Promise<void>;
   scrub(path: string, opts?: CallOptions): Promise<void>;
 
   setCap(path: string, cap: number, opts?: CallOptions): Promise<void>;
   send(path: string, msg: Buffer, opts?: CallOptions): Promise<void>;
   /** One message of a channel, or one event of a subscription (its path and a newline). */
   recv(path: string, opts?: CallOptions): Promise<Buffer>;
+  /** send that never waits: EAGAIN when the channel has no room and no waiting receiver. */
+  trysend(path: string, msg: Buffer, opts?: CallOptions): Promise<void>;
+  /** recv that never waits: EAGAIN when nothing is there. */
+  tryrecv(path: string, opts?: CallOptions): Promise<Buffer>;
   close(path: string, opts?: CallOptions): Promise<void>;
   /** Puts a received message (or event) back first: its receiver vanished before it got it. */
   unrecv?(path: string, msg: Buffer): Promise<void>;
@@ -131,6 +140,8 @@ export interface Client {
   start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void>;
   signal(path: string, sig: string, opts?: CallOptions): Promise<void>;
   wait(path: string, opts?: CallOptions): Promise<unknown>;
+  /** A process's or container's environment, one NAME=VALUE a string. */
+  env(path: string, opts?: CallOptions): Promise<string[]>;
   openInput(path: string, opts?: CallOptions): Promise<InputWriter>;
   openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader>;
 
@@ -145,6 +156,8 @@ export interface Client {
   stop(path: string, opts?: CallOptions): Promise<void>;
   /** Server element: the operations log (JSON lines). */
   log(path: string, opts?: CallOptions): Promise<Buffer>;
+  /** Server element: the daemon's report (stacks, pending operations, handles, loop delay, heap). */
+  stk(path: string, opts?: CallOptions): Promise<string>;
 
   /** Ends this client; a remote client's holds and leases are released by its server. */
   disconnect(): Promise<void>;

@@ -2,7 +2,6 @@ import { startDaemon } from '../node/daemon';
 import { LocalClient } from '../client/local';
 import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
-import type { DockerRun } from '../api/types';
 import * as path from 'node:path';
 import { packageRoot } from '../kit/root';
 import { AppError, CircuitError } from '../kit/errors';
@@ -77,7 +76,7 @@ export async function start(flags: StartFlags): Promise<void> {
   server.on('stop-request', () => void stop('stop request'));
 
   try {
-    if (flags.docker) cleanups.push(await enableDocker(server, say));
+    if (flags.docker) cleanups.push(await server.enable('docker'));
     for (const hook of startHooks) {
       const c = await hook(server, flags);
       if (c) cleanups.push(c);
@@ -140,22 +139,6 @@ startHooks.push(async (server, flags) => {
   });
   return () => mesh.close();
 });
-
-/** --docker: finds the engine (a missing one is a startup error) and registers the docker kind. */
-async function enableDocker(server: Server, say: (l: string) => void): Promise<() => Promise<void>> {
-  const { connectEngine, DockerElement, parseDockerRun, removeAllContainers } = await import('../node/kinds/docker');
-  const engine = await connectEngine();
-  say(`Enabling docker elements, using ${process.env.DOCKER_HOST || '/var/run/docker.sock'}`);
-  server.kinds.register<DockerRun | null>({
-    kind: 'docker',
-    make: (run, ctx) => DockerElement.make(run ? parseDockerRun(JSON.stringify(run)) : null, ctx, engine),
-    arg: (run) => (run ? JSON.stringify(run) : 'an idle container'),
-  });
-  return async () => {
-    const n = await removeAllContainers();
-    if (n) say(`Removed ${n} container(s)`);
-  };
-}
 
 /** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */
 export async function mountOnly(dir: string, client: import('../api/types').Client, allowOther: boolean, allowUnsafeMount?: boolean): Promise<void> {

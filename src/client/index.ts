@@ -3,6 +3,5 @@
  * shares), `connect` for a connection to any server, and LocalClient for code inside a daemon.
  */
 export type * from '../api/types';
-export { KINDS } from '../api/types';
 export { connect, RemoteClient, type RemoteOptions } from './remote';
 export { LocalClient } from './local';

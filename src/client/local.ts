@@ -36,11 +36,14 @@ export class LocalClient implements Client {
   setCap: Client['setCap'] = (p, c, o) => this.server.setCap(p, c, this.#o(o));
   send: Client['send'] = (p, m, o) => this.server.send(p, m, this.#o(o));
   recv: Client['recv'] = (p, o) => this.server.recv(p, this.#o(o));
+  trysend: Client['trysend'] = (p, m, o) => this.server.trysend(p, m, this.#o(o));
+  tryrecv: Client['tryrecv'] = (p, o) => this.server.tryrecv(p, this.#o(o));
   close: Client['close'] = (p, o) => this.server.close(p, this.#o(o));
   unrecv = async (p: string, m: Buffer): Promise<void> => this.server.unrecv(p, m);
   start: Client['start'] = (p, c, o) => this.server.start(p, c, this.#o(o));
   signal: Client['signal'] = (p, s, o) => this.server.signal(p, s, this.#o(o));
   wait: Client['wait'] = (p, o) => this.server.wait(p, this.#o(o));
+  env: Client['env'] = (p, o) => this.server.env(p, this.#o(o));
   openInput: Client['openInput'] = (p, o) => this.server.openInput(p, this.#o(o));
   openOutput: Client['openOutput'] = (p, w, o) => this.server.openOutput(p, w, this.#o(o));
   dnsSet: Client['dnsSet'] = (p, r, x, o) => this.server.dnsSet(p, r, x, this.#o(o));
@@ -50,6 +53,7 @@ export class LocalClient implements Client {
   join: Client['join'] = (p, u, o) => this.server.join(p, u, this.#o(o));
   stop: Client['stop'] = (p, o) => this.server.stop(p, this.#o(o));
   log: Client['log'] = (p, o) => this.server.log(p, this.#o(o));
+  stk: Client['stk'] = (p, o) => this.server.stk(p, this.#o(o));
 
   async disconnect(): Promise<void> {
     for (const p of this.#holds.splice(0)) await this.server.unhold(p).catch(() => {});

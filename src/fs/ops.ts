@@ -6,7 +6,7 @@ import { describe, errno, toErrno } from './errno';
 import type { Ctx } from './files/control';
 import { type Handle, Handles } from './handles';
 import { CallerWatch, interruptedNow } from './interrupts';
-import { DEFAULT_SPEC, type Node, filesOf, resolve } from './tree';
+import { defaultSpec, type Node, filesOf, resolve } from './tree';
 
 /**
  * The FUSE ops: a thin adapter. Every op logs, resolves its path through the table (tree.ts),
@@ -245,7 +245,7 @@ export function createOps(deps: OpsDeps): FsOps {
         const call = { origin: origin(caller) };
         if (n.type === 'anchor' && depth(n.anchor) > 1) return client.hold(n.anchor, call);
         if (n.type === 'element' && n.kind !== 'server') {
-          const spec = DEFAULT_SPEC[n.kind];
+          const spec = defaultSpec(n.kind);
           return noteElement(n, () => client.make(n.anchor, n.kind, spec, call));
         }
         if (n.type === 'anchor' || n.type === 'element') throw E.outsideServers();

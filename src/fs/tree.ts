@@ -1,5 +1,6 @@
 import { constants } from 'os';
-import { KINDS, type Kind, type MakeSpec, type Member } from '../api/types';
+import type { Kind, Member } from '../api/types';
+import { KINDS } from '../node/kinds';
 import { AppError } from '../kit/errors';
 import { parseRecord, ZoneError } from '../node/zone';
 import { type Ctx, type FileSpec, jsonText, readWrite } from './files/control';
@@ -46,7 +47,7 @@ export function resolve(path: string): Node {
 }
 
 function isKind(name: string): name is Kind {
-  return (KINDS as readonly string[]).includes(name);
+  return Object.prototype.hasOwnProperty.call(FILES, name);
 }
 
 /** The control files of an element directory, the `error` file last. */
@@ -54,15 +55,12 @@ export function filesOf(kind: Kind): readonly FileSpec[] {
   return FILES[kind];
 }
 
-/** What `mkdir KIND` makes: an idle or empty element of that kind. */
-export const DEFAULT_SPEC: { [K in Exclude<Kind, 'server'>]: MakeSpec[K] } = {
-  chan: { cap: 0 },
-  proc: null,
-  docker: null,
-  dns: {},
-  '@join': null,
-  '@leave': null,
-};
+/** What `mkdir KIND` makes: an idle or empty element of that kind (its module's defaultSpec). */
+export function defaultSpec(kind: Kind): unknown {
+  const k = KINDS.find((x) => x.kind === kind);
+  if (!k) throw new AppError('ENOTSUP', `unknown element kind ${kind}`);
+  return k.defaultSpec;
+}
 
 // ---- the files, kind by kind ------------------------------------------------------------
 

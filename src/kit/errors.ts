@@ -66,7 +66,7 @@ export function toCircuitError(err: unknown): CircuitError {
 
 /**
  * The table of application errors, so call sites never write ad-hoc texts. Texts follow the
- * original's (REFERENCE.md §3, §5.3) where it had one: scripts match them.
+ * original's where it had one (docs/changes.md lists where they differ): scripts match them.
  */
 export const E = {
   busyAnchor: () => new AppError('EBUSY', 'anchor already has an element'),
@@ -94,4 +94,5 @@ export const E = {
   badCmd: (why: string) => new AppError('EINVAL', `command json not parsing: ${why}`),
   badPath: (why: string) => new AppError('EINVAL', why),
   notSupported: (what: string) => new AppError('ENOTSUP', what),
+  wouldBlock: (what: string) => new AppError('EAGAIN', what),
 } as const;

@@ -4,15 +4,13 @@ import type {
   CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, ServerInfo,
 } from '../api/types';
 import { AnchorTree, splitPath, type Anchor } from './anchor';
-import type { DnsLike, Element, ElementContext, ProcLike } from './element';
-import { ServerElement } from './kinds/server';
-import { KindRegistry } from './kinds';
+import { NOT_KIND, type ElementContext, type Kind as KindPlugin, type VerbName, type VerbSigs } from './element';
+import { serverElement } from './kinds/server';
+import { KINDS } from './kinds';
 import { OpLog } from './oplog';
 import { LocalView } from './view';
-import { Chan } from './kinds/chan';
-import { Proc } from './kinds/proc';
-import { Subscription, type View } from './kinds/subscription';
-import { DnsElement } from './kinds/dns';
+import type { View } from './kinds/subscription';
+import { stackReport } from './stk';
 import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
 
@@ -32,6 +30,8 @@ export interface ServerOptions {
   /** Output buffer window per stream, bytes. */
   outputWindow?: number;
   stderr?: (line: string) => void;
+  /** The kinds this server makes (default: the registration list, src/node/kinds/index.ts). */
+  kinds?: readonly KindPlugin[];
 }
 
 /** Calls on paths of other servers go here (the mesh's router); absent on a lone server. */
@@ -52,7 +52,10 @@ export class Server extends EventEmitter implements Client {
   readonly id: string;
   url: string;
   readonly tree: AnchorTree;
-  readonly kinds = new KindRegistry();
+  readonly kinds: ReadonlyMap<string, KindPlugin>;
+  /** Kinds with an opt-in (docker) that this server has enabled. */
+  readonly #enabled = new Set<string>();
+  readonly #outputWindow: number | undefined;
   readonly oplog: OpLog;
   readonly clock: Clock;
   readonly maxMessage: number;
@@ -72,34 +75,21 @@ export class Server extends EventEmitter implements Client {
     this.tree = new AnchorTree(this.id);
     this.oplog = new OpLog(opts.logFile, opts.stderr);
     this.view = new LocalView(() => ({ id: this.id, url: this.url, state: 'alive' }));
-    const window = opts.outputWindow;
-    this.kinds.register<{ cap: number }>({
-      kind: 'chan',
-      make: async (s) => new Chan(s.cap),
-      arg: (s) => String(s.cap),
-    });
-    this.kinds.register<ProcCmd | null>({
-      kind: 'proc',
-      make: async (cmd, ctx) => {
-        const p = new Proc(ctx, window);
-        if (cmd) await p.start(cmd);
-        return p;
-      },
-      arg: (cmd) => (cmd ? JSON.stringify(lowerKeys(cmd), null, '\t') : 'an idle process'),
-    });
-    this.kinds.register<{ addr?: string }>({
-      kind: 'dns',
-      make: (spec, ctx) => DnsElement.make(spec ?? {}, ctx),
-      arg: (spec) => spec?.addr ?? '127.0.0.1:0',
-    });
-    for (const source of ['join', 'leave'] as const) {
-      this.kinds.register<null>({
-        kind: source === 'join' ? '@join' : '@leave',
-        make: async () => new Subscription(source, this.view),
-        arg: () => '',
-      });
-    }
-    this.tree.root.element = new ServerElement(this);
+    this.#outputWindow = opts.outputWindow;
+    this.kinds = new Map((opts.kinds ?? KINDS).map((k) => [k.kind, k]));
+    this.tree.root.element = serverElement(this);
+  }
+
+  /**
+   * Turns on a kind that needs something outside the daemon (docker: its engine); fails when
+   * that is missing. Returns what undoes it at shutdown.
+   */
+  async enable(kind: string): Promise<() => Promise<void>> {
+    const k = this.kinds.get(kind);
+    if (!k?.optIn) throw E.notSupported(`unknown element kind ${kind}`);
+    const undo = await k.optIn.enable((l) => this.oplog.say(l));
+    this.#enabled.add(kind);
+    return undo;
   }
 
   /** Logs the original's attach line; the daemon calls it once it serves. */
@@ -120,7 +110,7 @@ export class Server extends EventEmitter implements Client {
       return this.view
         .members()
         .filter((m) => m.state === 'alive' || m.state === 'suspect')
-        .map((m) => ({ name: m.id, path: '/' + m.id, kind: 'server' as Kind }))
+        .map((m) => ({ name: m.id, path: '/' + m.id, kind: 'server' }))
         .sort(byName);
     }
     const remote = this.#remote(parts);
@@ -168,7 +158,7 @@ export class Server extends EventEmitter implements Client {
     return el ? await el.peek() : null;
   }
 
-  async make<K extends keyof MakeSpec>(path: string, kind: K, spec: MakeSpec[K], opts?: CallOptions): Promise<void> {
+  async make<K extends string>(path: string, kind: K, spec: K extends keyof MakeSpec ? MakeSpec[K] : unknown, opts?: CallOptions): Promise<void> {
     const parts = splitPath(path);
     if (parts.length === 0) throw E.outsideServers();
     const remote = this.#remote(parts);
@@ -176,13 +166,15 @@ export class Server extends EventEmitter implements Client {
     const k = this.kinds.get(kind);
     const p = normal(parts);
     return this.#op('make', p, opts, { kind, spec }, async () => {
-      if (!k) throw E.notSupported(kind === 'docker' ? 'docker not enabled on this server' : `unknown element kind ${kind}`);
-      this.oplog.say(`Making ${kind} at ${p}, using ${k.arg(spec)}`);
+      if (!k) throw E.notSupported(`unknown element kind ${kind}`);
+      if (k.optIn && !this.#enabled.has(kind)) throw E.notSupported(k.optIn.off);
+      const made = k.prepare(spec);
+      this.oplog.say(`Making ${kind} at ${p}, using ${made.describe}`);
       await this.tree.using(parts.slice(1), async (a) => {
         if (a.element || a.making) throw E.busyAnchor();
         a.making = true;
         try {
-          a.element = await k.make(spec, this.#context(a));
+          a.element = await made.make(this.#context(a));
         } finally {
           a.making = false;
         }
@@ -210,27 +202,35 @@ export class Server extends EventEmitter implements Client {
     this.tree.collect(a);
   }
 
-  // ---- channels and subscriptions ----
+  // ---- verbs: dispatched through the element's kind's verb table ----
 
   async setCap(path: string, cap: number, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'cap', { cap }, (c: Chan) => c.setCap(cap), (r) => r.setCap(path, cap, opts), ['chan'], 'not a channel');
+    return this.#verb(path, opts, 'setCap', [cap], { cap }, (r) => r.setCap(path, cap, opts), 'cap');
   }
 
   async send(path: string, msg: Buffer, opts?: CallOptions): Promise<void> {
-    if (msg.length > this.maxMessage) {
-      const err = E.tooLarge(msg.length, this.maxMessage);
-      this.oplog.append({ op: 'send', path, origin: opts?.origin, ok: false, error: { code: err.code, message: err.message } });
-      throw err;
-    }
-    return this.#on(path, opts, 'send', { bytes: msg.length }, (c: Chan) => c.send(msg, opts?.signal), (r) => r.send(path, msg, opts), ['chan'], 'not a channel');
+    this.#checkSize(path, msg, 'send', opts);
+    return this.#verb(path, opts, 'send', [msg], { bytes: msg.length }, (r) => r.send(path, msg, opts));
+  }
+
+  async trysend(path: string, msg: Buffer, opts?: CallOptions): Promise<void> {
+    this.#checkSize(path, msg, 'trysend', opts);
+    return this.#verb(path, opts, 'trysend', [msg], { bytes: msg.length }, (r) => r.trysend(path, msg, opts));
+  }
+
+  #checkSize(path: string, msg: Buffer, op: string, opts?: CallOptions): void {
+    if (msg.length <= this.maxMessage) return;
+    const err = E.tooLarge(msg.length, this.maxMessage);
+    this.oplog.append({ op, path, origin: opts?.origin, ok: false, error: { code: err.code, message: err.message } });
+    throw err;
   }
 
   async recv(path: string, opts?: CallOptions): Promise<Buffer> {
-    return this.#on(
-      path, opts, 'recv', undefined,
-      async (el: Chan | Subscription) => (el instanceof Chan ? el.recv(opts?.signal) : Buffer.from((await el.recv(opts?.signal)) + '\n')),
-      (r) => r.recv(path, opts), ['chan', '@join', '@leave'], 'not a channel or subscription',
-    );
+    return this.#verb(path, opts, 'recv', [], undefined, (r) => r.recv(path, opts));
+  }
+
+  async tryrecv(path: string, opts?: CallOptions): Promise<Buffer> {
+    return this.#verb(path, opts, 'tryrecv', [], undefined, (r) => r.tryrecv(path, opts));
   }
 
   /**
@@ -246,32 +246,32 @@ export class Server extends EventEmitter implements Client {
       );
       return;
     }
-    const el = this.tree.find(parts.slice(1))?.element;
-    if (el instanceof Chan) el.unrecv(msg);
-    else if (el instanceof Subscription) el.unrecv(msg.toString().replace(/\n$/, ''));
+    await this.tree.find(parts.slice(1))?.element?.verb('unrecv')?.([msg]);
     this.oplog.append({ op: 'unrecv', path, ok: true, result: { bytes: msg.length }, origin: { via: 'server' } });
   }
 
   async close(path: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'close', undefined, (c: Chan) => c.close(), (r) => r.close(path, opts), ['chan'], 'not a channel');
+    return this.#verb(path, opts, 'close', [], undefined, (r) => r.close(path, opts));
   }
 
-  // ---- processes and containers ----
-
   async start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'start', cmd, (p: ProcLike) => p.start(cmd, opts), (r) => r.start(path, cmd, opts), ['proc', 'docker'], 'not a process or a container');
+    return this.#verb(path, opts, 'start', [cmd], cmd, (r) => r.start(path, cmd, opts));
   }
 
   async signal(path: string, sig: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'signal', { sig }, (p: ProcLike) => p.signal(sig), (r) => r.signal(path, sig, opts), ['proc', 'docker'], 'anchor is not a process or a docker container');
+    return this.#verb(path, opts, 'signal', [sig], { sig }, (r) => r.signal(path, sig, opts));
   }
 
   async wait(path: string, opts?: CallOptions): Promise<unknown> {
-    return this.#on(path, opts, 'wait', undefined, (p: ProcLike) => p.wait(opts), (r) => r.wait(path, opts), ['proc', 'docker'], 'anchor is not a process or a docker container');
+    return this.#verb(path, opts, 'wait', [], undefined, (r) => r.wait(path, opts));
+  }
+
+  async env(path: string, opts?: CallOptions): Promise<string[]> {
+    return this.#verb(path, opts, 'env', [], undefined, (r) => r.env(path, opts));
   }
 
   async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
-    const w = await this.#on(path, opts, 'stdin', undefined, (p: ProcLike) => p.openInput(), (r) => r.openInput(path, opts), ['proc', 'docker'], 'not a process or a container');
+    const w = await this.#verb(path, opts, 'openInput', [], undefined, (r) => r.openInput(path, opts), 'stdin');
     return {
       write: (d, o) => w.write(d, o),
       close: async () => {
@@ -282,19 +282,17 @@ export class Server extends EventEmitter implements Client {
   }
 
   async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
-    return this.#on(path, opts, which, undefined, (p: ProcLike) => p.openOutput(which), (r) => r.openOutput(path, which, opts), ['proc', 'docker'], 'not a process or a container');
+    return this.#verb(path, opts, 'openOutput', [which], undefined, (r) => r.openOutput(path, which, opts), which);
   }
-
-  // ---- dns ----
 
   async dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-set', { records, replace }, (d: DnsLike) => d.set(records, replace), (r) => r.dnsSet(path, records, replace, opts), ['dns'], 'not a nameserver element');
+    return this.#verb(path, opts, 'dnsSet', [records, replace], { records, replace }, (r) => r.dnsSet(path, records, replace, opts), 'dns-set');
   }
   async dnsUnset(path: string, name: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-unset', { name }, (d: DnsLike) => d.unset(name), (r) => r.dnsUnset(path, name, opts), ['dns'], 'not a nameserver element');
+    return this.#verb(path, opts, 'dnsUnset', [name], { name }, (r) => r.dnsUnset(path, name, opts), 'dns-unset');
   }
   async dnsRebind(path: string, addr: string, opts?: CallOptions): Promise<void> {
-    return this.#on(path, opts, 'dns-rebind', { addr }, (d: DnsLike) => d.rebind(addr), (r) => r.dnsRebind(path, addr, opts), ['dns'], 'not a nameserver element');
+    return this.#verb(path, opts, 'dnsRebind', [addr], { addr }, (r) => r.dnsRebind(path, addr, opts), 'dns-rebind');
   }
 
   // ---- the server element ----
@@ -334,6 +332,14 @@ export class Server extends EventEmitter implements Client {
     return this.oplog.read();
   }
 
+  /** Server element: the daemon's report (src/node/stk.ts). */
+  async stk(path: string, opts?: CallOptions): Promise<string> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote) return remote.stk(path, opts);
+    return stackReport(this);
+  }
+
   async disconnect(): Promise<void> {}
 
   /** Counts for the server element's peek. */
@@ -352,16 +358,13 @@ export class Server extends EventEmitter implements Client {
     if (this.#stopping) return;
     this.#stopping = true;
     const all = [...this.tree.all()].filter((a) => a.element && a.element.kind !== 'server');
-    await Promise.all(all.map((a) => (a.element instanceof Proc ? a.element.terminate(this.graceMs) : undefined)));
-    for (const a of all) {
+    await Promise.all(all.map(async (a) => {
       try {
-        const el = a.element as Element & { shutdown?: () => Promise<void> };
-        if (el.shutdown) await el.shutdown();
-        else await el.scrub();
+        await a.element?.shutdown(this.graceMs);
       } catch (e) {
         this.oplog.say(`shutdown of ${a.path}: ${(e as Error).message}`);
       }
-    }
+    }));
     this.oplog.append({ op: 'shutdown', path: '/' + this.id, ok: true, origin: { via: 'server' } });
     this.oplog.close();
   }
@@ -386,6 +389,8 @@ export class Server extends EventEmitter implements Client {
     return {
       path: normal([this.id, ...splitPath(a.path)]),
       clock: this.clock,
+      outputWindow: this.#outputWindow,
+      view: this.view,
       log: (line) => this.oplog.say(line),
       detach: () => {
         if (!a.element) return;
@@ -395,22 +400,23 @@ export class Server extends EventEmitter implements Client {
   }
 
   /**
-   * Runs an operation on the element at path, checking its kind, logged; a path on another
+   * Runs a verb on the element at path through its kind's verb table, logged; a path on another
    * server goes to that server with `remote`, which passes every argument on.
    */
-  async #on<T, El>(
-    path: string, opts: CallOptions | undefined, op: string, args: unknown, fn: (el: El) => Promise<T> | T,
-    remote: (c: Client) => Promise<T>, kinds: Kind[], notKind: string,
-  ): Promise<T> {
+  async #verb<V extends VerbName>(
+    path: string, opts: CallOptions | undefined, verb: V, args: VerbSigs[V]['args'], logArgs: unknown,
+    remote: (c: Client) => Promise<VerbSigs[V]['result']>, op: string = verb,
+  ): Promise<VerbSigs[V]['result']> {
     const parts = this.#parts(path);
     const r = this.#remote(parts);
     if (r) return remote(r);
     const p = normal(parts);
-    return this.#op(op, p, opts, args, async () => {
+    return this.#op(op, p, opts, logArgs, async () => {
       const el = this.tree.find(parts.slice(1))?.element;
       if (!el) throw E.noElement(p);
-      if (!kinds.includes(el.kind)) throw E.notKind(notKind);
-      return fn(el as unknown as El);
+      const fn = el.verb(verb);
+      if (!fn) throw E.notKind(NOT_KIND[verb]);
+      return fn(args, opts);
     });
   }
 
@@ -434,10 +440,6 @@ function normal(parts: string[]): string {
 
 function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-function lowerKeys(o: object): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 /** What the log keeps of a result: the size of a message, nothing of other answers. */

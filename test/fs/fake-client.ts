@@ -167,6 +167,18 @@ export class FakeClient implements Client {
       onAbort(opts, () => { c.receivers.splice(c.receivers.indexOf(w), 1); reject(E.interrupted()); });
     });
   }
+  async trysend(path: string, msg: Buffer) {
+    const c = this.#el<FakeChan>(path, 'chan');
+    if (!c.closed && !c.receivers.length && c.buffered.length >= c.cap) throw E.wouldBlock('channel has no room and no waiting receiver');
+    return this.send(path, msg);
+  }
+  async tryrecv(path: string) {
+    const a = this.anchors.get(path);
+    const empty = a?.kind === 'chan' ? !(a.el as FakeChan).buffered.length && !(a.el as FakeChan).senders.length && !(a.el as FakeChan).closed
+      : a?.kind === '@join' || a?.kind === '@leave' ? !(a.el as Buffer[]).length : false;
+    if (empty) throw E.wouldBlock('channel is empty');
+    return this.recv(path);
+  }
   async close(path: string) {
     this.#rec(`close ${path}`);
     const c = this.#el<FakeChan>(path, 'chan');
@@ -256,6 +268,11 @@ export class FakeClient implements Client {
   }
   async join(path: string, url: string) { this.#rec(`join ${path} ${url}`); }
   async stop(path: string) { this.#rec(`stop ${path}`); }
+  async env(path: string) {
+    const p = this.#el<FakeProc>(path, ['proc', 'docker']);
+    return ((p.cmd as { Env?: string[] } | null)?.Env ?? []).slice();
+  }
+  async stk(path: string) { this.#rec(`stk ${path}`); return '== main stack\n•••\n'; }
   async log(path: string) { this.#rec(`log ${path}`); return Buffer.from('{"seq":1}\n'); }
   async disconnect() {}
 

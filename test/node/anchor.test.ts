@@ -1,9 +1,9 @@
 import t from 'tap';
 import { AnchorTree, splitPath } from '../../src/node/anchor';
 import { Server } from '../../src/node/server';
-import type { Element } from '../../src/node/element';
+import { bind, type Element } from '../../src/node/element';
 
-const dummy = (): Element => ({ kind: 'chan', peek: () => null, scrub: () => {} });
+const dummy = (): Element => bind({ kind: 'chan', verbs: {} }, { peek: () => null, scrub: () => {} });
 
 t.test('anchor: walk creates every missing anchor on the way', async (t) => {
   const tree = new AnchorTree('X0000000000000001');

@@ -1,9 +1,9 @@
-import type { Element } from '../element';
+import type { ElementState, KindModule } from '../element';
 import { E } from '../../kit/errors';
 import { deferred, type Deferred } from '../../kit/deferred';
 
 /**
- * A channel (REFERENCE.md §3.2): a Go-like chan of byte-string messages. A send returns once
+ * A channel (docs/fs.md): a Go-like chan of byte-string messages. A send returns once
  * the channel has taken the message (a buffer slot or a waiting receiver); a receive returns one
  * message. An aborted send enqueued nothing; an aborted receive took nothing. Close lets the
  * buffer drain; scrub aborts everything.
@@ -21,8 +21,7 @@ interface Sender {
   done: Deferred<void>;
 }
 
-export class Chan implements Element {
-  readonly kind = 'chan' as const;
+export class Chan implements ElementState {
   #cap: number;
   #buf: Buffer[] = [];
   #senders: Sender[] = [];
@@ -65,6 +64,22 @@ export class Chan implements Element {
     const s: Sender = { msg, done: deferred<void>() };
     this.#senders.push(s);
     return this.#waitOn(s.done, signal, () => this.#remove(this.#senders, s));
+  }
+
+  /** A send that never waits: EAGAIN when there is no room and no receiver waiting. */
+  trysend(msg: Buffer): void {
+    if (this.#aborted) throw E.chanAborted();
+    if (this.#closed) throw E.chanClosed();
+    if (!this.#receivers.length && this.#buf.length >= this.#cap) throw E.wouldBlock('channel has no room and no waiting receiver');
+    void this.send(msg);
+  }
+
+  /** A receive that never waits: EAGAIN when nothing is there; otherwise one message, as recv. */
+  tryrecv(): Promise<Buffer> {
+    if (!this.#aborted && !this.#buf.length && !this.#senders.length && !this.#closed) {
+      return Promise.reject(E.wouldBlock('channel is empty'));
+    }
+    return this.recv();
   }
 
   recv(signal?: AbortSignal): Promise<Buffer> {
@@ -131,11 +146,6 @@ export class Chan implements Element {
     return { Cap: this.#cap, Closed: this.#closed, Aborted: this.#aborted, NumSend: this.#numSend, NumRecv: this.#numRecv };
   }
 
-  /** Pending messages, for the server element's statistics. */
-  get pending(): number {
-    return this.#buf.length;
-  }
-
   #waitOn<T>(d: Deferred<T>, signal: AbortSignal | undefined, remove: () => void): Promise<T> {
     if (!signal) return d.promise;
     const onAbort = () => {
@@ -157,3 +167,25 @@ function checkCap(cap: number): number {
   if (!Number.isSafeInteger(cap) || cap < 0) throw E.badCap();
   return cap;
 }
+
+/** The chan kind (docs/fs.md, `chan`). */
+export const chan: KindModule<Chan, { cap: number }> = {
+  kind: 'chan',
+  defaultSpec: { cap: 0 },
+  parse(spec) {
+    const cap = (spec as { cap?: unknown } | null)?.cap;
+    if (typeof cap !== 'number') throw E.badCap();
+    return { cap: checkCap(cap) };
+  },
+  describe: (s) => String(s.cap),
+  make: async (s) => new Chan(s.cap),
+  verbs: {
+    setCap: (c, [cap]) => c.setCap(cap),
+    send: (c, [msg], opts) => c.send(msg, opts?.signal),
+    trysend: (c, [msg]) => c.trysend(msg),
+    recv: (c, [], opts) => c.recv(opts?.signal),
+    tryrecv: (c) => c.tryrecv(),
+    unrecv: (c, [msg]) => c.unrecv(msg),
+    close: (c) => c.close(),
+  },
+};

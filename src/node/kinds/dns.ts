@@ -1,7 +1,7 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import dns2 from 'dns2';
-import type { Element, ElementContext } from '../element';
+import type { ElementContext, ElementState, KindModule } from '../element';
 import { AppError, E } from '../../kit/errors';
 import {
   TYPE_CODES, ZoneError, asciiLower, canonicalIPv6, ipv6Groups, nameKey, parseZone, present,
@@ -60,8 +60,7 @@ export interface Answer {
   authorities: ZoneRecord[];
 }
 
-export class DnsElement implements Element {
-  readonly kind = 'dns' as const;
+export class DnsElement implements ElementState {
   readonly #ctx: ElementContext;
   /** Records by lower-case name, in the order they were set. */
   readonly #records = new Map<string, ZoneRecord[]>();
@@ -453,3 +452,21 @@ function encodeUncompressed(res: InstanceType<typeof Packet>): Buffer {
   const writer = Object.assign(new Packet.Writer(), { names: {} });
   return (res.toBuffer as unknown as (w: unknown) => Buffer).call(res, writer);
 }
+
+/** The dns kind: a small authoritative name server (docs/dns.md). */
+export const dns: KindModule<DnsElement, { addr?: string }> = {
+  kind: 'dns',
+  defaultSpec: {},
+  parse(spec) {
+    const addr = (spec as { addr?: unknown } | null)?.addr;
+    if (addr !== undefined && addr !== null && typeof addr !== 'string') throw new AppError('EINVAL', 'mkdns error: the address must be a string');
+    return typeof addr === 'string' ? { addr } : {};
+  },
+  describe: (s) => s.addr ?? '127.0.0.1:0',
+  make: (s, ctx) => DnsElement.make(s, ctx),
+  verbs: {
+    dnsSet: (d, [records, replace]) => d.set(records, replace),
+    dnsUnset: (d, [name]) => d.unset(name),
+    dnsRebind: (d, [addr]) => d.rebind(addr),
+  },
+};

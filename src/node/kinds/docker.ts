@@ -1,6 +1,6 @@
 /**
  * The docker element: one container, driven through the engine's HTTP API (dockerode) instead of
- * the original's `docker run` child process (REFERENCE.md §3.4).
+ * the original's `docker run` child process (docs/docker.md).
  *
  * Mechanism. The container is created with an open stdin (StdinOnce, so closing our side closes
  * the container's), attached before it starts (one hijacked connection carries stdin one way and
@@ -17,13 +17,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import Docker from 'dockerode';
-import type { CallOptions, DockerRun, InputWriter, OutputReader, ProcCmd } from '../../api/types';
-import type { ElementContext, ProcLike } from '../element';
+import type Docker from 'dockerode';
+import type { CallOptions, DockerRun, InputWriter, OutputReader } from '../../api/types';
+import type { ElementContext, ElementState, KindModule } from '../element';
+import { ProcessStdio, type StdinStream } from '../stdio';
+import { decodeJson } from '../../api/cmd';
 import { parseSignal } from '../signals';
-import { OutputBuffer } from '../output-buffer';
 import { AppError, E, type ErrorCode } from '../../kit/errors';
-import { deferred, abortable, type Deferred } from '../../kit/deferred';
 
 /** Containers made by this process and not yet removed: what removeAllContainers() removes. */
 const registry = new Map<string, Docker.Container>();
@@ -40,6 +40,8 @@ export async function removeAllContainers(): Promise<number> {
 export async function connectEngine(timeoutMs = 5000): Promise<Docker> {
   let engine: Docker;
   try {
+    // Loaded here, not at the top: a daemon without --docker never pays for dockerode.
+    const { default: Docker } = await import('dockerode');
     engine = process.env.DOCKER_HOST ? new Docker() : new Docker({ socketPath: '/var/run/docker.sock' });
   } catch (err) {
     throw new AppError('EINVAL', `cannot use docker: ${messageOf(err)}`, { cause: err });
@@ -72,13 +74,8 @@ export function emptyRun(): DockerRun {
 }
 
 /** Parses the JSON Run: keys case-insensitive, unknown keys ignored, null means the zero value. */
-export function parseDockerRun(json: string): DockerRun {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch (err) {
-    throw E.badCmd(messageOf(err));
-  }
+export function parseDockerRun(input: unknown): DockerRun {
+  const v = decodeJson(input);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw E.badCmd('expected a JSON object');
   const run = emptyRun() as unknown as Record<string, unknown>;
   for (const [key, val] of Object.entries(v)) {
@@ -105,30 +102,23 @@ export function engineSignal(sig: string): string {
 const PEEK_KEYS = ['Id', 'Created', 'Path', 'Args', 'Config', 'State', 'Image', 'NetworkSettings', 'ResolvConfPath',
   'HostnamePath', 'HostsPath', 'Name', 'Driver', 'Mounts', 'HostConfig'];
 
-type Phase = 'idle' | 'starting' | 'running' | 'exited' | 'scrubbed';
+/** The engine this daemon uses, once `--docker` enabled the kind. */
+let engineInUse: Docker | undefined;
 
-export class DockerElement implements ProcLike {
-  readonly kind = 'docker' as const;
+export class DockerElement implements ElementState {
   readonly #ctx: ElementContext;
   readonly #engine: Docker;
-  #phase: Phase = 'idle';
+  readonly stdio: ProcessStdio;
   #run: DockerRun | null = null;
   #container: Docker.Container | undefined;
   #name = '';
   #stream: NodeJS.ReadWriteStream | undefined;
-  readonly #stdout = new OutputBuffer('stdout');
-  readonly #stderr = new OutputBuffer('stderr');
-  /** Open stdin writers; stdin closes when the count falls back to 0. */
-  #writers = 0;
-  #stdinClosed = false;
-  readonly #exit: Deferred<unknown> = deferred<unknown>();
   #final: unknown;
-  #detachCbs: Array<() => void> = [];
 
   private constructor(ctx: ElementContext, engine: Docker) {
     this.#ctx = ctx;
     this.#engine = engine;
-    this.#exit.promise.catch(() => {});
+    this.stdio = new ProcessStdio(ctx, () => this.scrub());
   }
 
   /** Makes the element; with a run, creates and starts the container (mkdkr error: … on failure). */
@@ -151,27 +141,16 @@ export class DockerElement implements ProcLike {
     return this.#name;
   }
 
-  /** True once the container has started (running or exited, not scrubbed). */
-  get #live(): boolean {
-    return this.#phase === 'running' || this.#phase === 'exited';
-  }
-
-  onDetach(cb: () => void): void {
-    this.#detachCbs.push(cb);
-  }
-
-  async start(cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void> {
-    if (this.#phase === 'scrubbed') throw E.aborted();
-    if (this.#phase !== 'idle') throw E.procStarted();
-    const run = { ...emptyRun(), ...(cmd as DockerRun) };
+  async start(cmd: unknown, opts?: CallOptions): Promise<void> {
+    const run = parseDockerRun(cmd); // it may come off the wire: check it again
     if (!run.Image.trim()) throw new AppError('EINVAL', 'mkdkr error: no image given');
-    this.#phase = 'starting';
+    this.stdio.starting();
     this.#run = run;
     if (run.Lxc?.length) this.#ctx.log(`docker at ${this.#ctx.path}: Lxc options are not supported by the engine API and are ignored`);
     try {
       await this.#launch(run, opts?.signal);
     } catch (err) {
-      if (this.#phase === 'starting') this.#phase = 'idle';
+      this.stdio.failed();
       this.#run = null;
       throw err;
     }
@@ -188,52 +167,49 @@ export class DockerElement implements ProcLike {
     registry.set(c.id, c);
     this.#container = c;
     this.#ctx.log(`Starting container ${this.#name} (${c.id.slice(0, 12)}) from ${run.Image} at ${this.#ctx.path}`);
+    let stream: NodeJS.ReadWriteStream;
     try {
       await checkProgram(c, run);
       this.#checkAlive(signal);
-      const stream = (await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      stream = (await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
       this.#plumb(stream);
       this.#checkAlive(signal);
       await c.start();
       this.#checkAlive(signal);
     } catch (err) {
       await this.#removeContainer();
-      if (this.#phase === 'scrubbed') throw E.aborted();
+      if (this.stdio.phase === 'scrubbed') throw E.aborted();
       throw err instanceof AppError ? err : mkdkrError(err);
     }
-    this.#phase = 'running';
-    if (this.#stdinClosed) this.#stream?.end();
+    this.stdio.running(stream as StdinStream, run.Scrub);
     void this.#watchExit(c);
   }
 
   #checkAlive(signal: AbortSignal | undefined): void {
-    if (this.#phase === 'scrubbed') throw E.aborted();
+    if (this.stdio.phase === 'scrubbed') throw E.aborted();
     if (signal?.aborted) throw E.interrupted();
   }
 
   /** Demultiplexes the attach stream into the two buffers, pausing it while either is full. */
   #plumb(stream: NodeJS.ReadWriteStream): void {
     this.#stream = stream;
+    const { stdout, stderr } = this.stdio;
+    const pause = () => stream.pause();
     const resume = () => {
-      if (!this.#stdout.full && !this.#stderr.full) stream.resume();
+      if (!stdout.full && !stderr.full) stream.resume();
     };
-    const sink = (buf: OutputBuffer) =>
+    const sink = (which: 'stdout' | 'stderr') =>
       new Writable({
         write: (chunk: Buffer, _enc, done) => {
-          if (!buf.push(chunk)) {
-            stream.pause();
-            buf.onDrain(resume);
-          }
+          this.stdio.push(which, chunk, pause, resume);
           done();
         },
       });
-    this.#engine.modem.demuxStream(stream, sink(this.#stdout), sink(this.#stderr));
+    this.#engine.modem.demuxStream(stream, sink('stdout'), sink('stderr'));
     const end = () => {
-      this.#stdout.end();
-      this.#stderr.end();
       // The container is done with the connection; our half would otherwise stay open forever.
       (stream as unknown as { destroy?: () => void }).destroy?.();
-      this.#maybeAutoScrub();
+      this.stdio.end();
     };
     stream.on('end', end);
     stream.on('close', end);
@@ -251,20 +227,19 @@ export class DockerElement implements ProcLike {
     } catch {
       // removed under us (scrub, or by hand): inspect below tells what it can.
     }
-    if (this.#phase === 'scrubbed') return;
+    if (this.stdio.phase === 'scrubbed') return;
     try {
       this.#final = this.#pick(await c.inspect());
     } catch {
       this.#final = { Id: c.id, Name: `/${this.#name}`, State: { Status: 'removed', Running: false, ExitCode: status ?? -1 }, Run: this.#run };
     }
-    this.#phase = 'exited';
-    this.#exit.resolve(this.#final);
-    this.#maybeAutoScrub();
+    this.stdio.exited();
   }
 
   async peek(): Promise<unknown> {
     if (this.#final !== undefined) return this.#final;
-    if (!this.#container || this.#phase === 'idle') return { Run: this.#run, State: { Status: this.#phase, Running: false } };
+    const phase = this.stdio.phase;
+    if (!this.#container || phase === 'idle') return { Run: this.#run, State: { Status: phase, Running: false } };
     try {
       return this.#pick(await this.#container.inspect());
     } catch (err) {
@@ -283,23 +258,29 @@ export class DockerElement implements ProcLike {
   }
 
   async wait(opts?: CallOptions): Promise<unknown> {
-    if (this.#phase === 'scrubbed') throw E.aborted();
-    if (!this.#live) throw E.noProcess();
-    return abortable(this.#exit.promise, opts?.signal, () => E.interrupted());
+    await this.stdio.wait(opts);
+    return this.#final;
   }
 
-  /** The exit status as a shell reports it (128+n for signal n, through the container's init). */
-  exitStatus(): number | null {
-    const st = (this.#final as { State?: { ExitCode?: number } } | undefined)?.State;
-    return typeof st?.ExitCode === 'number' ? st.ExitCode : null;
+  /** The container's environment as created: the Run's Env (the image's own comes on top in the container). */
+  env(): string[] {
+    if (!this.#run) throw E.notStarted();
+    return [...(this.#run.Env ?? [])];
+  }
+
+  openInput(): InputWriter {
+    return this.stdio.openInput();
+  }
+
+  openOutput(which: 'stdout' | 'stderr'): OutputReader {
+    return this.stdio.openOutput(which);
   }
 
   async signal(sig: string): Promise<void> {
     const s = engineSignal(sig);
-    if (this.#phase === 'idle' || this.#phase === 'starting' || !this.#container) throw E.noProcess();
-    if (this.#phase !== 'running') throw E.finished();
+    this.stdio.checkSignal();
     try {
-      await this.#container.kill({ signal: s });
+      await this.#container!.kill({ signal: s });
     } catch (err) {
       const code = (err as { statusCode?: number }).statusCode;
       if (code === 409 || code === 404) throw E.finished();
@@ -307,73 +288,14 @@ export class DockerElement implements ProcLike {
     }
   }
 
-  openInput(): InputWriter {
-    if (!this.#live) throw E.noProcess();
-    if (this.#stdinClosed) throw E.stdinClosed();
-    this.#writers++;
-    let open = true;
-    return {
-      write: async (data: Buffer, opts?: CallOptions) => {
-        if (!open) throw E.stdinClosed();
-        await this.#write(data, opts?.signal);
-      },
-      close: async () => {
-        if (!open) return;
-        open = false;
-        if (--this.#writers === 0) this.#closeStdin();
-      },
-    };
-  }
-
-  /** Writes once the attach stream has room, so an aborted write has written nothing. */
-  async #write(data: Buffer, signal: AbortSignal | undefined): Promise<void> {
-    const s = this.#stream as (NodeJS.ReadWriteStream & { writableNeedDrain?: boolean; writable?: boolean }) | undefined;
-    if (!s || this.#stdinClosed || s.writable === false) throw E.stdinClosed();
-    if (s.writableNeedDrain) {
-      await abortable(new Promise<void>((resolve) => {
-        const done = () => {
-          s.off('drain', done);
-          s.off('close', done);
-          resolve();
-        };
-        s.on('drain', done);
-        s.on('close', done);
-      }), signal, () => E.interrupted());
-    }
-    if (this.#stdinClosed || (s.writable as boolean | undefined) === false) throw E.stdinClosed();
-    if (data.length) s.write(data);
-  }
-
-  #closeStdin(): void {
-    if (this.#stdinClosed) return;
-    this.#stdinClosed = true;
-    if (this.#phase === 'running' || this.#phase === 'exited') this.#stream?.end();
-  }
-
-  /** A lease on stdout or stderr; after each read, Scrub checks whether the output is all read. */
-  openOutput(which: 'stdout' | 'stderr'): OutputReader {
-    if (!this.#live) throw E.noProcess();
-    const lease = (which === 'stdout' ? this.#stdout : this.#stderr).acquire();
-    const read = lease.read.bind(lease);
-    lease.read = async (max: number, opts?: CallOptions) => {
-      const b = await read(max, opts);
-      this.#maybeAutoScrub();
-      return b;
-    };
-    return lease;
-  }
-
   /** Kills and removes the container (force); pending waits get `aborted`. */
   async scrub(): Promise<void> {
-    if (this.#phase === 'scrubbed') return;
-    this.#phase = 'scrubbed';
-    this.#exit.reject(E.aborted());
+    if (this.stdio.phase === 'scrubbed') return;
+    this.stdio.scrubbed();
     await this.#removeContainer();
-    this.#stdout.end();
-    this.#stderr.end();
   }
 
-  /** Removes this element's container without detaching it (the daemon is going down). */
+  /** Removes this element's container (the daemon is going down). */
   async shutdown(): Promise<void> {
     await this.#removeContainer();
   }
@@ -389,17 +311,38 @@ export class DockerElement implements ProcLike {
       if (!isGone(err)) this.#ctx.log(`docker at ${this.#ctx.path}: remove ${this.#name}: ${messageOf(err)}`);
     }
   }
-
-  /** With Scrub: once the container exited and both outputs were read to the end, detach. */
-  #maybeAutoScrub(): void {
-    if (!this.#run?.Scrub || this.#phase !== 'exited') return;
-    for (const b of [this.#stdout, this.#stderr]) if (!b.ended || b.buffered > 0) return;
-    void this.scrub().then(() => {
-      this.#ctx.detach();
-      for (const cb of this.#detachCbs) cb();
-    });
-  }
 }
+
+/** The docker kind: one container (docs/docker.md); off unless the daemon runs with --docker. */
+export const docker: KindModule<DockerElement, DockerRun | null> = {
+  kind: 'docker',
+  defaultSpec: null,
+  parse: (spec) => (spec === null || spec === undefined ? null : parseDockerRun(spec)),
+  describe: (run) => (run ? JSON.stringify(run) : 'an idle container'),
+  async make(run, ctx) {
+    if (!engineInUse) throw E.notSupported('docker not enabled on this server');
+    return DockerElement.make(run, ctx, engineInUse);
+  },
+  verbs: {
+    start: (d, [run], opts) => d.start(run, opts),
+    signal: (d, [sig]) => d.signal(sig),
+    wait: (d, [], opts) => d.wait(opts),
+    env: (d) => d.env(),
+    openInput: (d) => d.openInput(),
+    openOutput: (d, [which]) => d.openOutput(which),
+  },
+  optIn: {
+    off: 'docker not enabled on this server',
+    async enable(log) {
+      engineInUse = await connectEngine();
+      log(`Enabling docker elements, using ${process.env.DOCKER_HOST || '/var/run/docker.sock'}`);
+      return async () => {
+        const n = await removeAllContainers();
+        if (n) log(`Removed ${n} container(s)`);
+      };
+    },
+  },
+};
 
 /** The engine's create body for a Run. */
 function containerSpec(run: DockerRun, name: string, anchor: string): Docker.ContainerCreateOptions {

@@ -1,16 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ProcLike, ElementContext } from '../element';
+import type { ElementContext, ElementState, KindModule } from '../element';
+import { ProcessStdio } from '../stdio';
 import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../api/types';
 import { AppError, E } from '../../kit/errors';
-import { deferred } from '../../kit/deferred';
-import { OutputBuffer } from '../output-buffer';
-import { parseSignal, signalNumber } from '../signals';
+import { parseSignal } from '../signals';
 import { parseProcCmd } from '../../api/cmd';
 
 /**
- * A process element (REFERENCE.md §3.1, with the decisions of issue 2): output flows as it
+ * A process element (docs/fs.md, docs/cli.md): output flows as it
  * arrives; wait completes at exit whether or not stdin was closed; stdout and stderr have one
  * reader at a time and keep what a reader left; a Path without a slash is looked up in PATH; exec
  * failure fails the start; scrub of a running process is EBUSY. Processes run in their own
@@ -27,46 +26,33 @@ export interface ProcStat {
   Exit: { Body: string } | null;
 }
 
-export class Proc implements ProcLike {
-  readonly kind = 'proc' as const;
+export class Proc implements ElementState {
   #cmd: ProcCmd | null = null;
   #child: ChildProcess | undefined;
-  #phase: Phase = 'idle';
   #exitCode: number | null = null;
   #signal: string | null = null;
   #exit: { Body: string } | null = null;
-  #exited = deferred<void>();
-  #scrubbed = false;
-  #writers = 0;
-  #starting = false;
-  #stdinClosed = false;
-  readonly stdout: OutputBuffer;
-  readonly stderr: OutputBuffer;
+  readonly stdio: ProcessStdio;
 
-  constructor(
-    readonly ctx: ElementContext,
-    window?: number,
-  ) {
-    this.stdout = new OutputBuffer('stdout', window);
-    this.stderr = new OutputBuffer('stderr', window);
-    this.#exited.promise.catch(() => {});
+  constructor(readonly ctx: ElementContext) {
+    this.stdio = new ProcessStdio(ctx, () => this.scrub());
   }
 
   get running(): boolean {
-    return this.#phase === 'running';
+    return this.stdio.phase === 'running';
   }
   get pid(): number | undefined {
     return this.#child?.pid;
   }
 
-  async start(input: ProcCmd): Promise<void> {
-    if (this.#cmd || this.#starting) throw E.procStarted();
+  async start(input: unknown): Promise<void> {
     const cmd = parseProcCmd(input); // it may come off the wire: check it again
-    this.#starting = true;
+    this.stdio.starting();
     try {
       await this.#spawn(cmd);
-    } finally {
-      this.#starting = false;
+    } catch (e) {
+      this.stdio.failed();
+      throw e;
     }
   }
 
@@ -75,7 +61,7 @@ export class Proc implements ProcLike {
     const file = resolveExecutable(cmd.Path, env.PATH ?? '', cmd.Dir);
     const child = spawn(file, cmd.Args ?? [], {
       argv0: cmd.Path,
-      env: cmd.Env ? envObject(cmd.Env) : process.env,
+      env,
       cwd: cmd.Dir || undefined,
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -89,114 +75,56 @@ export class Proc implements ProcLike {
     });
     this.#cmd = cmd;
     this.#child = child;
-    this.#phase = 'running';
-    this.#pipe(child.stdout!, this.stdout);
-    this.#pipe(child.stderr!, this.stderr);
+    for (const which of ['stdout', 'stderr'] as const) {
+      const src = child[which]!;
+      src.on('data', (c: Buffer) => this.stdio.push(which, c, () => src.pause(), () => src.resume()));
+      src.on('end', () => this.stdio.end(which));
+      src.on('error', () => this.stdio.end(which));
+    }
     child.stdin!.on('error', () => {}); // EPIPE after the process exits is not our failure
+    this.stdio.running(child.stdin!, cmd.Scrub);
     child.on('exit', (code, sig) => {
       this.#exitCode = code;
       this.#signal = sig;
-      if (sig) {
-        this.#phase = 'signaled';
-        this.#exit = { Body: `signal: ${signalText(sig)}` };
-      } else {
-        this.#phase = 'exited';
-        this.#exit = code === 0 ? null : { Body: `exit status ${code}` };
-      }
-      this.#exited.resolve();
-      this.#maybeDetach();
+      this.#exit = sig ? { Body: `signal: ${signalText(sig)}` } : code === 0 ? null : { Body: `exit status ${code}` };
+      this.stdio.exited();
     });
   }
 
-  #pipe(src: NodeJS.ReadableStream & { pause(): void; resume(): void }, dst: OutputBuffer): void {
-    src.on('data', (c: Buffer) => {
-      if (!dst.push(c)) {
-        src.pause();
-        dst.onDrain(() => src.resume());
-      }
-    });
-    src.on('end', () => {
-      dst.end();
-      this.#maybeDetach();
-    });
-    src.on('error', () => dst.end());
+  openInput(): InputWriter {
+    return this.stdio.openInput();
   }
 
-  /** With Scrub, the element goes once the process has exited and its output has been read. */
-  #maybeDetach(): void {
-    if (!this.#cmd?.Scrub || this.running || this.#scrubbed) return;
-    const drained = (b: OutputBuffer) => b.ended && b.buffered === 0;
-    if (drained(this.stdout) && drained(this.stderr)) this.ctx.detach();
+  openOutput(which: 'stdout' | 'stderr'): OutputReader {
+    return this.stdio.openOutput(which);
   }
 
   async signal(sig: string): Promise<void> {
     const { name } = parseSignal(sig);
-    if (!this.#child) throw E.noProcess();
-    if (!this.running) throw E.finished();
+    this.stdio.checkSignal();
     try {
-      process.kill(this.#child.pid!, name);
+      process.kill(this.#child!.pid!, name);
     } catch (e) {
       throw new AppError('ESRCH', `signal error: ${(e as Error).message}`);
     }
   }
 
   async wait(opts?: CallOptions): Promise<ProcStat> {
-    if (this.#scrubbed) throw E.aborted();
-    if (!this.#child) throw E.notStarted();
-    const signal = opts?.signal;
-    await new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(E.interrupted());
-      const onAbort = () => reject(E.interrupted());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#exited.promise.then(resolve, reject).finally(() => signal?.removeEventListener('abort', onAbort));
-    });
+    await this.stdio.wait(opts);
     return this.peek();
   }
 
-  openInput(): InputWriter {
-    if (!this.#child) throw E.notStarted();
-    if (this.#stdinClosed) throw E.stdinClosed();
-    this.#writers++;
-    const stdin = this.#child.stdin!;
-    let open = true;
-    return {
-      write: async (data: Buffer) => {
-        if (!open) throw E.stdinClosed();
-        if (stdin.destroyed || stdin.writableEnded) throw E.stdinClosed();
-        if (!stdin.write(data)) await new Promise<void>((r) => { stdin.once('drain', r); stdin.once('close', r); });
-      },
-      close: async () => {
-        if (!open) return;
-        open = false;
-        if (--this.#writers === 0) {
-          this.#stdinClosed = true;
-          stdin.end();
-        }
-      },
-    };
-  }
-
-  openOutput(which: 'stdout' | 'stderr'): OutputReader {
-    if (!this.#child) throw E.notStarted();
-    const lease = this[which].acquire();
-    const release = lease.release.bind(lease);
-    const abandon = lease.abandon.bind(lease);
-    lease.release = async () => {
-      await release();
-      this.#maybeDetach();
-    };
-    // A reader whose connection died: its last bytes go back, and Scrub may now apply.
-    lease.abandon = () => {
-      abandon();
-      this.#maybeDetach();
-    };
-    return lease;
+  /** The environment the process got, one NAME=VALUE a string. */
+  env(): string[] {
+    if (!this.#cmd) throw E.notStarted();
+    if (this.#cmd.Env) return [...this.#cmd.Env];
+    return Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
   }
 
   peek(): ProcStat {
     return {
       Cmd: this.#cmd,
-      Phase: this.#phase,
+      Phase: !this.#child ? 'idle' : this.#signal ? 'signaled' : this.#exitCode !== null ? 'exited' : 'running',
       Pid: this.#child?.pid ?? null,
       ExitCode: this.#exitCode,
       Signal: this.#signal ? this.#signal.replace(/^SIG/, '') : null,
@@ -204,34 +132,54 @@ export class Proc implements ProcLike {
     };
   }
 
-  /** The exit status as a shell reports it: the code, or 128+n for signal n. */
-  exitStatus(): number | null {
-    if (this.#signal) return 128 + signalNumber(this.#signal);
-    return this.#exitCode;
-  }
-
   scrub(): void {
     if (this.running) throw E.procRunning();
-    this.#scrubbed = true;
-    this.#exited.reject(E.aborted());
+    this.stdio.scrubbed();
   }
 
-  /** Daemon shutdown: TERM the process group, KILL after the grace period. */
-  async terminate(graceMs: number): Promise<void> {
+  /** Daemon shutdown: TERM the process group, KILL after the grace period, then scrub. */
+  async shutdown(graceMs: number): Promise<void> {
     const child = this.#child;
-    if (!child || !this.running) return;
-    const kill = (s: NodeJS.Signals) => {
-      try {
-        process.kill(-child.pid!, s);
-      } catch {
-        try { child.kill(s); } catch { /* gone */ }
-      }
-    };
-    kill('SIGTERM');
-    const t = setTimeout(() => kill('SIGKILL'), graceMs);
-    await this.#exited.promise.catch(() => {});
-    clearTimeout(t);
+    if (child && this.running) {
+      const kill = (s: NodeJS.Signals) => {
+        try {
+          process.kill(-child.pid!, s);
+        } catch {
+          try { child.kill(s); } catch { /* gone */ }
+        }
+      };
+      kill('SIGTERM');
+      const t = setTimeout(() => kill('SIGKILL'), graceMs);
+      await this.stdio.wait().catch(() => {});
+      clearTimeout(t);
+    }
+    this.scrub();
   }
+}
+
+/** The proc kind: one OS process (docs/fs.md, `proc`). */
+export const proc: KindModule<Proc, ProcCmd | null> = {
+  kind: 'proc',
+  defaultSpec: null,
+  parse: (spec) => (spec === null || spec === undefined ? null : parseProcCmd(spec)),
+  describe: (cmd) => (cmd ? JSON.stringify(lowerKeys(cmd), null, '\t') : 'an idle process'),
+  async make(cmd, ctx) {
+    const p = new Proc(ctx);
+    if (cmd) await p.start(cmd);
+    return p;
+  },
+  verbs: {
+    start: (p, [cmd]) => p.start(cmd),
+    signal: (p, [sig]) => p.signal(sig),
+    wait: (p, [], opts) => p.wait(opts),
+    env: (p) => p.env(),
+    openInput: (p) => p.openInput(),
+    openOutput: (p, [which]) => p.openOutput(which),
+  },
+};
+
+function lowerKeys(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 function envObject(list: string[]): NodeJS.ProcessEnv {

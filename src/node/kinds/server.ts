@@ -1,4 +1,4 @@
-import type { Element } from '../element';
+import { bind, type Element, type ElementState } from '../element';
 import type { Member } from '../../api/types';
 import { VERSION } from '../../kit/version';
 
@@ -12,12 +12,11 @@ export interface ServerFacts {
 }
 
 /**
- * The element at every server anchor (REFERENCE.md §3.6): created with the server, never made
+ * The element at every server anchor (docs/fs.md, `server`): created with the server, never made
  * by hand, and scrubbing it does nothing. Its peek adds to the original's Addr and Joined what an
  * operator asks first: version, pid, uptime, and what the server holds.
  */
-export class ServerElement implements Element {
-  readonly kind = 'server' as const;
+export class ServerElement implements ElementState {
   constructor(readonly server: ServerFacts) {}
   peek(): unknown {
     const s = this.server;
@@ -35,4 +34,12 @@ export class ServerElement implements Element {
     };
   }
   scrub(): void {}
+}
+
+/**
+ * The server kind is made with its server, never by `make`: it is not in the registration list.
+ * Its verbs (members, join, stop, log, stk) are the server's own.
+ */
+export function serverElement(facts: ServerFacts): Element {
+  return bind({ kind: 'server', verbs: {} }, new ServerElement(facts));
 }

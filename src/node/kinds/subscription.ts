@@ -1,10 +1,10 @@
-import type { Element } from '../element';
+import type { ElementState, KindModule } from '../element';
 import type { Member } from '../../api/types';
 import { E } from '../../kit/errors';
 import { deferred, type Deferred } from '../../kit/deferred';
 
 /**
- * @join and @leave (REFERENCE.md §3.5): a lossless, unbounded queue of events from the hosting
+ * @join and @leave (docs/membership.md): a lossless, unbounded queue of events from the hosting
  * server's membership view. An event is a server's anchor path. @join starts with every server in
  * the view, itself included. Scrub unsubscribes (the original leaked the queue).
  */
@@ -14,8 +14,7 @@ export interface View {
   off(ev: 'join' | 'leave', fn: (m: Member) => void): unknown;
 }
 
-export class Subscription implements Element {
-  readonly kind: '@join' | '@leave';
+export class Subscription implements ElementState {
   #queue: string[] = [];
   #waiters: Deferred<string>[] = [];
   #closed = false;
@@ -25,7 +24,6 @@ export class Subscription implements Element {
     readonly source: 'join' | 'leave',
     readonly view: View,
   ) {
-    this.kind = source === 'join' ? '@join' : '@leave';
     if (source === 'join') for (const m of view.members()) if (m.state === 'alive' || m.state === 'suspect') this.#queue.push('/' + m.id);
     view.on(source, this.#fn);
   }
@@ -55,6 +53,12 @@ export class Subscription implements Element {
     return d.promise;
   }
 
+  /** The next event without waiting: EAGAIN when there is none. */
+  tryrecv(): Promise<string> {
+    if (!this.#closed && !this.#queue.length) return Promise.reject(E.wouldBlock('no event pending'));
+    return this.recv();
+  }
+
   /** Puts an event back first (its receiver vanished before it got it). */
   unrecv(ev: string): void {
     if (this.#closed) return;
@@ -74,3 +78,28 @@ export class Subscription implements Element {
     for (const w of this.#waiters.splice(0)) w.reject(E.aborted());
   }
 }
+
+/** An event as recv answers it: the server's anchor path and a newline. */
+const line = (ev: string) => Buffer.from(ev + '\n');
+
+/** The @join or @leave kind, over the view of the server that makes it. */
+function subscriptionKind(source: 'join' | 'leave'): KindModule<Subscription, null> {
+  return {
+    kind: source === 'join' ? '@join' : '@leave',
+    defaultSpec: null,
+    parse: () => null,
+    describe: () => '',
+    make: async (_, ctx) => {
+      if (!ctx.view) throw E.notSupported('this server has no membership view');
+      return new Subscription(source, ctx.view);
+    },
+    verbs: {
+      recv: async (s, [], opts) => line(await s.recv(opts?.signal)),
+      tryrecv: async (s) => line(await s.tryrecv()),
+      unrecv: (s, [msg]) => s.unrecv(msg.toString().replace(/\n$/, '')),
+    },
+  };
+}
+
+export const join = subscriptionKind('join');
+export const leave = subscriptionKind('leave');
