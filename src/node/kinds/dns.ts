@@ -1,6 +1,6 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import dns2 from 'dns2';
+import type dns2 from 'dns2';
 import type { ElementContext, ElementState, KindModule } from '../element';
 import { AppError, E } from '../../kit/errors';
 import {
@@ -25,7 +25,14 @@ import {
  * fatal.
  */
 
-const { Packet } = dns2;
+/**
+ * dns2's Packet, loaded with the first query: a daemon with no dns element answering never loads
+ * dns2 (it was a tenth of a daemon's start-up).
+ */
+let packetClass: typeof dns2.Packet | undefined;
+function packet(): typeof dns2.Packet {
+  return (packetClass ??= (require('dns2') as typeof dns2).Packet);
+}
 type Resource = dns2.Packet.Resource;
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
@@ -232,7 +239,7 @@ export class DnsElement implements ElementState {
     }
     let req: dns2.Packet;
     try {
-      req = Packet.parse(msg);
+      req = packet().parse(msg);
     } catch (err) {
       this.#malformed(peer, errText(err));
       return head(RCODE.FORMERR);
@@ -243,7 +250,7 @@ export class DnsElement implements ElementState {
       return head(RCODE.FORMERR);
     }
     const opt = req.additionals.find((r) => r && r.type === QTYPE_OPT);
-    const res = Packet.createResponseFromRequest(req);
+    const res = packet().createResponseFromRequest(req);
     res.header.aa = 1;
     if (opt) res.additionals.push(optRecord());
     if (q.class !== QCLASS_IN && q.class !== QCLASS_ANY) res.header.rcode = RCODE.REFUSED;
@@ -448,8 +455,8 @@ function errText(err: unknown): string {
  * the writer as an argument its typings do not declare; a writer whose name table is not a Map
  * turns compression off.)
  */
-function encodeUncompressed(res: InstanceType<typeof Packet>): Buffer {
-  const writer = Object.assign(new Packet.Writer(), { names: {} });
+function encodeUncompressed(res: dns2.Packet): Buffer {
+  const writer = Object.assign(new (packet().Writer)(), { names: {} });
   return (res.toBuffer as unknown as (w: unknown) => Buffer).call(res, writer);
 }
 
