@@ -6,14 +6,19 @@
  * Layout (big-endian):
  *   "CRKD" | version (1) | mode (1: 0 plain, 1 keyed) | sent-at ms (8) | random id (16) | payload
  *   | HMAC-SHA256 of everything before it (32, keyed mode only)
- * The MAC key is HKDF-SHA256(K, "circuit/v1 discovery"), separate from the handshake's keys.
- * A datagram is accepted only if its clock is within maxSkewMs of ours; a ReplayWindow passed
- * to openDatagram remembers the ids it has accepted for that long, so a copy is dropped.
+ * The MAC key is HKDF-SHA256(K, "circuit/2 " + domain): "discovery" for the multicast group,
+ * "membership" for the mesh's datagrams (membership-seal.ts), separate from TLS's PSK, so a
+ * datagram of one kind never verifies as the other. A datagram is accepted only if it is at
+ * most MAX_DATAGRAM_BYTES long and its clock is within maxSkewMs of ours, both checked before
+ * the MAC is computed (a flood of junk costs no HMAC); a ReplayWindow passed to openDatagram
+ * remembers the ids it has accepted for that long, so a copy is dropped.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** The version byte of this envelope. */
-export const DATAGRAM_VERSION = 1;
+/** The version byte of this envelope (1 was keyed under "circuit/v1 discovery" for both uses). */
+export const DATAGRAM_VERSION = 2;
+/** Longest datagram opened; anything longer is dropped unread. */
+export const MAX_DATAGRAM_BYTES = 8192;
 /** How far a datagram's timestamp may be from the receiver's clock, by default. */
 export const DEFAULT_MAX_SKEW_MS = 30_000;
 
@@ -26,23 +31,28 @@ const HEADER_BYTES = ID_AT + ID_BYTES;
 const MODE_PLAIN = 0;
 const MODE_KEYED = 1;
 
-const macKeys = new WeakMap<Buffer, Buffer>();
+/** What a datagram is for; each has its own MAC key. */
+export type Domain = 'discovery' | 'membership';
 
-function macKey(key: Buffer): Buffer {
-  let k = macKeys.get(key);
+const macKeys = new WeakMap<Buffer, Map<Domain, Buffer>>();
+
+function macKey(key: Buffer, domain: Domain): Buffer {
+  let m = macKeys.get(key);
+  if (!m) macKeys.set(key, (m = new Map()));
+  let k = m.get(domain);
   if (!k) {
-    k = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'circuit/v1 discovery', 32));
-    macKeys.set(key, k);
+    k = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `circuit/2 ${domain}`, 32));
+    m.set(domain, k);
   }
   return k;
 }
 
-function mac(key: Buffer, signed: Buffer): Buffer {
-  return createHmac('sha256', macKey(key)).update(signed).digest();
+function mac(key: Buffer, signed: Buffer, domain: Domain): Buffer {
+  return createHmac('sha256', macKey(key, domain)).update(signed).digest();
 }
 
-/** Wraps a payload for the group: header with `now` and a fresh id, and a MAC if keyed. */
-export function sealDatagram(key: Buffer | null, payload: Buffer, now: number): Buffer {
+/** Wraps a payload: header with `now` and a fresh id, and a MAC if keyed. */
+export function sealDatagram(key: Buffer | null, payload: Buffer, now: number, domain: Domain = 'discovery'): Buffer {
   const head = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(head, 0);
   head[MAGIC.length] = DATAGRAM_VERSION;
@@ -50,7 +60,7 @@ export function sealDatagram(key: Buffer | null, payload: Buffer, now: number): 
   head.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(now))), AT);
   randomBytes(ID_BYTES).copy(head, ID_AT);
   const signed = Buffer.concat([head, payload]);
-  return key ? Buffer.concat([signed, mac(key, signed)]) : signed;
+  return key ? Buffer.concat([signed, mac(key, signed, domain)]) : signed;
 }
 
 /**
@@ -59,17 +69,17 @@ export function sealDatagram(key: Buffer | null, payload: Buffer, now: number): 
  * a copy of one already accepted. Never throws on any input.
  */
 export function openDatagram(
-  key: Buffer | null, buf: Buffer, now: number, maxSkewMs = DEFAULT_MAX_SKEW_MS, seen?: ReplayWindow,
+  key: Buffer | null, buf: Buffer, now: number, maxSkewMs = DEFAULT_MAX_SKEW_MS, seen?: ReplayWindow, domain: Domain = 'discovery',
 ): Buffer | null {
   const tail = key ? MAC_BYTES : 0;
-  if (buf.length < HEADER_BYTES + tail) return null;
+  if (buf.length < HEADER_BYTES + tail || buf.length > MAX_DATAGRAM_BYTES) return null;
   if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
   if (buf[MAGIC.length] !== DATAGRAM_VERSION) return null;
   if (buf[MAGIC.length + 1] !== (key ? MODE_KEYED : MODE_PLAIN)) return null;
-  const signedEnd = buf.length - tail;
-  if (key && !timingSafeEqual(buf.subarray(signedEnd), mac(key, buf.subarray(0, signedEnd)))) return null;
   const at = Number(buf.readBigUInt64BE(AT));
   if (!(Math.abs(now - at) <= maxSkewMs)) return null;
+  const signedEnd = buf.length - tail;
+  if (key && !timingSafeEqual(buf.subarray(signedEnd), mac(key, buf.subarray(0, signedEnd), domain))) return null;
   if (seen && !seen.admit(buf.toString('hex', ID_AT, HEADER_BYTES), Math.max(at, now) + maxSkewMs, now)) return null;
   return Buffer.from(buf.subarray(HEADER_BYTES, signedEnd));
 }

@@ -8,8 +8,9 @@
  * Headers:
  *   Ping         [0, seq, targetId, fromId]
  *   IndirectPing [1, seq, targetId, targetAddr, fromId]   "probe targetId for me"
- *   Ack          [2, seq]
- *   Nack         [3, seq]                                  "I asked, the target did not answer"
+ *   Ack          [2, seq, targetId]                        targetId: the probed member (an ack
+ *                                                         that names another is ignored)
+ *   Nack         [3, seq, targetId]                        "I asked, the target did not answer"
  *   SyncReq      [4, reqId, flags, want?, digest?]         flags: 1 join, 2 only your own record,
  *                                                         4 answer only if your digest differs;
  *                                                         want: part numbers to resend (or nil)

@@ -80,8 +80,10 @@ export interface JoinOptions {
   timeout?: number;
 }
 
-/** Callbacks waiting for an Ack or Nack with a given sequence number. */
+/** Callbacks waiting for an Ack or Nack with a given sequence number, about a given target. */
 interface AckWait {
+  /** The probed member's id: an ack must name it (a replayed ack of another probe does not). */
+  target: string;
   onAck: () => void;
   onNack?: () => void;
 }
@@ -296,19 +298,19 @@ export class Membership extends EventEmitter {
     let acked = false;
     let nacks = 0;
     let expectedNacks = 0;
-    this.#acks.set(seq, { onAck: () => (acked = true), onNack: () => nacks++ });
+    this.#acks.set(seq, { target: target.id, onAck: () => (acked = true), onNack: () => nacks++ });
     // Lifeguard "buddy system": tell a suspect it is suspected, so it can refute at once.
     const first = target.state === 'suspect' ? [encodeRecord({ kind: RecordKind.Suspect, id: target.id, inc: target.inc, from: this.id })] : [];
-    this.#sendWithGossip(target.addr, [MsgType.Ping, seq, target.id, this.id], first, target.id);
+    this.#sendWithGossip(target.addr, target.id, [MsgType.Ping, seq, target.id, this.id], first, target.id);
     const inc = target.inc;
     this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
       if (acked) return;
       // Ask k others to try, and try once more ourselves (the first ping or its ack may have
       // been lost; memberlist sends a TCP ping here, we stay on datagrams).
-      this.#transport.send(target.addr, encodePacket([MsgType.Ping, seq, target.id, this.id], first));
+      this.#transport.send(target.addr, encodePacket([MsgType.Ping, seq, target.id, this.id], first), target.id);
       for (const via of this.#view.randomLive(this.cfg.indirectChecks, target.id)) {
         expectedNacks++;
-        this.#transport.send(via.addr, encodePacket([MsgType.IndirectPing, seq, target.id, target.addr, this.id]));
+        this.#transport.send(via.addr, encodePacket([MsgType.IndirectPing, seq, target.id, target.addr, this.id]), via.id);
       }
     });
     this.#after(interval, () => {
@@ -335,7 +337,7 @@ export class Membership extends EventEmitter {
   #gossipRound(nodes: number): void {
     for (const e of this.#view.randomLive(nodes)) {
       if (this.#queue.length === 0) break;
-      this.#sendWithGossip(e.addr, [MsgType.Gossip, this.id], [], e.id);
+      this.#sendWithGossip(e.addr, e.id, [MsgType.Gossip, this.id], [], e.id);
     }
   }
 
@@ -364,13 +366,13 @@ export class Membership extends EventEmitter {
     this.#after(this.cfg.reconnectInterval * (0.5 + this.#random()), () => this.#reconnectTick());
   }
 
-  /** Sends header + `first` + as many queued broadcasts as fit in one packet. */
-  #sendWithGossip(to: string, header: unknown[], first: Buffer[], about?: string): void {
+  /** Sends header + `first` + as many queued broadcasts as fit in one packet, to member toId. */
+  #sendWithGossip(to: string, toId: string | undefined, header: unknown[], first: Buffer[], about?: string): void {
     const head = pack(header);
     let room = this.cfg.packetSize - head.length;
     for (const b of first) room -= b.length;
     const records = this.#queue.take(room, first.length > 0 ? about : undefined);
-    this.#transport.send(to, Buffer.concat([head, ...first, ...records]));
+    this.#transport.send(to, Buffer.concat([head, ...first, ...records]), toId);
   }
 
   // ---- incoming packets -------------------------------------------------------------------
@@ -414,12 +416,18 @@ export class Membership extends EventEmitter {
       case MsgType.IndirectPing:
         return this.#onIndirectPing(from, header);
       case MsgType.Ack:
-        return this.#acks.get(header[1] as number)?.onAck();
+        return this.#ackWait(header)?.onAck();
       case MsgType.Nack:
-        return this.#acks.get(header[1] as number)?.onNack?.();
+        return this.#ackWait(header)?.onNack?.();
       default:
         return; // Gossip: records only; unknown types from newer versions are ignored
     }
+  }
+
+  /** The probe an Ack or Nack [type, seq, target] answers, if it names that probe's target. */
+  #ackWait(header: unknown[]): AckWait | undefined {
+    const w = this.#acks.get(header[1] as number);
+    return w && header[2] === w.target ? w : undefined;
   }
 
   /** A member we never heard of talks to us: ask it for its record (once in a while per id). */
@@ -439,27 +447,29 @@ export class Membership extends EventEmitter {
     const s = typeof sender === 'string' ? this.#view.table.get(sender) : undefined;
     const first = s && s.state === 'dead' ? [encodeRecord(this.#view.record(s))] : [];
     if (doubted && !this.#view.leaving) first.push(encodeRecord(this.#view.record(this.#view.self)));
-    this.#sendWithGossip(from, [MsgType.Ack, seq], first, s?.id);
+    this.#sendWithGossip(from, typeof sender === 'string' ? sender : undefined, [MsgType.Ack, seq, this.id], first, s?.id);
   }
 
   #onIndirectPing(from: string, header: unknown[]): void {
-    const [, seq, target, targetAddr] = header as [number, number, string, string];
-    if (typeof targetAddr !== 'string') return;
+    const [, seq, target, targetAddr, requester] = header as [number, number, string, string, string];
+    if (typeof targetAddr !== 'string' || typeof target !== 'string') return;
+    const back = typeof requester === 'string' ? requester : undefined;
     const mine = ++this.#seq;
     let done = false;
     const timer = this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
       this.#acks.delete(mine);
-      if (!done) this.#transport.send(from, encodePacket([MsgType.Nack, seq]));
+      if (!done) this.#transport.send(from, encodePacket([MsgType.Nack, seq, target]), back);
     });
     this.#acks.set(mine, {
+      target,
       onAck: () => {
         done = true;
         this.#acks.delete(mine);
         this.#cancel(timer);
-        this.#transport.send(from, encodePacket([MsgType.Ack, seq]));
+        this.#transport.send(from, encodePacket([MsgType.Ack, seq, target]), back);
       },
     });
-    this.#transport.send(targetAddr, encodePacket([MsgType.Ping, mine, target, this.id]));
+    this.#transport.send(targetAddr, encodePacket([MsgType.Ping, mine, target, this.id]), target);
   }
 
   /**
@@ -486,11 +496,11 @@ export class Membership extends EventEmitter {
   #lastChance(e: Entry, inc: number): void {
     const seq = ++this.#seq;
     let acked = false;
-    this.#acks.set(seq, { onAck: () => (acked = true) });
+    this.#acks.set(seq, { target: e.id, onAck: () => (acked = true) });
     const doubt = [encodeRecord({ kind: RecordKind.Suspect, id: e.id, inc, from: this.id })];
     const ping = encodePacket([MsgType.Ping, seq, e.id, this.id], doubt);
-    this.#transport.send(e.addr, ping);
-    this.#transport.send(e.addr, ping);
+    this.#transport.send(e.addr, ping, e.id);
+    this.#transport.send(e.addr, ping, e.id);
     this.#after(this.#awareness.scale(this.cfg.probeTimeout), () => {
       this.#acks.delete(seq);
       if (this.#view.table.get(e.id) !== e || e.state !== 'suspect' || e.inc !== inc) return; // refuted meanwhile

@@ -9,8 +9,12 @@
 export interface PacketTransport {
   /** The address others send to, as they should write it (for UDP "127.0.0.1:7946"). */
   readonly addr: string;
-  /** Sends one datagram; errors (no route, closed) are swallowed: datagrams are best effort. */
-  send(to: string, buf: Buffer): void;
+  /**
+   * Sends one datagram; errors (no route, closed) are swallowed: datagrams are best effort.
+   * `toId` names the member meant to receive it, where the sender knows it; a keyed transport
+   * binds the datagram to it (membership-seal.ts), others ignore it.
+   */
+  send(to: string, buf: Buffer, toId?: string): void;
   /** Installs the one handler for incoming datagrams; `from` is the sender's address. */
   onPacket(handler: (from: string, buf: Buffer) => void): void;
   /** Stops sending and receiving; idempotent. */

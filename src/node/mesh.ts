@@ -5,9 +5,9 @@
  * joins other servers: by URL at start (`-j`), on request (`circuit join`), or when multicast
  * discovery hears them.
  *
- * With a cluster key, membership datagrams are sealed like discovery datagrams (a MAC under a
- * key derived from the cluster key, a timestamp and a replay window), so nobody without the key
- * can add, suspect or kill members.
+ * With a cluster key, membership datagrams are sealed (src/cluster/membership-seal.ts: a MAC
+ * under a key derived from the cluster key, bound to sender and destination, a timestamp and a
+ * replay window), so nobody without the key can add, suspect or kill members.
 
  */
 import { EventEmitter } from 'node:events';
@@ -20,8 +20,7 @@ import type { Server } from './server';
 import { Membership, type Member } from '../cluster/membership';
 import type { MembershipConfig } from '../cluster/membership-config';
 import { UdpTransport } from '../cluster/transport-udp';
-import type { PacketTransport } from '../cluster/transport';
-import { openDatagram, ReplayWindow, sealDatagram } from '../cluster/discovery-mac';
+import { SealedTransport } from '../cluster/membership-seal';
 import { Discovery, parseGroup, type DiscoverySchedule } from '../cluster/discovery';
 import { formatUrl, hostPort, parseJoinTarget, parseUrl } from '../cluster/url';
 import { Pool, type Dialer } from './pool';
@@ -84,36 +83,12 @@ export function packetAddr(url: string): string {
   return hostPort(u.host, u.port);
 }
 
-/** Membership datagrams sealed with the cluster key (discovery-mac.ts's envelope). */
-class SealedTransport implements PacketTransport {
-  readonly #seen = new ReplayWindow(16384);
-  constructor(
-    readonly inner: PacketTransport,
-    readonly key: Buffer,
-  ) {}
-  get addr(): string {
-    return this.inner.addr;
-  }
-  send(to: string, buf: Buffer): void {
-    this.inner.send(to, sealDatagram(this.key, buf, Date.now()));
-  }
-  onPacket(handler: (from: string, buf: Buffer) => void): void {
-    this.inner.onPacket((from, buf) => {
-      const p = openDatagram(this.key, buf, Date.now(), undefined, this.#seen);
-      if (p) handler(from, p);
-    });
-  }
-  close(): void {
-    this.inner.close();
-  }
-}
-
 export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh> {
   const bound = parseUrl(server.url);
   const host = UNSPECIFIED.has(bound.host) ? hostAddress() : bound.host;
   const url = formatUrl({ ...bound, host });
   const udp = await UdpTransport.bind(hostPort(host, bound.port));
-  const transport = opts.key ? new SealedTransport(udp, opts.key) : udp;
+  const transport = opts.key ? new SealedTransport(udp, opts.key, server.id) : udp;
   const membership = new Membership({
     id: server.id,
     url,
