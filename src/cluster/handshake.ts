@@ -1,49 +1,54 @@
 /**
- * The start of every keyed TCP connection: both ends prove they hold the cluster key, then
- * derive fresh per-direction session keys with which every frame body is sealed.
+ * The start of every TCP connection: a versioned preamble, then (with a cluster key) TLS 1.3.
  *
- * Mechanism. Each message is a 4-byte big-endian length plus a body of at most 256 bytes.
- *   1. Both ends send a hello at once: "CRKT", version, role byte, 32 fresh random bytes.
- *   2. The transcript T is the dialer's hello followed by the listener's. An auth key
- *      A = HKDF-SHA256(K, "circuit/v1 auth") is derived from the long-term key K.
- *   3. The dialer sends HMAC-SHA256(A, "dialer proof" ‖ T). The listener checks it in constant
- *      time and only then sends HMAC-SHA256(A, "listener proof" ‖ T), which the dialer checks.
- *      A listener never answers a dialer that failed, so a prober learns nothing but a nonce.
- *   4. Session keys: HKDF-SHA256(K, salt = SHA-256(T), info = direction label), 32 bytes each.
- * Frames are then sealed with ChaCha20-Poly1305 under a 96-bit nonce of four zero bytes and a
- * 64-bit big-endian counter per direction. The counter is implicit (never sent), so a replayed,
- * reordered, dropped or altered frame fails to open. A replayed handshake fails at step 3
- * because the other end's nonce is fresh; a reflected one fails on the role byte and labels.
+ * 1. Preamble, in both modes. The dialer sends 42 bytes:
+ *      u32 length 38 | "CRKT" | wire version (2) | role 'D' | mode (0 no key, 1 TLS with a key)
+ *      | 31 reserved bytes (zero; ignored)
+ *    The listener reads it and, if the version is ours, answers with its own (role 'L'). A peer of
+ *    another version, or the other mode, is refused with a reason on both sides. The layout is
+ *    the one of the version-1 keyed hello, so a version-1 peer reads ours as "peer speaks protocol
+ *    version 2, not 1"; a version-1 keyless client (which sends a request frame at once, without a
+ *    preamble) gets an error answer to that request saying it must be upgraded.
+ * 2. With a key: TLS 1.3 over the same socket (node:tls, OpenSSL), authenticated by an external
+ *    pre-shared key P = HKDF-SHA256(K, info "circuit/2 tls psk") under the identity "circuit/2".
+ *    The client offers only the psk_dhe_ke mode (OpenSSL's default), so every connection also
+ *    runs an ephemeral X25519 exchange: its traffic keys cannot be derived from K afterwards
+ *    (forward secrecy). Suites: TLS_AES_128_GCM_SHA256 or TLS_CHACHA20_POLY1305_SHA256 (a PSK
+ *    from a callback needs a SHA-256 suite). A peer without K fails the PSK binder check; the
+ *    listener then sends an alert and closes, having revealed nothing but its preamble.
+ *    Without a key the socket carries plaintext frames after the preamble, as in the original.
  *
- * The handshake reads exactly its own bytes (paused-mode `read(n)`), so nothing that follows
- * is consumed and `leftover` is always empty; it exists so callers may prepend it regardless.
- * Call handshake on a fresh socket, before attaching any reader, and attach one right after.
+ * Nothing past the preamble is read here: the preamble is read exactly (paused-mode `read(n)`),
+ * and TLS picks up any bytes already buffered on the socket. Call handshake on a fresh socket
+ * before attaching a reader; use the socket it resolves with (a TLSSocket with a key).
  */
 import type * as net from 'node:net';
-import {
-  createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual,
-} from 'node:crypto';
+import type * as tls from 'node:tls';
+import { hkdfSync } from 'node:crypto';
+import { Packr } from 'msgpackr';
 import { AppError, SystemError } from '../kit/errors';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
 import { MIN_KEY_BYTES } from './keys';
 
-/** The version byte of this handshake and framing; a peer with another is refused. */
-export const PROTOCOL_VERSION = 1;
-/** Largest handshake message body; anything longer is refused before it is buffered. */
-export const MAX_HANDSHAKE_MESSAGE = 256;
-/** Bytes a sealed frame adds to its plaintext (the Poly1305 tag). */
-export const SEAL_OVERHEAD = 16;
-/** How long a handshake may take unless the caller says otherwise. */
+/** The wire version: the preamble's version byte. Version 1 was the hand-written keyed handshake. */
+export const WIRE_VERSION = 2;
+/** Bytes of a preamble, its length prefix included. */
+export const PREAMBLE_BYTES = 42;
+/** How long a handshake (preamble and TLS) may take unless the caller says otherwise. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 /** The dialer's error text, the original's: a prober cannot tell a wrong key from no server. */
 export const DIAL_REFUSED = 'addressed server is gone or authentication failed';
+/** The TLS 1.3 suites offered, in the listener's order of preference. */
+export const TLS_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256';
+/** The PSK identity; it names the derivation of the PSK, so a future one can differ. */
+export const PSK_IDENTITY = 'circuit/2';
 
 const MAGIC = Buffer.from('CRKT', 'latin1');
-const NONCE_BYTES = 32;
-const HELLO_BYTES = MAGIC.length + 2 + NONCE_BYTES;
-const PROOF_BYTES = 32;
+const BODY_BYTES = PREAMBLE_BYTES - 4;
 const ROLE_BYTE = { dialer: 0x44, listener: 0x4c } as const; // 'D', 'L'
-const AEAD = 'chacha20-poly1305';
+const MODE = { plain: 0, tls: 1 } as const;
+/** Largest frame we read from a version-1 keyless client to answer its first request. */
+const MAX_OLD_FRAME = 64 * 1024;
 
 export type Role = 'dialer' | 'listener';
 
@@ -52,86 +57,179 @@ export interface HandshakeOptions {
   timeoutMs?: number;
   /** Where the deadline's timer comes from; tests may pass a ManualClock. */
   clock?: Clock;
+  /** Called with the TLS socket once it exists (tests inspect what was negotiated). */
+  onTls?: (s: tls.TLSSocket) => void;
 }
 
-/** Seals outgoing and opens incoming frame bodies of one connection, in order. */
-export interface SecureSession {
-  /** Encrypts and authenticates one outgoing frame body; output is SEAL_OVERHEAD bytes longer. */
-  seal(plain: Buffer): Buffer;
-  /** Checks and decrypts the next incoming body; throws (EPROTO) on any tamper, replay, reorder. */
-  open(sealed: Buffer): Buffer;
-  /** Bytes read past the handshake that belong to the first frames (always empty here). */
-  readonly leftover: Buffer;
+/** The peer speaks another wire version: said as it is, never hidden behind DIAL_REFUSED. */
+export class WireVersionError extends SystemError {
+  constructor(message: string) {
+    super('EPROTO', message);
+  }
 }
 
 /**
- * Runs the handshake on a connected socket. Resolves with the session; on any failure destroys
- * the socket and rejects with a SystemError: for a dialer always EACCES with DIAL_REFUSED (the
- * reason is the cause), for a listener EACCES, EPROTO or ETIMEDOUT with the reason, to be logged.
+ * Runs the handshake on a connected socket; `key` null means no key (plaintext). Resolves with
+ * the socket to use. On failure destroys the socket and rejects with a SystemError: a dialer gets
+ * WireVersionError for a version mismatch and otherwise EACCES with DIAL_REFUSED (the reason is
+ * the cause); a listener gets EACCES, EPROTO, ETIMEDOUT or ECONNRESET with the reason, to be logged.
  */
 export async function handshake(
-  sock: net.Socket, key: Buffer, role: Role, opts: HandshakeOptions = {},
-): Promise<SecureSession> {
-  if (key.length < MIN_KEY_BYTES) {
+  sock: net.Socket, key: Buffer | null, role: Role, opts: HandshakeOptions = {},
+): Promise<net.Socket> {
+  if (key && key.length < MIN_KEY_BYTES) {
     throw new AppError('EINVAL', `cluster key is ${key.length} bytes; at least ${MIN_KEY_BYTES} are required`);
   }
   const peer = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? '?'}`; // gone once destroyed
-  const io = new MessageIO(sock, opts.clock ?? systemClock, opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+  const clock = opts.clock ?? systemClock;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const io = new ExactReader(sock);
+  let secure: tls.TLSSocket | undefined;
+  let expired: (f: Fault) => void = () => undefined;
+  const deadline = new Promise<never>((_, reject) => (expired = reject));
+  deadline.catch(() => undefined);
+  const timer: TimerHandle = clock.setTimeout(() => expired(fault('ETIMEDOUT', `handshake did not finish in ${timeoutMs} ms`)), timeoutMs);
   try {
-    const session = await exchange(io, key, role);
-    io.finish();
-    return session;
+    const run = async (): Promise<net.Socket> => {
+      const mode = key ? MODE.tls : MODE.plain;
+      if (role === 'dialer') await dialerPreamble(io, sock, mode);
+      else await listenerPreamble(io, sock, mode);
+      io.detach();
+      if (!key) return sock;
+      sock.on('error', () => undefined); // the TLS socket reports; the raw one must not throw
+      const { startTls } = await import('./tls');
+      secure = startTls(sock, pskOf(key), role);
+      opts.onTls?.(secure);
+      return secure;
+    };
+    const s = await Promise.race([run(), deadline]);
+    if (secure) {
+      await Promise.race([tlsReady(secure, role), deadline]);
+      secure.removeAllListeners('error');
+    }
+    clock.clearTimeout(timer);
+    return s;
   } catch (err) {
-    io.abort();
+    clock.clearTimeout(timer);
+    io.detach();
+    secure?.on('error', () => undefined);
+    secure?.destroy();
+    sock.on('error', () => undefined); // late errors of a dropped socket are of no interest
+    sock.destroy();
     throw refusal(err, role, peer);
   }
 }
 
-/** Steps 1 to 4 of the module comment, over messages. */
-async function exchange(io: MessageIO, key: Buffer, role: Role): Promise<SecureSession> {
-  const mine = makeHello(role, randomBytes(NONCE_BYTES));
-  io.send(mine);
-  const theirs = await io.next(HELLO_BYTES);
-  checkHello(theirs, role === 'dialer' ? 'listener' : 'dialer');
-  if (theirs.subarray(-NONCE_BYTES).equals(mine.subarray(-NONCE_BYTES))) throw fault('EPROTO', 'peer echoed our nonce');
-  const transcript = role === 'dialer' ? Buffer.concat([mine, theirs]) : Buffer.concat([theirs, mine]);
-  const auth = derive(key, Buffer.alloc(0), 'circuit/v1 auth');
-  const dialerProof = proof(auth, 'dialer proof', transcript);
-  const listenerProof = proof(auth, 'listener proof', transcript);
-  if (role === 'dialer') {
-    io.send(dialerProof);
-    checkProof(await io.next(PROOF_BYTES), listenerProof);
-  } else {
-    checkProof(await io.next(PROOF_BYTES), dialerProof);
-    io.send(listenerProof);
+/** The dialer: sends its preamble, then reads and checks the listener's. */
+async function dialerPreamble(io: ExactReader, sock: net.Socket, mode: number): Promise<void> {
+  sock.write(preamble('dialer', mode));
+  const theirs = await io.next(PREAMBLE_BYTES);
+  if (!theirs.subarray(0, 8).equals(preambleHead())) throw fault('EPROTO', 'server is not speaking the circuit handshake');
+  const p = parsePreamble(theirs);
+  if (p.version !== WIRE_VERSION) {
+    throw new WireVersionError(`server speaks circuit wire version ${p.version}; this circuit speaks version ${WIRE_VERSION}: run the same version on both`);
   }
-  const salt = createHash('sha256').update(transcript).digest();
-  const d2l = derive(key, salt, 'circuit/v1 dialer to listener');
-  const l2d = derive(key, salt, 'circuit/v1 listener to dialer');
-  return role === 'dialer' ? new AeadSession(d2l, l2d) : new AeadSession(l2d, d2l);
+  if (p.role !== ROLE_BYTE.listener) throw fault('EPROTO', 'server does not act as the listener');
+  if (p.mode !== mode) throw fault('EACCES', mode === MODE.tls ? 'server has no cluster key' : 'server requires a cluster key');
 }
 
-function makeHello(role: Role, nonce: Buffer): Buffer {
-  return Buffer.concat([MAGIC, Buffer.from([PROTOCOL_VERSION, ROLE_BYTE[role]]), nonce]);
+/**
+ * The listener: reads the dialer's preamble and answers with its own if the version is ours (a
+ * mode mismatch is answered too, so the dialer learns it is refused). Old peers are told why.
+ */
+async function listenerPreamble(io: ExactReader, sock: net.Socket, mode: number): Promise<void> {
+  const head = await io.next(8);
+  if (!head.equals(preambleHead())) {
+    if (mode === MODE.plain) await answerOldClient(io, sock, head);
+    throw fault('EPROTO', 'peer is not speaking the circuit handshake');
+  }
+  const p = parsePreamble(Buffer.concat([head, await io.next(PREAMBLE_BYTES - 8)]));
+  if (p.role !== ROLE_BYTE.dialer) throw fault('EPROTO', 'peer does not act as the dialer');
+  if (p.version !== WIRE_VERSION) {
+    // A version-1 dialer reads this as a hello of version 2 and refuses it by that name.
+    sock.end(preamble('listener', mode));
+    throw fault('EPROTO', `peer speaks circuit wire version ${p.version}, not ${WIRE_VERSION} (run the same version on both)`);
+  }
+  sock.write(preamble('listener', mode));
+  if (p.mode !== mode) throw fault('EACCES', mode === MODE.tls ? 'peer has no cluster key' : 'peer uses a cluster key; this server has none');
 }
 
-function checkHello(hello: Buffer, expected: Role): void {
-  if (!hello.subarray(0, MAGIC.length).equals(MAGIC)) throw fault('EPROTO', 'peer is not speaking the circuit handshake');
-  const version = hello[MAGIC.length];
-  if (version !== PROTOCOL_VERSION) throw fault('EPROTO', `peer speaks protocol version ${version}, not ${PROTOCOL_VERSION}`);
-  if (hello[MAGIC.length + 1] !== ROLE_BYTE[expected]) throw fault('EPROTO', `peer does not act as the ${expected}`);
+/**
+ * A version-1 keyless client sends its first request frame at once. If `head` starts one, read
+ * it and answer that request with an error naming the versions, so the old CLI prints it.
+ */
+async function answerOldClient(io: ExactReader, sock: net.Socket, head: Buffer): Promise<void> {
+  const len = head.readUInt32BE(0);
+  const first = head[4]!;
+  const isArray = (first >= 0x90 && first <= 0x9f) || first === 0xdc || first === 0xdd;
+  if (!isArray || len < 4 || len > MAX_OLD_FRAME) return;
+  let req: unknown;
+  try {
+    req = oldPackr.unpack(Buffer.concat([head.subarray(4), await io.next(len - 4)]));
+  } catch {
+    return;
+  }
+  if (!Array.isArray(req) || req[0] !== 0 || typeof req[1] !== 'number') return;
+  const err = new SystemError('EPROTO', `server speaks circuit wire version ${WIRE_VERSION}; this client is older (version 1): run the same version on both`);
+  const body = oldPackr.pack([1, req[1], false, err.toWire()]);
+  const frame = Buffer.alloc(4 + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, 4);
+  sock.end(frame);
+  throw fault('EPROTO', 'peer speaks circuit wire version 1 (a request without a preamble); told it to upgrade');
 }
 
-function checkProof(got: Buffer, want: Buffer): void {
-  if (!timingSafeEqual(got, want)) throw fault('EACCES', 'peer does not hold the cluster key');
+const oldPackr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
+
+function preambleHead(): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt32BE(BODY_BYTES, 0);
+  MAGIC.copy(h, 4);
+  return h;
 }
 
-function derive(key: Buffer, salt: Buffer, label: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', key, salt, label, 32));
+/** This side's preamble. */
+export function preamble(role: Role, mode: number, version = WIRE_VERSION): Buffer {
+  const b = Buffer.alloc(PREAMBLE_BYTES);
+  preambleHead().copy(b, 0);
+  b[8] = version;
+  b[9] = ROLE_BYTE[role];
+  b[10] = mode;
+  return b;
 }
 
-function proof(auth: Buffer, label: string, transcript: Buffer): Buffer {
-  return createHmac('sha256', auth).update(label).update(transcript).digest();
+function parsePreamble(b: Buffer): { version: number; role: number; mode: number } {
+  return { version: b[8]!, role: b[9]!, mode: b[10]! };
+}
+
+const psks = new WeakMap<Buffer, Buffer>();
+
+/** The TLS pre-shared key derived from the cluster key (never K itself). */
+function pskOf(key: Buffer): Buffer {
+  let p = psks.get(key);
+  if (!p) {
+    p = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'circuit/2 tls psk', 32));
+    psks.set(key, p);
+  }
+  return p;
+}
+
+/** Resolves once TLS is up on either side; rejects with the TLS failure as a Fault. */
+function tlsReady(s: tls.TLSSocket, role: Role): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once(role === 'dialer' ? 'secureConnect' : 'secure', () => resolve());
+    s.once('error', (e: NodeJS.ErrnoException) => reject(tlsFault(e)));
+    s.once('close', () => reject(fault('ECONNRESET', 'connection closed during the handshake')));
+  });
+}
+
+/** OpenSSL's reasons, said in our words where they mean "the other side has another key". */
+function tlsFault(e: NodeJS.ErrnoException): Fault {
+  const what = `${e.code ?? ''} ${e.message}`;
+  if (/BINDER|DECRYPT|BAD_RECORD_MAC|alert (handshake failure|decrypt error|illegal parameter)|PSK/i.test(what)) {
+    return fault('EACCES', 'peer does not hold the cluster key');
+  }
+  return fault('EPROTO', `TLS failed: ${e.message.replace(/^.*?:error:[0-9A-F]+:/, '')}`);
 }
 
 /** A handshake failure with its code, before it is shaped for the dialer or the listener. */
@@ -146,40 +244,30 @@ function fault(code: Fault['code'], message: string): Fault {
 }
 
 function refusal(err: unknown, role: Role, peer: string): SystemError {
+  if (err instanceof WireVersionError) return err;
   const f = err instanceof Fault ? err : fault('EPROTO', err instanceof Error ? err.message : String(err));
   if (role === 'dialer') return new SystemError('EACCES', DIAL_REFUSED, { cause: f });
   return new SystemError(f.code, `handshake from ${peer} refused: ${f.message}`, { cause: f });
 }
 
 /**
- * Length-prefixed handshake messages on a socket in paused mode, with one deadline for all of
- * them. It reads exactly the bytes of the messages asked for and leaves the rest in the socket.
+ * Exact reads from a socket in paused mode: `next(n)` resolves with exactly n bytes and leaves
+ * everything after them in the socket. A stream that ends or fails first rejects.
  */
-class MessageIO {
+class ExactReader {
   #sock: net.Socket;
-  #clock: Clock;
-  #timer: TimerHandle | undefined;
   #want: { size: number; resolve(b: Buffer): void; reject(e: Error): void } | null = null;
-  #bodyLen = -1;
   #failure: Fault | null = null;
+  #attached = true;
 
-  constructor(sock: net.Socket, clock: Clock, timeoutMs: number) {
+  constructor(sock: net.Socket) {
     this.#sock = sock;
-    this.#clock = clock;
-    this.#timer = clock.setTimeout(() => this.#fail(fault('ETIMEDOUT', `handshake did not finish in ${timeoutMs} ms`)), timeoutMs);
     sock.on('readable', this.#pump);
     sock.on('end', this.#onEnd);
     sock.on('close', this.#onEnd);
     sock.on('error', this.#onError);
   }
 
-  send(body: Buffer): void {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length, 0);
-    this.#sock.write(Buffer.concat([head, body]));
-  }
-
-  /** The next message, which must be exactly `size` bytes long. */
   next(size: number): Promise<Buffer> {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
@@ -188,20 +276,10 @@ class MessageIO {
     });
   }
 
-  /** Success: stop listening and leave the socket to its next reader. */
-  finish(): void {
-    this.#detach();
-  }
-
-  /** Failure: stop listening and drop the connection. */
-  abort(): void {
-    this.#detach();
-    this.#sock.on('error', () => undefined); // late errors of a dropped socket are of no interest
-    this.#sock.destroy();
-  }
-
-  #detach(): void {
-    this.#clock.clearTimeout(this.#timer);
+  /** Stops listening and leaves the socket to its next reader. */
+  detach(): void {
+    if (!this.#attached) return;
+    this.#attached = false;
     this.#sock.off('readable', this.#pump);
     this.#sock.off('end', this.#onEnd);
     this.#sock.off('close', this.#onEnd);
@@ -211,34 +289,15 @@ class MessageIO {
   #pump = (): void => {
     const want = this.#want;
     if (!want || this.#failure) return;
-    if (this.#bodyLen < 0) {
-      const head = this.#take(4);
-      if (!head) return;
-      const len = head.readUInt32BE(0);
-      if (len > MAX_HANDSHAKE_MESSAGE) return this.#fail(fault('EPROTO', `handshake message of ${len} bytes is too long`));
-      if (len !== want.size) return this.#fail(fault('EPROTO', `handshake message of ${len} bytes, expected ${want.size}`));
-      this.#bodyLen = len;
-    }
-    const body = this.#take(this.#bodyLen);
-    if (!body) return;
-    this.#bodyLen = -1;
-    this.#want = null;
-    want.resolve(body);
-  };
-
-  /** Exactly n bytes, or null until they have arrived; a stream that ends short is a failure. */
-  #take(n: number): Buffer | null {
-    const chunk = this.#sock.read(n) as Buffer | null;
+    const chunk = this.#sock.read(want.size) as Buffer | null;
     if (chunk === null) {
       if (this.#sock.readableEnded) this.#onEnd();
-      return null;
+      return;
     }
-    if (chunk.length < n) {
-      this.#fail(fault('ECONNRESET', 'connection closed during the handshake'));
-      return null;
-    }
-    return chunk;
-  }
+    if (chunk.length < want.size) return this.#fail(fault('ECONNRESET', 'connection closed during the handshake'));
+    this.#want = null;
+    want.resolve(chunk);
+  };
 
   #onEnd = (): void => this.#fail(fault('ECONNRESET', 'connection closed during the handshake'));
 
@@ -251,64 +310,4 @@ class MessageIO {
     this.#want = null;
     want?.reject(f);
   }
-}
-
-/** Frame sealing with one key and one implicit counter per direction. */
-class AeadSession implements SecureSession {
-  readonly leftover = Buffer.alloc(0);
-  #sendKey: Buffer;
-  #recvKey: Buffer;
-  #sent = 0;
-  #received = 0;
-  #broken = false;
-
-  constructor(sendKey: Buffer, recvKey: Buffer) {
-    this.#sendKey = sendKey;
-    this.#recvKey = recvKey;
-  }
-
-  seal(plain: Buffer): Buffer {
-    const c = createCipheriv(AEAD, this.#sendKey, counterNonce(this.#sent), { authTagLength: SEAL_OVERHEAD });
-    this.#sent++;
-    const body = c.update(plain);
-    c.final();
-    return Buffer.concat([body, c.getAuthTag()]);
-  }
-
-  open(sealed: Buffer): Buffer {
-    if (this.#broken) throw sealError('the connection already failed authentication');
-    if (sealed.length < SEAL_OVERHEAD) return this.#refuse('sealed frame is shorter than its tag');
-    const tagAt = sealed.length - SEAL_OVERHEAD;
-    const d = createDecipheriv(AEAD, this.#recvKey, counterNonce(this.#received), { authTagLength: SEAL_OVERHEAD });
-    d.setAuthTag(sealed.subarray(tagAt));
-    const plain = d.update(sealed.subarray(0, tagAt));
-    try {
-      d.final();
-    } catch {
-      return this.#refuse('sealed frame failed authentication (altered, replayed, reordered or dropped)');
-    }
-    this.#received++;
-    return plain;
-  }
-
-  #refuse(why: string): never {
-    this.#broken = true;
-    throw sealError(why);
-  }
-}
-
-function sealError(why: string): SystemError {
-  return new SystemError('EPROTO', why);
-}
-
-/**
- * Four zero bytes and a 64-bit big-endian counter. The counter is a JS number, so a direction
- * is good for 2^53 frames; at that point it throws rather than ever reuse a nonce.
- */
-function counterNonce(n: number): Buffer {
-  if (n >= Number.MAX_SAFE_INTEGER) throw sealError('frame counter exhausted; reconnect');
-  const nonce = Buffer.alloc(12);
-  nonce.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 4);
-  nonce.writeUInt32BE(n >>> 0, 8);
-  return nonce;
 }

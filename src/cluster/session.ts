@@ -27,29 +27,43 @@ const enum T {
   NOTE = 7, // [NOTE, op, args]: one-way
 }
 
-/** Applied to every frame body after the handshake (src/cluster/handshake.ts). */
-export interface Sealer {
-  seal(plain: Buffer): Buffer;
-  open(sealed: Buffer): Buffer;
+/**
+ * The numbers a session runs by. The defaults suit a LAN or loopback; tests shrink them.
+ */
+export interface SessionConfig {
+  /** Largest frame body, bytes; a larger message goes in chunks (1 MiB). */
+  maxFrame: number;
+  /** A ping goes out this often, ms (1000). */
+  pingMs: number;
+  /** A peer silent this long is declared dead and every pending call fails, ms (4000). */
+  deadMs: number;
+  /** Chunks a stream may have unacknowledged (4). */
+  window: number;
+  /** Bytes of a message per chunk (256 KiB; at most maxFrame - 64). */
+  chunkSize: number;
+  /** Requests this side runs at once for the peer; more are refused with EAGAIN (4096). */
+  maxInflight: number;
+  /** Largest message assembled from chunks; a peer sending more is cut off (32 MiB). */
+  maxMessage: number;
+  /** Bytes of unfinished chunked messages held at once for this peer (128 MiB). */
+  maxAssembly: number;
 }
+
+export const defaultSessionConfig: Readonly<SessionConfig> = {
+  maxFrame: DEFAULT_MAX_FRAME,
+  pingMs: 1000,
+  deadMs: 4000,
+  window: 4,
+  chunkSize: 256 * 1024,
+  maxInflight: 4096,
+  maxMessage: 32 << 20,
+  maxAssembly: 128 << 20,
+};
 
 export interface SessionOptions {
   clock?: Clock;
-  maxFrame?: number;
-  pingMs?: number;
-  deadMs?: number;
-  /** Chunks a stream may have unacknowledged. */
-  window?: number;
-  chunkSize?: number;
-  /** Cap on requests this side runs at once for the peer; more are refused with EAGAIN. */
-  maxInflight?: number;
-  sealer?: Sealer;
-  /** Bytes that arrived with the handshake and belong to the first frames. */
-  leftover?: Buffer;
-  /** Largest message assembled from chunks; a peer sending more is cut off (default 32 MiB). */
-  maxMessage?: number;
-  /** Bytes of unfinished chunked messages held at once for this peer (default 128 MiB). */
-  maxAssembly?: number;
+  /** Overrides of defaultSessionConfig. */
+  config?: Partial<SessionConfig>;
 }
 
 export interface RequestContext {
@@ -77,7 +91,6 @@ export class Session extends EventEmitter {
   readonly #window: number;
   readonly #chunkSize: number;
   readonly #maxInflight: number;
-  readonly #sealer?: Sealer;
   #nextId = 1;
   #nextSid = 1;
   readonly #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
@@ -108,17 +121,17 @@ export class Session extends EventEmitter {
     super();
     this.#sock = sock;
     this.#clock = opts.clock ?? systemClock;
-    this.#maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    const cfg = { ...defaultSessionConfig, ...opts.config };
+    this.#maxFrame = cfg.maxFrame;
     this.#dec = new FrameDecoder(this.#maxFrame + 64);
-    this.#window = opts.window ?? 4;
-    this.#chunkSize = Math.min(opts.chunkSize ?? 256 * 1024, this.#maxFrame - 64);
-    this.#maxInflight = opts.maxInflight ?? 4096;
-    this.#sealer = opts.sealer;
-    this.#maxMessage = opts.maxMessage ?? 32 << 20;
-    this.#maxAssembly = opts.maxAssembly ?? 128 << 20;
+    this.#window = cfg.window;
+    this.#chunkSize = Math.min(cfg.chunkSize, this.#maxFrame - 64);
+    this.#maxInflight = cfg.maxInflight;
+    this.#maxMessage = cfg.maxMessage;
+    this.#maxAssembly = cfg.maxAssembly;
     this.#remote = `${sock.remoteAddress}:${sock.remotePort}`;
-    this.pingMs = opts.pingMs ?? 1000;
-    this.deadMs = opts.deadMs ?? 4000;
+    this.pingMs = cfg.pingMs;
+    this.deadMs = cfg.deadMs;
     this.#lastHeard = this.#clock.now();
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     sock.setNoDelay(true);
@@ -127,9 +140,16 @@ export class Session extends EventEmitter {
       this.#blocked = false;
       this.#pump();
     });
-    sock.on('error', (e) => this.destroy(new SystemError('ECONNRESET', `connection lost: ${e.message}`, { cause: e })));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      // On a TLS connection a record that fails to open (altered, replayed, forged) is an error
+      // of OpenSSL's (EPROTO on the side that sends the alert); said as such, and logged.
+      if (e.code === 'EPROTO' || e.code?.startsWith('ERR_SSL_')) {
+        const why = e.message.replace(/^.*:error:[0-9A-F]+:SSL routines:/, '').replace(/:\.\.\/deps\/[^]*$/, '');
+        this.destroy(new SystemError('EPROTO', `TLS failure on the connection with ${this.#remote} (a record altered, forged or refused): ${why}`, { cause: e }));
+      }
+      else this.destroy(new SystemError('ECONNRESET', `connection lost: ${e.message}`, { cause: e }));
+    });
     sock.on('close', () => this.destroy(new SystemError('ECONNRESET', 'connection lost')));
-    if (opts.leftover?.length) this.#onData(opts.leftover);
     this.#schedulePing();
   }
 
@@ -262,7 +282,6 @@ export class Session extends EventEmitter {
    * uncorked on the next tick (a syscall per frame cost a quarter of the time at 16-byte messages).
    */
   #writeFrame(body: Buffer): void {
-    const b = this.#sealer ? this.#sealer.seal(body) : body;
     if (!this.#corked) {
       this.#corked = true;
       this.#sock.cork();
@@ -271,8 +290,8 @@ export class Session extends EventEmitter {
         this.#sock.uncork();
       });
     }
-    this.#sock.write(frameHeader(b.length));
-    if (!this.#sock.write(b)) this.#blocked = true;
+    this.#sock.write(frameHeader(body.length));
+    if (!this.#sock.write(body)) this.#blocked = true;
   }
 
   #onData(chunk: Buffer): void {
@@ -288,8 +307,7 @@ export class Session extends EventEmitter {
     for (const raw of bodies) {
       if (this.#closed) return;
       try {
-        const body = this.#sealer ? this.#sealer.open(raw) : raw;
-        this.#onMessage(packr.unpack(body));
+        this.#onMessage(packr.unpack(raw));
       } catch (e) {
         const limit = e instanceof CircuitError && e.code === 'EMSGSIZE';
         const why = `${limit ? 'too much' : 'bad frame'} from ${this.remote}: ${(e as Error).message}`;

@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Server, type ServerOptions } from './server';
 import { serveSession } from './serve';
-import { listen, type Endpoint, type Handshake } from '../cluster/tcp';
+import { listen, type Endpoint, type Handshake, type ListenLimits } from '../cluster/tcp';
+import { RefusalLog } from '../cluster/refusal-log';
 import { formatUrl, newWorkerId, parseHostPort } from '../cluster/url';
 import { AppError } from '../kit/errors';
 
@@ -17,6 +18,8 @@ export interface DaemonOptions extends Omit<ServerOptions, 'url' | 'logFile'> {
   /** The var folder; default $TMPDIR/circuit-<worker>-P<pid>. */
   varDir?: string;
   handshake?: Handshake;
+  /** Caps on connections still in their handshake (src/cluster/tcp.ts). */
+  limits?: Partial<ListenLimits>;
 }
 
 export interface Daemon {
@@ -34,16 +37,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const varDir = (opts.varDir ?? path.join(os.tmpdir(), `circuit-%W-P${String(process.pid).padStart(4, '0')}`)).replace('%W', worker);
   lockVar(varDir, opts.stderr);
   const server = new Server({ ...opts, logFile: path.join(varDir, 'ops.log') });
+  // Refusals are logged at most one line a second (a stranger may cause thousands).
+  const refusals = new RefusalLog((l) => server.oplog.say(l));
   const endpoint = await listen(host, port, (s) => {
     serveSession(server, s, { worker, pid: process.pid });
-    // A peer that breaks the protocol (garbage, a keyed client at a keyless server, too much
-    // data) is cut off; say so, as the handshake's refusals are.
+    // A peer that breaks the protocol (garbage, too much data) is cut off; say so, as the
+    // handshake's refusals are.
     void s.closed.then((e) => {
-      if (e.code === 'EPROTO' || e.code === 'EMSGSIZE') server.oplog.say(`rejecting connection: ${e.message}`);
+      if (e.code === 'EPROTO' || e.code === 'EMSGSIZE') refusals.add(`rejecting connection: ${e.message}`, s.remote.replace(/:\d+$/, ''));
     });
   }, {
     handshake: opts.handshake,
-    onError: (e) => server.oplog.say(`rejecting connection: ${e.message}`),
+    limits: opts.limits,
+    onError: (e, addr) => refusals.add(`rejecting connection: ${e.message}`, addr),
   });
   server.url = formatUrl({ host: endpoint.host, port: endpoint.port, pid: process.pid, worker });
   return {
@@ -54,6 +60,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     endpoint,
     async close() {
       await endpoint.close();
+      refusals.close();
       await server.shutdown();
       fs.rmSync(path.join(varDir, '.lock'), { force: true });
     },

@@ -1,26 +1,26 @@
 import t from 'tap';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import type * as tls from 'node:tls';
+import { Packr } from 'msgpackr';
 import {
-  handshake, DIAL_REFUSED, MAX_HANDSHAKE_MESSAGE, PROTOCOL_VERSION, SEAL_OVERHEAD,
-  type SecureSession, type Role,
+  handshake, preamble, DIAL_REFUSED, PREAMBLE_BYTES, WIRE_VERSION, WireVersionError, type Role,
 } from '../../src/cluster/handshake';
 import { CircuitError } from '../../src/kit/errors';
 import { ManualClock } from '../../src/kit/clock';
 
 const key = randomBytes(64);
-const HELLO_MESSAGE = 4 + 38;
 
 // ---- helpers: a listener whose handshakes queue up, raw peers, and length-prefixed frames ----
 
 interface Listener {
   port: number;
   /** The next accepted connection's handshake result. */
-  next(): Promise<{ session?: SecureSession; error?: CircuitError; sock: net.Socket }>;
+  next(): Promise<{ session?: net.Socket; error?: CircuitError; sock: net.Socket }>;
 }
 
-async function listen(t: Tap, lkey: Buffer, timeoutMs = 2000): Promise<Listener> {
-  const results: Array<Promise<{ session?: SecureSession; error?: CircuitError; sock: net.Socket }>> = [];
+async function listen(t: Tap, lkey: Buffer | null, timeoutMs = 2000): Promise<Listener> {
+  const results: Array<Promise<{ session?: net.Socket; error?: CircuitError; sock: net.Socket }>> = [];
   const waiters: Array<(p: (typeof results)[number]) => void> = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
@@ -58,11 +58,11 @@ function connect(t: Tap, port: number): Promise<net.Socket> {
   });
 }
 
-async function dial(t: Tap, port: number, dkey: Buffer, timeoutMs = 2000) {
+async function dial(t: Tap, port: number, dkey: Buffer | null, timeoutMs = 2000, onTls?: (s: tls.TLSSocket) => void) {
   const sock = await connect(t, port);
   sock.removeAllListeners('error');
   try {
-    return { session: await handshake(sock, dkey, 'dialer', { timeoutMs }), sock };
+    return { session: await handshake(sock, dkey, 'dialer', { timeoutMs, onTls }), sock };
   } catch (error) {
     return { error: error as CircuitError, sock };
   }
@@ -82,26 +82,14 @@ function msg(body: Buffer): Buffer {
   return Buffer.concat([h, body]);
 }
 
-function hello(role: Role, nonce = randomBytes(32), version = PROTOCOL_VERSION): Buffer {
-  return Buffer.concat([Buffer.from('CRKT'), Buffer.from([version, role === 'dialer' ? 0x44 : 0x4c]), nonce]);
+/** A version-1 keyed hello (the hand-written handshake this one replaced). */
+function helloV1(role: Role, nonce = randomBytes(32)): Buffer {
+  return Buffer.concat([Buffer.from('CRKT'), Buffer.from([1, role === 'dialer' ? 0x44 : 0x4c]), nonce]);
 }
 
-/** Reads length-prefixed frames from a socket that a session owns after the handshake. */
-function frames(sock: net.Socket, session: SecureSession): { next(): Promise<Buffer> } {
-  let buf = Buffer.from(session.leftover);
-  const ready: Buffer[] = [];
-  const waiting: Array<(b: Buffer) => void> = [];
-  sock.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const body = session.open(buf.subarray(4, 4 + buf.readUInt32BE(0)));
-      buf = buf.subarray(4 + buf.readUInt32BE(0));
-      const w = waiting.shift();
-      if (w) w(body);
-      else ready.push(body);
-    }
-  });
-  return { next: () => (ready.length ? Promise.resolve(ready.shift()!) : new Promise((r) => waiting.push(r))) };
+/** The next chunk of data a socket receives. */
+function nextData(sock: net.Socket): Promise<Buffer> {
+  return new Promise((r) => sock.once('data', (c: Buffer) => r(c)));
 }
 
 async function goodPair(t: Tap) {
@@ -111,132 +99,42 @@ async function goodPair(t: Tap) {
   return { d: { session: d.session, sock: d.sock }, l: { session: s.session, sock: s.sock } };
 }
 
-// ---- behaviours ----
 
-t.test('handshake: matching keys exchange sealed frames both ways', async (t) => {
-  const { d, l } = await goodPair(t);
-  // the listener writes at once, before the dialer has attached its reader: nothing may be lost
-  const fromListener = [Buffer.from('hello dialer'), randomBytes(65536), Buffer.alloc(0)];
-  for (const f of fromListener) l.sock.write(msg(l.session.seal(f)));
-  const dIn = frames(d.sock, d.session);
-  const lIn = frames(l.sock, l.session);
-  const fromDialer = [Buffer.from('hello listener'), randomBytes(100_000)];
-  for (const f of fromDialer) d.sock.write(msg(d.session.seal(f)));
-  for (const f of fromListener) t.same(await dIn.next(), f);
-  for (const f of fromDialer) t.same(await lIn.next(), f);
-  t.equal(d.session.leftover.length, 0);
-  const sealed = d.session.seal(Buffer.from('x'));
-  t.equal(sealed.length, 1 + SEAL_OVERHEAD);
-  t.not(sealed.subarray(0, 1).toString(), 'x', 'the body is encrypted');
-});
-
-t.test('handshake: wrong key is refused on both sides', async (t) => {
-  const l = await listen(t, key);
-  const [d, s] = await Promise.all([dial(t, l.port, randomBytes(64)), l.next()]);
-  t.equal(d.error?.name, 'SystemError');
-  t.equal(d.error?.code, 'EACCES');
-  t.equal(d.error?.message, DIAL_REFUSED);
-  t.equal(s.error?.code, 'EACCES');
-  t.match(s.error?.message, /^handshake from 127\.0\.0\.1:\d+ refused: peer does not hold the cluster key$/);
-  t.ok(d.sock.destroyed && s.sock.destroyed, 'both connections are dropped');
-});
-
-t.test('handshake: a truncated key is refused on both sides', async (t) => {
-  const l = await listen(t, key);
-  const [d, s] = await Promise.all([dial(t, l.port, key.subarray(0, 48)), l.next()]);
-  t.equal(d.error?.message, DIAL_REFUSED);
-  t.equal(s.error?.code, 'EACCES');
-  const l2 = await listen(t, key.subarray(0, 32));
-  const [d2, s2] = await Promise.all([dial(t, l2.port, key), l2.next()]);
-  t.equal(d2.error?.message, DIAL_REFUSED);
-  t.equal(s2.error?.code, 'EACCES');
-  const sock = await connect(t, l.port);
-  await t.rejects(handshake(sock, key.subarray(0, 15), 'dialer'), { code: 'EINVAL' }, 'a key under 16 bytes is not used at all');
-});
-
-t.test('handshake: a dialer that fails learns nothing but the listener hello', async (t) => {
-  const l = await listen(t, key);
-  const sock = await connect(t, l.port);
-  const got = collect(sock);
-  sock.write(msg(hello('dialer')));
-  sock.write(msg(randomBytes(32))); // a proof made up without the key
-  const [received, s] = await Promise.all([got, l.next()]);
-  t.equal(s.error?.code, 'EACCES');
-  t.equal(received.length, HELLO_MESSAGE, 'only the hello: no proof, no frame');
-  t.same(received.subarray(4, 10), Buffer.concat([Buffer.from('CRKT'), Buffer.from([PROTOCOL_VERSION, 0x4c])]));
-});
-
-t.test('handshake: a listener without the key, or with a made-up proof, is refused by the dialer', async (t) => {
-  const wrong = await listen(t, randomBytes(64));
-  const [d, s] = await Promise.all([dial(t, wrong.port, key), wrong.next()]);
-  t.equal(d.error?.message, DIAL_REFUSED);
-  t.equal(s.error?.code, 'EACCES');
-  // a fake listener that answers with a made-up proof
-  const server = net.createServer((c) => {
-    c.on('error', () => undefined);
-    c.write(msg(hello('listener')));
-    c.once('data', () => c.write(msg(randomBytes(32))));
+/** Reads everything a session socket receives as a string, until `want` has arrived. */
+function readUntil(sock: net.Socket, want: string): Promise<string> {
+  let got = '';
+  return new Promise((resolve) => {
+    const on = (c: Buffer) => {
+      got += c.toString('latin1');
+      if (got.includes(want)) {
+        sock.off('data', on);
+        resolve(got);
+      }
+    };
+    sock.on('data', on);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => server.close());
-  const d2 = await dial(t, (server.address() as net.AddressInfo).port, key);
-  t.equal(d2.error?.code, 'EACCES');
-  t.equal(d2.error?.message, DIAL_REFUSED);
-  t.match(String((d2.error?.cause as Error).message), /does not hold the cluster key/);
-});
+}
 
-t.test('handshake: a tampered frame fails open and the session stays failed', async (t) => {
-  const { d, l } = await goodPair(t);
-  const sealed = d.session.seal(Buffer.from('echo hi > /Xabc/proc'));
-  const bad = Buffer.from(sealed);
-  bad[0] ^= 0x80;
-  t.throws(() => l.session.open(bad), { code: 'EPROTO', name: 'SystemError' });
-  t.throws(() => l.session.open(sealed), { code: 'EPROTO' }, 'the genuine frame is refused too: the caller must close');
-});
-
-t.test('handshake: replayed, reordered, dropped, truncated and reflected frames fail', async (t) => {
-  const cases: Array<[string, (s: SecureSession, f: Buffer[]) => void]> = [
-    ['replayed', (s, f) => { s.open(f[0]); s.open(f[0]); }],
-    ['reordered', (s, f) => { s.open(f[1]); }],
-    ['dropped', (s, f) => { s.open(f[0]); s.open(f[2]); }],
-    ['truncated', (s, f) => { s.open(f[0].subarray(0, f[0].length - 1)); }],
-    ['shorter than a tag', (s, f) => { s.open(f[0].subarray(0, SEAL_OVERHEAD - 1)); }],
-    ['extended', (s, f) => { s.open(Buffer.concat([f[0], Buffer.from([0])])); }],
-  ];
-  for (const [name, act] of cases) {
-    const { d, l } = await goodPair(t);
-    const sent = [0, 1, 2].map((i) => d.session.seal(Buffer.from(`frame ${i}`)));
-    t.throws(() => act(l.session, sent), { code: 'EPROTO' }, name);
+/** The TLS extensions of the ServerHello in a listener's byte stream (after its preamble). */
+function serverHelloExtensions(fromListener: Buffer): number[] {
+  let b = fromListener.subarray(PREAMBLE_BYTES);
+  if (b[0] !== 0x16) throw new Error(`not a TLS handshake record: ${b[0]}`);
+  b = b.subarray(5, 5 + b.readUInt16BE(3)); // the record's fragment
+  if (b[0] !== 2) throw new Error('not a ServerHello');
+  let i = 4 + 2 + 32; // handshake header, legacy_version, random
+  i += 1 + b[i]!; // session id
+  i += 2 + 1; // cipher suite, compression
+  const end = i + 2 + b.readUInt16BE(i);
+  i += 2;
+  const types: number[] = [];
+  while (i < end) {
+    types.push(b.readUInt16BE(i));
+    i += 4 + b.readUInt16BE(i + 2);
   }
-  const { d, l } = await goodPair(t);
-  const mine = d.session.seal(Buffer.from('to the listener'));
-  t.throws(() => d.session.open(mine), { code: 'EPROTO' }, 'reflected back to its sender');
-  t.same(l.session.open(mine), Buffer.from('to the listener'), 'while the intended receiver opens it');
-  const other = await goodPair(t);
-  t.throws(() => other.l.session.open(d.session.seal(Buffer.from('x'))), { code: 'EPROTO' }, 'from another connection');
-});
+  return types;
+}
 
-t.test('handshake: every bit flip of a sealed frame is caught', async (t) => {
-  const plain = Buffer.from('mkproc {"Path":"/bin/sh"}');
-  const sealedLength = plain.length + SEAL_OVERHEAD;
-  // a receiver breaks on its first failure, so each variant gets a connection of its own
-  let caught = 0;
-  const positions = [0, 1, plain.length - 1, plain.length, sealedLength - 1].flatMap((b) => [b * 8, b * 8 + 7]);
-  for (const bit of positions) {
-    const p = await goodPair(t);
-    const first = p.d.session.seal(plain);
-    const bad = Buffer.from(first);
-    bad[bit >> 3] ^= 1 << (bit & 7);
-    try {
-      p.l.session.open(bad);
-    } catch {
-      caught++;
-    }
-  }
-  t.equal(caught, positions.length, 'flips in the body and in the tag');
-});
-
-/** A TCP proxy that records what each side sent, for handshake replays. */
+/** A TCP proxy that records what each side sent. */
 async function recordingProxy(t: Tap, target: number) {
   const fromDialer: Buffer[] = [];
   const fromListener: Buffer[] = [];
@@ -254,56 +152,188 @@ async function recordingProxy(t: Tap, target: number) {
   return { port: (server.address() as net.AddressInfo).port, fromDialer, fromListener };
 }
 
-t.test('handshake: a recorded handshake replayed to either side is refused', async (t) => {
+// ---- behaviours ----
+
+t.test('handshake: matching keys give TLS 1.3 with a PSK and an X25519 exchange; data flows both ways', async (t) => {
+  const l = await listen(t, key);
+  const proxy = await recordingProxy(t, l.port);
+  let tlsSock: tls.TLSSocket | undefined;
+  const [d, s] = await Promise.all([dial(t, proxy.port, key, 2000, (x) => (tlsSock = x)), l.next()]);
+  if (!d.session || !s.session) throw new Error(`handshake failed: ${d.error?.message} / ${s.error?.message}`);
+  t.equal(tlsSock?.getProtocol(), 'TLSv1.3');
+  t.match(tlsSock?.getCipher().standardName, /^TLS_(AES_128_GCM|CHACHA20_POLY1305)_SHA256$/);
+  t.same(tlsSock?.getEphemeralKeyInfo(), { type: 'ECDH', name: 'X25519', size: 253 }, 'an ephemeral X25519 exchange ran');
+  // the listener writes at once, before the dialer has attached its reader: nothing may be lost
+  const big = randomBytes(200_000).toString('hex');
+  s.session.write('hello dialer ' + big + ' END');
+  const dIn = readUntil(d.session, ' END');
+  const lIn = readUntil(s.session, 'listener secret END');
+  d.session.write('hello listener secret END');
+  t.equal(await dIn, 'hello dialer ' + big + ' END');
+  t.match(await lIn, /^hello listener secret END$/);
+  const wire = Buffer.concat([...proxy.fromDialer, ...proxy.fromListener]).toString('latin1');
+  t.notMatch(wire, /hello|secret/, 'no plaintext on the wire');
+  t.notOk(wire.includes(big.slice(0, 32)), 'the bulk data is encrypted too');
+  // psk_dhe_ke, seen on the wire: the ServerHello accepts the PSK and carries its key share
+  const ext = serverHelloExtensions(Buffer.concat(proxy.fromListener));
+  t.ok(ext.includes(0x0029), 'pre_shared_key accepted');
+  t.ok(ext.includes(0x0033), 'key_share present: (EC)DHE with the PSK, hence forward secrecy');
+});
+
+t.test('handshake: without a key, the preamble and then plaintext', async (t) => {
+  const l = await listen(t, null);
+  const [d, s] = await Promise.all([dial(t, l.port, null), l.next()]);
+  if (!d.session || !s.session) throw new Error(`handshake failed: ${d.error?.message} / ${s.error?.message}`);
+  t.equal(d.session, d.sock, 'the raw socket itself');
+  const got = readUntil(s.session, 'plain END');
+  d.session.write('plain END');
+  t.equal(await got, 'plain END');
+});
+
+t.test('handshake: wrong key is refused on both sides', async (t) => {
+  const l = await listen(t, key);
+  const [d, s] = await Promise.all([dial(t, l.port, randomBytes(64)), l.next()]);
+  t.equal(d.error?.name, 'SystemError');
+  t.equal(d.error?.code, 'EACCES');
+  t.equal(d.error?.message, DIAL_REFUSED);
+  t.equal(s.error?.code, 'EACCES');
+  t.match(s.error?.message, /^handshake from 127\.0\.0\.1:\d+ refused: peer does not hold the cluster key/);
+  t.ok(d.sock.destroyed && s.sock.destroyed, 'both connections are dropped');
+});
+
+t.test('handshake: a truncated key is refused on both sides', async (t) => {
+  const l = await listen(t, key);
+  const [d, s] = await Promise.all([dial(t, l.port, key.subarray(0, 48)), l.next()]);
+  t.equal(d.error?.message, DIAL_REFUSED);
+  t.equal(s.error?.code, 'EACCES');
+  const l2 = await listen(t, key.subarray(0, 32));
+  const [d2, s2] = await Promise.all([dial(t, l2.port, key), l2.next()]);
+  t.equal(d2.error?.message, DIAL_REFUSED);
+  t.equal(s2.error?.code, 'EACCES');
+  const sock = await connect(t, l.port);
+  await t.rejects(handshake(sock, key.subarray(0, 15), 'dialer'), { code: 'EINVAL' }, 'a key under 16 bytes is not used at all');
+});
+
+t.test('handshake: a key against no key is refused on both sides, either way round', async (t) => {
+  const keyless = await listen(t, null);
+  const [d, s] = await Promise.all([dial(t, keyless.port, key), keyless.next()]);
+  t.equal(d.error?.message, DIAL_REFUSED);
+  t.match((d.error?.cause as Error).message, /server has no cluster key/);
+  t.match(s.error?.message, /refused: peer uses a cluster key; this server has none/);
+  const keyed = await listen(t, key);
+  const [d2, s2] = await Promise.all([dial(t, keyed.port, null), keyed.next()]);
+  t.equal(d2.error?.message, DIAL_REFUSED);
+  t.match((d2.error?.cause as Error).message, /server requires a cluster key/);
+  t.match(s2.error?.message, /refused: peer has no cluster key/);
+});
+
+t.test('handshake: a prober without the key learns the preamble and a TLS alert, nothing more', async (t) => {
+  const l = await listen(t, key);
+  const proxy = await recordingProxy(t, l.port);
+  const [d, s] = await Promise.all([dial(t, proxy.port, randomBytes(64)), l.next()]);
+  t.equal(d.error?.code, 'EACCES');
+  t.equal(s.error?.code, 'EACCES');
+  const got = Buffer.concat(proxy.fromListener);
+  t.same(got.subarray(0, PREAMBLE_BYTES), preamble('listener', 1), 'the preamble');
+  const rest = got.subarray(PREAMBLE_BYTES);
+  t.ok(rest.length === 0 || (rest[0] === 0x15 && rest.length <= 7), `then at most an alert record (${rest.toString('hex')})`);
+});
+
+t.test('wire version: a version-1 keyed dialer is refused and told our version', async (t) => {
+  const l = await listen(t, key);
+  const sock = await connect(t, l.port);
+  const got = collect(sock);
+  sock.write(msg(helloV1('dialer')));
+  const [received, s] = await Promise.all([got, l.next()]);
+  t.equal(s.error?.code, 'EPROTO');
+  t.match(s.error?.message, /refused: peer speaks circuit wire version 1, not 2/);
+  // what a version-1 peer reads as its peer's hello: same framing, version byte 2
+  t.equal(received.length, PREAMBLE_BYTES);
+  t.equal(received.readUInt32BE(0), 38);
+  t.same(received.subarray(4, 9), Buffer.concat([Buffer.from('CRKT'), Buffer.from([WIRE_VERSION])]));
+});
+
+t.test('wire version: a version-1 listener is named as such to a new dialer', async (t) => {
+  for (const k of [key, null]) {
+    const old = net.createServer((c) => {
+      c.on('error', () => undefined);
+      c.write(msg(helloV1('listener'))); // version 1 sent its hello at once
+    });
+    await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+    t.teardown(() => old.close());
+    const d = await dial(t, (old.address() as net.AddressInfo).port, k);
+    t.ok(d.error instanceof WireVersionError, String(d.error));
+    t.equal(d.error?.message, 'server speaks circuit wire version 1; this circuit speaks version 2: run the same version on both');
+  }
+});
+
+t.test('wire version: a version-1 keyless client gets an error answer to its first request', async (t) => {
+  const l = await listen(t, null);
+  const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
+  const sock = await connect(t, l.port);
+  const got = collect(sock);
+  sock.write(msg(packr.pack([0, 7, 'hello', [{ via: 'cli' }]]))); // [REQ, id, op, args], as version 1 sent it
+  const [received, s] = await Promise.all([got, l.next()]);
+  t.match(s.error?.message, /peer speaks circuit wire version 1/);
+  const body = received.subarray(4, 4 + received.readUInt32BE(0));
+  const [type, id, ok, err] = packr.unpack(body) as [number, number, boolean, { code: string; message: string }];
+  t.same([type, id, ok], [1, 7, false], 'a failed answer to request 7');
+  t.equal(err.code, 'EPROTO');
+  t.equal(err.message, 'server speaks circuit wire version 2; this client is older (version 1): run the same version on both');
+});
+
+t.test('handshake: a recorded session replayed to the listener is refused and delivers nothing', async (t) => {
   const l = await listen(t, key);
   const proxy = await recordingProxy(t, l.port);
   const [d, s] = await Promise.all([dial(t, proxy.port, key), l.next()]);
-  t.ok(d.session && s.session, 'the recorded handshake succeeded');
+  if (!d.session || !s.session) throw new Error('the recorded handshake failed');
+  const seen = readUntil(s.session, 'rm -rf END');
+  d.session.write('rm -rf END');
+  await seen;
+  await new Promise((r) => setTimeout(r, 50));
   const dialerBytes = Buffer.concat(proxy.fromDialer);
-  const listenerBytes = Buffer.concat(proxy.fromListener);
-  t.equal(dialerBytes.length, HELLO_MESSAGE + 4 + 32, 'hello and proof');
-  // replay the dialer's side to the listener
+  // the whole dialer side (preamble, ClientHello with its PSK binder, Finished, the command)
   const sock = await connect(t, l.port);
   const got = collect(sock);
   sock.write(dialerBytes);
-  const [received, s2] = await Promise.all([got, l.next()]);
-  t.equal(s2.error?.code, 'EACCES', 'listener refuses the replayed proof');
-  t.equal(received.length, HELLO_MESSAGE, 'and sends no proof back');
-  // replay the listener's side to a new dialer
+  const s2 = await l.next();
+  t.notOk(s2.session, 'no session');
+  t.match(s2.error?.message, /refused/);
+  t.match(s2.error?.code, /^(EACCES|EPROTO)$/);
+  const back = await got;
+  t.notOk(back.toString('latin1').includes('rm -rf'), 'nothing echoed or executed');
+  // and the listener's recorded side does not pass for a listener to a new dialer
   const fake = net.createServer((c) => {
     c.on('error', () => undefined);
-    c.write(listenerBytes);
+    c.once('data', () => c.write(Buffer.concat(proxy.fromListener)));
   });
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
   t.teardown(() => fake.close());
   const d2 = await dial(t, (fake.address() as net.AddressInfo).port, key);
-  t.equal(d2.error?.message, DIAL_REFUSED, 'dialer refuses the replayed listener proof');
+  t.equal(d2.error?.message, DIAL_REFUSED, 'a dialer refuses a replayed listener');
 });
 
-t.test('handshake: reflection and protocol mismatches are refused', async (t) => {
+t.test('handshake: reflection and malformed preambles are refused', async (t) => {
   const l = await listen(t, key);
-  const probes: Array<[string, (listenerHello: Buffer) => Buffer[], RegExp]> = [
-    ['a listener hello from a dialer', () => [msg(hello('listener'))], /does not act as the dialer/],
-    ['another version', () => [msg(hello('dialer', randomBytes(32), 99))], /protocol version 99/],
-    ['not circuit', () => [msg(Buffer.alloc(38, 0x41))], /not speaking the circuit handshake/],
-    ['our nonce echoed', (lh) => [msg(hello('dialer', Buffer.from(lh.subarray(-32))))], /echoed our nonce/],
-    ['a long message', () => [Buffer.from([0, 0, 1, 1])], /257 bytes is too long/],
-    ['a huge length', () => [Buffer.from([0xff, 0xff, 0xff, 0xff])], /too long/],
-    ['a wrong-sized hello', () => [msg(randomBytes(37))], /37 bytes, expected 38/],
-    ['a truncated hello', () => [msg(hello('dialer')).subarray(0, 20)], /closed during the handshake/],
+  const probes: Array<[string, Buffer, RegExp]> = [
+    ['a listener preamble from a dialer', preamble('listener', 1), /does not act as the dialer/],
+    ['another version', preamble('dialer', 1, 99), /wire version 99, not 2/],
+    ['not circuit', msg(Buffer.alloc(38, 0x41)), /not speaking the circuit handshake/],
+    ['a huge length', Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]), /not speaking the circuit handshake/],
+    ['a TLS ClientHello with no preamble', Buffer.from('160301020001', 'hex'), /closed during the handshake|not speaking/],
+    ['a truncated preamble', preamble('dialer', 1).subarray(0, 20), /closed during the handshake/],
   ];
-  for (const [name, make, why] of probes) {
+  for (const [name, bytes, why] of probes) {
     const sock = await connect(t, l.port);
     const got = collect(sock);
-    const lh = await new Promise<Buffer>((r) => sock.once('data', (c: Buffer) => r(c.subarray(4))));
-    for (const b of make(lh)) sock.write(b);
-    if (name === 'a truncated hello') sock.end();
+    sock.write(bytes);
+    if (name.startsWith('a truncated') || name.startsWith('a TLS')) sock.end();
     const s = await l.next();
     t.match(s.error?.message, why, name);
     t.notOk(s.session, name);
-    await got;
+    const received = await got;
+    if (!name.startsWith('another')) t.equal(received.length, 0, `${name}: the listener says nothing`);
   }
-  t.ok(MAX_HANDSHAKE_MESSAGE <= 256);
 });
 
 t.test('handshake: a silent peer times out on both sides', async (t) => {
@@ -313,7 +343,14 @@ t.test('handshake: a silent peer times out on both sides', async (t) => {
   const s = await l.next();
   t.equal(s.error?.code, 'ETIMEDOUT');
   t.match(s.error?.message, /did not finish in 150 ms/);
-  t.equal((await got).length, HELLO_MESSAGE);
+  t.equal((await got).length, 0, 'a silent dialer gets nothing');
+  // silent after the preamble: the TLS part is under the same deadline
+  const sock2 = await connect(t, l.port);
+  const got2 = collect(sock2);
+  sock2.write(preamble('dialer', 1));
+  const s2 = await l.next();
+  t.equal(s2.error?.code, 'ETIMEDOUT');
+  t.equal((await got2).length, PREAMBLE_BYTES);
   const silent = net.createServer((c) => c.on('error', () => undefined));
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   t.teardown(() => silent.close());
@@ -326,7 +363,7 @@ t.test('handshake: a silent peer times out on both sides', async (t) => {
   t.ok(d.sock.destroyed);
 });
 
-t.test('handshake: random bytes and cut hellos never throw uncaught (bounded fuzz)', async (t) => {
+t.test('handshake: random bytes and cut preambles never throw uncaught (bounded fuzz)', async (t) => {
   const l = await listen(t, key, 200);
   const rounds = 300;
   const refusals = new Map<string, number>();
@@ -336,12 +373,12 @@ t.test('handshake: random bytes and cut hellos never throw uncaught (bounded fuz
       runs.push((async () => {
         const sock = await connect(t, l.port);
         const got = collect(sock);
-        const good = Buffer.concat([msg(hello('dialer')), msg(randomBytes(32))]);
+        const good = preamble('dialer', 1);
         const kind = i % 4;
         const bytes = kind === 0 ? randomBytes(1 + (i % 90))
           : kind === 1 ? good.subarray(0, i % good.length)
             : kind === 2 ? Buffer.concat([good.subarray(0, 6 + (i % 30)), randomBytes(i % 50)])
-              : Buffer.concat([msg(hello('dialer')), randomBytes(i % 40)]);
+              : Buffer.concat([good, Buffer.from([0x16, 3, 1]), randomBytes(i % 400)]);
         sock.write(bytes);
         if (i % 3 !== 0) sock.end();
         if (i % 7 === 0) sock.destroy();

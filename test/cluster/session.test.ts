@@ -57,7 +57,7 @@ t.test('session: an aborted call cancels the handler on the other side', async (
 
 t.test('session: a large message is chunked and does not hold up a small one', async (t) => {
   const [a, b, done] = await pair();
-  const ca = new Session(a, { maxFrame: 64 * 1024, chunkSize: 32 * 1024 }), cb = new Session(b, { maxFrame: 64 * 1024, chunkSize: 32 * 1024 });
+  const ca = new Session(a, { config: { maxFrame: 64 * 1024, chunkSize: 32 * 1024 } }), cb = new Session(b, { config: { maxFrame: 64 * 1024, chunkSize: 32 * 1024 } });
   cb.handler = async (op, args) => (op === 'size' ? (args as Buffer[])[0].length : 'small');
   const big = Buffer.alloc(8 << 20, 1);
   const order: string[] = [];
@@ -72,7 +72,7 @@ t.test('session: a large message is chunked and does not hold up a small one', a
 t.test('session: a silent peer is declared dead within deadMs and pending calls fail', async (t) => {
   const [a, b, done] = await pair();
   const clock = new ManualClock(0);
-  const ca = new Session(a, { clock, pingMs: 1000, deadMs: 3000 });
+  const ca = new Session(a, { clock, config: { pingMs: 1000, deadMs: 3000 } });
   b.on('data', () => {}); // a peer that reads but never answers
   const p = ca.call('anything', []);
   clock.advance(1000);
@@ -89,7 +89,7 @@ t.test('session: a silent peer is declared dead within deadMs and pending calls 
 t.test('session: a peer that answers pings stays alive', async (t) => {
   const [a, b, done] = await pair();
   const clock = new ManualClock(0);
-  const ca = new Session(a, { clock, pingMs: 1000, deadMs: 3000 });
+  const ca = new Session(a, { clock, config: { pingMs: 1000, deadMs: 3000 } });
   const cb = new Session(b);
   for (let i = 0; i < 10; i++) {
     clock.advance(1000);
@@ -101,7 +101,7 @@ t.test('session: a peer that answers pings stays alive', async (t) => {
 
 t.test('session: an oversized frame closes the connection', async (t) => {
   const [a, b, done] = await pair();
-  const ca = new Session(a, { maxFrame: 1024 });
+  const ca = new Session(a, { config: { maxFrame: 1024 } });
   const head = Buffer.alloc(4);
   head.writeUInt32BE(100 << 20);
   b.write(head);
@@ -129,7 +129,7 @@ t.test('session: a peer is cut off when its unfinished chunked messages pass the
   const chunk = (sid: number, n: number) => encodeFrame(packr.pack([5, sid, false, Buffer.alloc(n, 1)]));
   {
     const [a, b, done] = await pair();
-    const ca = new Session(a, { maxAssembly: 100_000, maxMessage: 1 << 20 });
+    const ca = new Session(a, { config: { maxAssembly: 100_000, maxMessage: 1 << 20 } });
     b.on('data', () => {});
     for (let sid = 1; sid <= 3; sid++) b.write(chunk(sid, 40_000)); // 120 000 bytes in three streams
     const why = await ca.closed;
@@ -139,7 +139,7 @@ t.test('session: a peer is cut off when its unfinished chunked messages pass the
   }
   {
     const [a, b, done] = await pair();
-    const ca = new Session(a, { maxMessage: 50_000 });
+    const ca = new Session(a, { config: { maxMessage: 50_000 } });
     b.on('data', () => {});
     b.write(chunk(1, 30_000));
     b.write(chunk(1, 30_000)); // one message of 60 000 bytes

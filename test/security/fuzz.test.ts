@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Packr } from 'msgpackr';
 import { startServer, cli, eventually, type Running } from '../helpers/daemon';
 import { dial, keyedHandshake } from '../../src/cluster/tcp';
-import { handshake } from '../../src/cluster/handshake';
+import { handshake, preamble, PREAMBLE_BYTES } from '../../src/cluster/handshake';
 import { loadKey } from '../../src/cluster/keys';
 import type { Session } from '../../src/cluster/session';
 
@@ -16,9 +16,9 @@ import type { Session } from '../../src/cluster/session';
  * bytes, truncated frames, garbage msgpack in well-formed frames, huge declared lengths, many
  * connections opened and dropped, a request flood past the per-connection cap, and random UDP
  * datagrams at the membership socket on the same port). Afterwards the daemon is alive, answers
- * `circuit peek`, and its RSS grew by less than 200 MB. With a key: a bit flipped in a sealed
- * frame (by a proxy, in either direction) closes that connection while others keep working, and
- * a recorded handshake replayed on a new connection is refused.
+ * `circuit peek`, and its RSS grew by less than 200 MB. With a key: a bit flipped in a TLS
+ * record (by a proxy, in either direction) closes that connection while others keep working, and
+ * a recorded session replayed on a new connection is refused and has no effect.
  */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-sec-fuzz-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -152,6 +152,12 @@ function garbageBodies(r: ReturnType<typeof rng>): Buffer[] {
   return [...hand, ...rand];
 }
 
+/**
+ * What a phase's connections send first: the dialer's preamble of the daemon's mode, so frames
+ * reach the session (keyless) or garbage reaches TLS (keyed). Set per daemon by fuzzDaemon.
+ */
+let lead: Buffer = Buffer.alloc(0);
+
 interface Phase {
   name: string;
   run(port: number, r: ReturnType<typeof rng>): Promise<unknown>;
@@ -169,23 +175,23 @@ const PHASES: Phase[] = [
         const n = 1 + r.int(64 * 1024);
         const body = r.bytes(n);
         const cut = frame(body).subarray(0, 1 + r.int(n + 3));
-        return raw(port, [cut], 30, i % 2 === 0);
+        return raw(port, [lead, cut], 30, i % 2 === 0);
       }),
   },
   {
     name: 'well-formed frames of garbage msgpack',
     run: async (port, r) => {
       const bodies = garbageBodies(r);
-      await pool(bodies.length, 20, (i) => raw(port, [frame(bodies[i]!)], 50));
+      await pool(bodies.length, 20, (i) => raw(port, [lead, frame(bodies[i]!)], 50));
       // and all of them on one connection, in order
-      await raw(port, bodies.map(frame), 200);
+      await raw(port, [lead, ...bodies.map(frame)], 200);
     },
   },
   {
     name: 'huge declared lengths',
     run: (port, r) => {
       const lens = [0xffffffff, 0x80000000, 0x7fffffff, 0x10000000, (1 << 20) + 65, (1 << 20) + 64 + 1, 1 << 24];
-      return pool(lens.length * 4, 14, (i) => raw(port, [Buffer.concat([len(lens[i % lens.length]!), r.bytes(r.int(64))])], 50));
+      return pool(lens.length * 4, 14, (i) => raw(port, [lead, Buffer.concat([len(lens[i % lens.length]!), r.bytes(r.int(64))])], 50));
     },
   },
   {
@@ -199,7 +205,7 @@ const PHASES: Phase[] = [
           s.on('error', () => {});
           socks.push(s);
           await new Promise((res) => s.once('connect', res).once('close', res));
-          s.write(Buffer.concat([len(1 << 20), Buffer.alloc(1024, 0x90)]));
+          s.write(Buffer.concat([lead, len(1 << 20), Buffer.alloc(1024, 0x90)]));
         });
         await sleep(300);
       } finally {
@@ -265,6 +271,7 @@ async function fuzzDaemon(t: Test, d: Running, env: NodeJS.ProcessEnv, keyed: bo
   const r = rng(SEED + (keyed ? 1 : 0));
   const rss0 = rssOf(pid);
   let peak = rss0;
+  lead = preamble('dialer', keyed ? 1 : 0);
   for (const ph of PHASES) {
     const t0 = Date.now();
     await ph.run(port, r);
@@ -286,15 +293,16 @@ async function fuzzDaemon(t: Test, d: Running, env: NodeJS.ProcessEnv, keyed: bo
       sock.on('error', () => {});
       await new Promise((res) => sock.once('connect', res));
       const s = await handshake(sock, key!, 'dialer');
+      s.on('error', () => {});
       const closed = new Promise<boolean>((res) => {
-        sock.once('close', () => res(true));
+        s.once('close', () => res(true));
         setTimeout(() => res(false), 3000);
       });
-      sock.write(frame(s.seal(bodies[i]!)));
-      sock.resume();
+      s.write(frame(bodies[i]!));
+      s.resume();
       // the first eleven are not messages at all (undecodable, or not an array, or an unknown type)
-      if (i <= 10) t.ok(await closed, `a sealed frame of garbage #${i} closes the connection`);
-      sock.destroy();
+      if (i <= 10) t.ok(await closed, `a frame of garbage #${i} inside TLS closes the connection`);
+      s.destroy();
     }
   }
 
@@ -330,6 +338,7 @@ t.test('fuzz with a key', async (t) => {
  */
 interface Conn {
   c2s: Buffer[];
+  s2c: Buffer[];
   upstreamClosedByServer: Promise<boolean>;
 }
 async function proxy(port: number, flip: { dir: 'c2s' | 's2c'; at: number } | null): Promise<{ port: number; conns: Conn[]; close(): void }> {
@@ -338,7 +347,7 @@ async function proxy(port: number, flip: { dir: 'c2s' | 's2c'; at: number } | nu
   const server = net.createServer((down) => {
     const up = net.connect(port, '127.0.0.1');
     socks.add(down).add(up);
-    const conn: Conn = { c2s: [], upstreamClosedByServer: new Promise((res) => up.once('end', () => res(true)).once('close', () => res(false))) };
+    const conn: Conn = { c2s: [], s2c: [], upstreamClosedByServer: new Promise((res) => up.once('end', () => res(true)).once('error', () => res(true)).once('close', () => res(false))) };
     conns.push(conn);
     const pos = { c2s: 0, s2c: 0 };
     const pass = (which: 'c2s' | 's2c', chunk: Buffer, to: net.Socket) => {
@@ -348,7 +357,7 @@ async function proxy(port: number, flip: { dir: 'c2s' | 's2c'; at: number } | nu
         c[flip.at - pos[which]]! ^= 0x10;
       }
       pos[which] += chunk.length;
-      if (which === 'c2s') conn.c2s.push(Buffer.from(chunk));
+      conn[which].push(Buffer.from(chunk));
       to.write(c);
     };
     down.on('data', (c: Buffer) => pass('c2s', c, up));
@@ -371,10 +380,16 @@ async function proxy(port: number, flip: { dir: 'c2s' | 's2c'; at: number } | nu
   };
 }
 
-/** Bytes of the keyed handshake in each direction: a 38-byte hello and a 32-byte proof, framed. */
-const HANDSHAKE_BYTES = 4 + 38 + 4 + 32;
+/** Offsets of the TLS records in one direction of a recorded connection (after the preamble). */
+function tlsRecords(bytes: Buffer): Array<{ at: number; type: number; len: number }> {
+  const out: Array<{ at: number; type: number; len: number }> = [];
+  for (let i = PREAMBLE_BYTES; i + 5 <= bytes.length; i += 5 + bytes.readUInt16BE(i + 3)) {
+    out.push({ at: i, type: bytes[i]!, len: bytes.readUInt16BE(i + 3) });
+  }
+  return out;
+}
 
-t.test('with a key: a flipped bit closes that connection, others keep working; a replayed handshake is refused', async (t) => {
+t.test('with a key: a flipped bit closes that connection, others keep working; a replayed session is refused', async (t) => {
   if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout);
   const env = { CIRCUIT_HMAC: keyFile };
   const d = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env });
@@ -387,6 +402,13 @@ t.test('with a key: a flipped bit closes that connection, others keep working; a
   t.teardown(() => clean.close());
   const ok = await cli(via(clean.port), ['ls', '/'], '', env);
   t.equal(ok.stdout, `/${d.id}\n`, 'through the proxy, unaltered: served');
+  await sleep(100);
+  // where to flip: inside the client's first record after its Finished (its first request), and
+  // inside the server's Finished and the record after it (in TLS 1.3 all are sealed records)
+  const c2s = tlsRecords(Buffer.concat(clean.conns[0]!.c2s)).filter((r) => r.type === 0x17);
+  const s2c = tlsRecords(Buffer.concat(clean.conns[0]!.s2c)).filter((r) => r.type === 0x17);
+  t.ok(c2s.length >= 2 && s2c.length >= 3, `TLS records seen: ${c2s.length} up, ${s2c.length} down`);
+  const flips = { c2s: [c2s[1]!.at + 5 + 1, c2s[1]!.at + 5 + c2s[1]!.len - 1], s2c: [s2c[1]!.at + 5 + 2, s2c[2]!.at + 5 + 2] };
 
   // a long-lived session directly to the daemon, to show others keep working
   const other = await dial('127.0.0.1', port, { handshake: keyedHandshake(loadKey(keyFile)) });
@@ -394,12 +416,11 @@ t.test('with a key: a flipped bit closes that connection, others keep working; a
   t.ok(await other.call('hello', [{}]), 'a direct session');
 
   for (const dir of ['c2s', 's2c'] as const) {
-    for (const at of [HANDSHAKE_BYTES + 4 + 1, HANDSHAKE_BYTES + 4 + 8]) {
+    for (const at of flips[dir]) {
       const px = await proxy(port, { dir, at });
       const r = await cli(via(px.port), ['ls', '/'], '', env);
       t.equal(r.code, 1, `a bit flipped at byte ${at} ${dir === 'c2s' ? 'client → server' : 'server → client'}: the command fails (${r.stderr.trim()})`);
       t.match(r.stderr, /^circuit: [^\n]+\n$/, 'with one line');
-      if (dir === 'c2s') t.equal(await px.conns[0]!.upstreamClosedByServer, true, 'the daemon closed that connection');
       px.close();
       t.ok(await other.call('hello', [{}]), 'the other session still works');
     }
@@ -407,21 +428,23 @@ t.test('with a key: a flipped bit closes that connection, others keep working; a
   const fresh = await cli(d.url, ['ls', '/'], '', env);
   t.equal(fresh.stdout, `/${d.id}\n`, 'new connections still work');
 
-  // record a whole good conversation through the proxy, then replay its bytes on new connections
+  // record a conversation that makes a channel, remove the channel, then replay the recording
   const rec = await proxy(port, null);
   t.teardown(() => rec.close());
-  const good = await cli(via(rec.port), ['peek', `/${d.id}`], '', env);
+  const ch = `/${d.id}/replayed`;
+  const good = await cli(via(rec.port), ['mkchan', ch, '0'], '', env);
   t.equal(good.code, 0, good.stderr);
+  await sleep(100);
+  t.equal((await cli(d.url, ['scrub', ch], '', env)).code, 0);
   const recorded = Buffer.concat(rec.conns[0]!.c2s);
-  t.ok(recorded.length > HANDSHAKE_BYTES, `recorded ${recorded.length} bytes`);
-  const before = (d.stderr().match(/does not hold the cluster key/g) ?? []).length;
-  for (const replay of [recorded, recorded.subarray(0, HANDSHAKE_BYTES)]) {
-    const res = await raw(port, [replay], 3000);
-    t.equal(res.closedByServer, true, 'the daemon closes a replayed handshake');
-    t.equal(res.got.length, 42, 'after sending only its hello: no proof, no frame');
-  }
-  await eventually(() => (d.stderr().match(/does not hold the cluster key/g) ?? []).length >= before + 2);
-  t.pass('the daemon logged both replays as a failed proof');
+  t.ok(recorded.length > PREAMBLE_BYTES + 200, `recorded ${recorded.length} bytes`);
+  const before = (d.stderr().match(/handshake from [^\n]* refused/g) ?? []).length;
+  const res = await raw(port, [recorded], 3000);
+  t.equal(res.closedByServer, true, 'the daemon closes a replayed session');
+  await eventually(() => (d.stderr().match(/handshake from [^\n]* refused/g) ?? []).length >= before + 1);
+  t.pass('the daemon logged the replay as a refused handshake');
+  const peek = await cli(d.url, ['peek', ch], '', env);
+  t.notMatch(peek.stdout, /Cap/, `the replayed mkchan did not run: no channel there (${peek.stdout.trim()})`);
   t.equal(d.proc.exitCode, null);
 });
 
@@ -437,7 +460,8 @@ t.test('unfinished chunked streams do not hold unbounded memory', async (t) => {
   const sock = net.connect(portOf(d.url), '127.0.0.1');
   sock.on('error', () => {});
   await new Promise((res) => sock.once('connect', res));
-  sock.resume(); // CREDIT answers
+  sock.write(preamble('dialer', 0));
+  sock.resume(); // the preamble and CREDIT answers
   const data = Buffer.alloc((1 << 20) - 64, 0x61);
   let peak = rss0;
   for (let i = 0; i < 300 && !sock.destroyed; i++) {
@@ -452,6 +476,7 @@ t.test('unfinished chunked streams do not hold unbounded memory', async (t) => {
   t.ok(peak - rss0 < 200 * 2 ** 20, `RSS ${(rss0 / 2 ** 20).toFixed(0)} MB → peak ${(peak / 2 ** 20).toFixed(0)} MB while one connection sent 300 MiB of never-finished chunks: less than +200 MB`);
   await sleep(500);
   t.comment(`RSS 0.5 s after the connection closed: ${(rssOf(pid) / 2 ** 20).toFixed(0)} MB (freed at the next GC)`);
+  await eventually(() => /rejecting connection: too much from 127\.0\.0\.1:\d+: more than \d+ bytes of unfinished messages/.test(d.stderr()), 3000).catch(() => undefined);
   t.match(d.stderr(), /rejecting connection: too much from 127\.0\.0\.1:\d+: more than \d+ bytes of unfinished messages/, 'the daemon cut the peer off and said so');
   t.equal(d.proc.exitCode, null);
 });
