@@ -73,20 +73,26 @@ export interface MakeSpec {
   server: never;
 }
 
-/** A lease on a process's stdout or stderr: one at a time; what it did not take stays. */
+/**
+ * A lease on a process's stdout or stderr: one at a time. Delivery is exactly once by offset:
+ * offsets count from the first byte this lease could read, and reading (or acknowledging, or
+ * releasing) at offset N says every byte before N was delivered; bytes from N on stay the
+ * stream's. A reader that lost an answer reads at the same offset again; one that goes away
+ * leaves what it did not acknowledge to the next reader.
+ */
 export interface OutputReader {
   /**
-   * Up to max bytes, waiting until at least one is there; null at end of stream. An aborted read
-   * takes nothing.
+   * Up to max bytes from offset at (default: the end of the previous read, which acknowledges
+   * it), waiting until at least one is there; null at end of stream. An aborted read takes
+   * nothing.
    */
-  read(max: number, opts?: CallOptions): Promise<Buffer | null>;
-  /** Gives the stream back for the next reader. */
-  release(): Promise<void>;
-  /**
-   * Puts back the bytes of the last read, unread: its caller vanished before it got them (the
-   * mount's check of an interrupted caller). Optional; without it such bytes are lost.
-   */
-  unread?(b: Buffer): Promise<void>;
+  read(max: number, opts?: CallOptions, at?: number): Promise<Buffer | null>;
+  /** The bytes before at were delivered (a reader that wrote them out before its next read). */
+  ack(at: number): void;
+  /** Gives the stream back; bytes from at (default: the end of the last read) stay for the next reader. */
+  release(at?: number): Promise<void>;
+  /** Gives the stream back with every byte not acknowledged (the reader vanished). */
+  abandon(): void;
 }
 
 /** A writer on a process's stdin; stdin closes when its last writer closes. */

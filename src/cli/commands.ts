@@ -1,7 +1,7 @@
 import type { Client, Entry } from '../api/types';
 import { parseProcCmd } from '../api/cmd';
 import { AppError, CircuitError, toCircuitError } from '../kit/errors';
-import { json, readAll, writeOut } from './io';
+import { copyStream, json, readAll, writeOut } from './io';
 
 /**
  * The client commands (REFERENCE.md §5.3), as a table: name, usage, the original's
@@ -204,15 +204,7 @@ export const COMMANDS: Command[] = [
         await w.close();
         return;
       }
-      const r = await c.openOutput(path, which);
-      for (;;) {
-        // A pipe's worth at a time: if this process dies while writing a chunk, the server gives
-        // the whole chunk to the next reader, so the chunk bounds what can be delivered twice.
-        const b = await r.read(64 * 1024);
-        if (!b) break;
-        await writeOut(b);
-      }
-      await r.release();
+      await copyStream(await c.openOutput(path, which));
     },
   })),
   {

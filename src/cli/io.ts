@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import type { OutputReader } from '../api/types';
 /** Small stdin/stdout helpers for the CLI. */
 export async function readAll(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -16,4 +18,64 @@ export function writeOut(data: Buffer | string, out: NodeJS.WritableStream = pro
 
 export function json(v: unknown): string {
   return JSON.stringify(v, null, '\t') + '\n';
+}
+
+/**
+ * Copies a process's output stream to a file descriptor (stdout), exactly once: every write(2)
+ * is acknowledged to the stream's home as soon as it returns, with the count the kernel took
+ * (the descriptor is written without blocking, so a short write is counted as short), and every
+ * read asks at the count delivered so far. SIGTERM, SIGINT and SIGHUP stop the copy between two
+ * writes, give the stream back at exactly what was written, then end this process by the same
+ * signal. Only a SIGKILL landing between a write and its acknowledgement (microseconds) can make
+ * the next reader see that write's bytes again.
+ */
+export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
+  let at = 0;
+  let stopped: NodeJS.Signals | null = null;
+  let reading: AbortController | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopped ??= sig;
+    reading?.abort();
+  };
+  const sigs: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const s of sigs) process.on(s, onSignal);
+  // A pipe on fd 1 is switched to non-blocking mode when process.stdout is first touched.
+  if (fd === 1) void process.stdout.writable;
+  try {
+    for (;;) {
+      if (stopped) break;
+      reading = new AbortController();
+      let b: Buffer | null;
+      try {
+        b = await r.read(64 * 1024, { signal: reading.signal }, at);
+      } catch (e) {
+        if (stopped) break;
+        throw e;
+      }
+      reading = null;
+      if (!b) break;
+      let off = 0;
+      let idle = 1;
+      while (off < b.length) {
+        let n: number;
+        try {
+          n = fs.writeSync(fd, b, off, b.length - off);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          if (stopped) break;
+          await new Promise((res) => setTimeout(res, idle));
+          idle = Math.min(idle * 2, 20);
+          continue;
+        }
+        idle = 1;
+        off += n;
+        at += n;
+        r.ack(at);
+      }
+    }
+  } finally {
+    for (const s of sigs) process.off(s, onSignal);
+    await Promise.race([r.release(at).catch(() => {}), new Promise((res) => setTimeout(res, 1000))]);
+  }
+  if (stopped) process.kill(process.pid, stopped);
 }

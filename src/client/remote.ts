@@ -74,22 +74,33 @@ export class RemoteClient implements Client {
     await this.session.call('unrecv', [path, msg]);
   }
 
-  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader & { abandon(): void }> {
+  /**
+   * A lease on a stream of the element's home. Every read names its offset, so a read whose
+   * answer never came (interrupted, or lost with a server in the middle) is asked again from the
+   * same place and nothing is skipped.
+   */
+  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
     const h = await this.session.call('openOutput', [path, which], { signal: opts?.signal });
-    let last: Buffer | null = null;
+    let cursor = 0;
+    let done = false;
     return {
+      read: async (max, o, at = cursor) => {
+        const b = (await this.session.call('read', [h, max, at], { signal: o?.signal })) as Buffer | null;
+        if (b) cursor = at + b.length;
+        return b;
+      },
+      ack: (at) => {
+        if (!done) this.session.notify('ackOutput', [h, at]);
+      },
+      release: async (at = cursor) => {
+        if (done) return;
+        done = true;
+        if (!this.session.isClosed) await this.session.call('release', [h, at]);
+      },
       abandon: () => {
+        if (done) return;
+        done = true;
         if (!this.session.isClosed) this.session.call('abandon', [h]).catch(() => {});
-      },
-      read: async (max, o) => {
-        last = (await this.session.call('read', [h, max], { signal: o?.signal })) as Buffer | null;
-        return last;
-      },
-      unread: async (b: Buffer) => {
-        if (b === last && !this.session.isClosed) await this.session.call('unread', [h, b]);
-      },
-      release: async () => {
-        if (!this.session.isClosed) await this.session.call('release', [h]);
       },
     };
   }

@@ -117,3 +117,27 @@ async function readProcStatus(pid: number): Promise<string | null> {
     return null;
   }
 }
+
+/**
+ * What /proc shows of a caller's progress: the bytes it has written so far (`wchar` of
+ * /proc/PID/io) and whether it is exiting because of a signal (/proc/PID/stat: PF_EXITING in its
+ * flags, a signal in its exit code). A stream file uses it to tell, when a reader closes it while
+ * dying, whether the reader wrote anything after its last read: if not, that read never left the
+ * reader and its bytes go back to the stream. Null when /proc does not tell (gone, not ours).
+ */
+export function callerProgress(pid: number): { wrote: number; dying: boolean } | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const wrote = /^wchar:\s*(\d+)/m.exec(io);
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (!wrote || f.length < 50) return null;
+    const flags = Number(f[6]);
+    const exitCode = Number(f[49]);
+    return { wrote: Number(wrote[1]), dying: (flags & PF_EXITING) !== 0 && (exitCode & 0x7f) !== 0 };
+  } catch {
+    return null;
+  }
+}
+
+const PF_EXITING = 0x4;

@@ -5,7 +5,7 @@ import { CircuitError, E, SystemError, toCircuitError } from '../kit/errors';
 import { describe, errno, toErrno } from './errno';
 import type { Ctx } from './files/control';
 import { type Handle, Handles } from './handles';
-import { CallerWatch, interruptedNow } from './interrupts';
+import { CallerWatch, callerProgress, interruptedNow } from './interrupts';
 import { defaultSpec, type Node, filesOf, resolve } from './tree';
 
 /**
@@ -148,13 +148,17 @@ export function createOps(deps: OpsDeps): FsOps {
       h.spec.blocking && caller && caller.pid > 0
         ? watch.watch(caller.pid, () => ctrl.abort(E.interrupted()))
         : () => {};
-    const started = Date.now();
     const ctx: Ctx = {
       client, anchor: h.anchor, kind: h.kind,
       call: { signal: ctrl.signal, origin: origin(caller) },
       lastError: () => lastErrors.get(h.anchor) ?? '',
-      // Only a call that waited can have been overtaken by a signal the watch has not seen yet.
-      interrupted: () => Boolean(h.spec.blocking && caller && caller.pid > 0 && Date.now() - started > 2 && interruptedNow(caller.pid)),
+      // Asked just before an answer is handed over: a signal may have come since the watch's
+      // last look, even for a call that did not wait (a routed read is a round trip long).
+      interrupted: () => Boolean(h.spec.blocking && caller && caller.pid > 0 && interruptedNow(caller.pid)),
+      progress: () => {
+        const p = caller && caller.pid > 0 ? callerProgress(caller.pid) : null;
+        return p && caller ? { pid: caller.pid, ...p } : null;
+      },
     };
     act(h, ctx).then(
       (n) => {

@@ -1,17 +1,21 @@
 import type { CallOptions, OutputReader } from '../api/types';
-import { E } from '../kit/errors';
+import { AppError, E } from '../kit/errors';
 
 /**
  * The buffer between a producer (a process's stdout, a container's stderr) and its readers.
  * Bytes flow as they arrive (no chunking). One reader holds the lease at a time; a second gets
- * EBUSY. A read that is aborted takes nothing, and what a reader did not take stays for the next.
- * Bytes handed to a reader stay "in flight" until that reader's next read or its release, so a
- * reader that vanishes mid-transfer (a dead connection) can give them back with abandon().
+ * EBUSY. Delivery is exactly once: a reader reads at an offset (counted from the first byte its
+ * lease could see), and reading at offset N acknowledges every byte before N, which is then gone
+ * for good. Bytes read but not acknowledged stay in the buffer, so a read whose answer was lost
+ * (an interrupted caller, a dead connection, a middle server that died) is served again from the
+ * same offset, and a lease that ends without acknowledging them leaves them to the next reader.
  * Above `window` buffered bytes the producer is asked to pause (back-pressure).
  */
 export class OutputBuffer {
   readonly #chunks: Buffer[] = [];
   #size = 0;
+  /** Absolute offset of the first buffered byte: everything before it was acknowledged. */
+  #base = 0;
   #ended = false;
   #lease: Lease | undefined;
   #waiters: Array<() => void> = [];
@@ -24,6 +28,7 @@ export class OutputBuffer {
     readonly window = 1 << 20,
   ) {}
 
+  /** Bytes not yet acknowledged by a reader (read or not). */
   get buffered(): number {
     return this.#size;
   }
@@ -33,6 +38,10 @@ export class OutputBuffer {
   /** True while the producer should wait (buffer above window). */
   get full(): boolean {
     return this.#size >= this.window;
+  }
+  /** Absolute offset of the first byte not yet acknowledged. */
+  get base(): number {
+    return this.#base;
   }
 
   /** Appends a chunk; returns false when the producer should pause until onDrain fires. */
@@ -60,46 +69,55 @@ export class OutputBuffer {
   /** Takes the reader lease; EBUSY while another reader holds it. */
   acquire(): Lease {
     if (this.#lease) throw E.readerBusy(this.name);
-    this.#lease = new Lease(this);
+    this.#lease = new Lease(this, this.#base);
     return this.#lease;
   }
 
-  /** Internal: removes up to max bytes from the front. */
-  take(max: number): Buffer {
-    const out: Buffer[] = [];
-    let n = 0;
-    while (this.#chunks.length && n < max) {
+  /** Internal: drops the bytes before absolute offset at (they were delivered). */
+  ack(at: number): void {
+    let n = Math.min(at - this.#base, this.#size);
+    if (n <= 0) return;
+    this.#base += n;
+    this.#size -= n;
+    while (n > 0) {
       const c = this.#chunks[0];
-      if (c.length <= max - n) {
-        out.push(c);
-        n += c.length;
+      if (c.length <= n) {
         this.#chunks.shift();
+        n -= c.length;
       } else {
-        out.push(c.subarray(0, max - n));
-        this.#chunks[0] = c.subarray(max - n);
-        n = max;
+        this.#chunks[0] = c.subarray(n);
+        n = 0;
       }
     }
-    this.#size -= n;
     if (!this.full && this.#drainers.length) {
       const d = this.#drainers;
       this.#drainers = [];
       for (const cb of d) cb();
     }
+  }
+
+  /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place. */
+  peekAt(at: number, max: number): Buffer {
+    let skip = at - this.#base;
+    const out: Buffer[] = [];
+    let n = 0;
+    for (const c of this.#chunks) {
+      if (n >= max) break;
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      const part = c.subarray(skip, skip + (max - n));
+      skip = 0;
+      out.push(part);
+      n += part.length;
+    }
     return out.length === 1 ? out[0] : Buffer.concat(out, n);
   }
 
-  /** Internal: puts bytes back at the front (an abandoned lease's in-flight bytes). */
-  unshift(b: Buffer): void {
-    if (!b.length) return;
-    this.#chunks.unshift(b);
-    this.#size += b.length;
-    this.#wake();
-  }
-
-  /** Internal: waits until there is data or the end; rejects with EINTR on abort. */
-  ready(signal?: AbortSignal): Promise<void> {
-    if (this.#size > 0 || this.#ended) return Promise.resolve();
+  /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
+  ready(at: number, signal?: AbortSignal): Promise<void> {
+    if (this.#base + this.#size > at || this.#ended) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(E.interrupted());
     return new Promise((resolve, reject) => {
       const onAbort = () => {
@@ -107,6 +125,10 @@ export class OutputBuffer {
         reject(E.interrupted());
       };
       const wake = () => {
+        if (this.#base + this.#size <= at && !this.#ended) {
+          this.#waiters.push(wake); // an acknowledgement or an unrelated push: keep waiting
+          return;
+        }
         signal?.removeEventListener('abort', onAbort);
         resolve();
       };
@@ -127,39 +149,53 @@ export class OutputBuffer {
   }
 }
 
-/** One reader's hold on an OutputBuffer. */
+/**
+ * One reader's hold on an OutputBuffer. Offsets are the lease's own: 0 is the first byte this
+ * lease could read (the first byte no earlier reader acknowledged).
+ */
 export class Lease implements OutputReader {
-  #inflight: Buffer | undefined;
+  readonly #start: number;
+  /** End of the last read: where a read without an offset goes on. */
+  #cursor = 0;
+  #acked = 0;
   #done = false;
-  constructor(readonly buf: OutputBuffer) {}
+  constructor(
+    readonly buf: OutputBuffer,
+    start: number,
+  ) {
+    this.#start = start;
+  }
 
-  async read(max: number, opts?: CallOptions): Promise<Buffer | null> {
+  async read(max: number, opts?: CallOptions, at = this.#cursor): Promise<Buffer | null> {
     if (this.#done) throw E.readerBusy(this.buf.name);
-    this.#inflight = undefined; // the previous read's bytes were delivered
-    await this.buf.ready(opts?.signal);
-    if (this.buf.buffered === 0) return null;
-    const b = this.buf.take(Math.max(1, max));
-    this.#inflight = b;
+    this.ack(at);
+    await this.buf.ready(this.#start + at, opts?.signal);
+    if (this.#done) throw E.readerBusy(this.buf.name);
+    if (this.buf.base + this.buf.buffered <= this.#start + at) return null;
+    const b = this.buf.peekAt(this.#start + at, Math.max(1, max));
+    this.#cursor = at + b.length;
     return b;
   }
 
-  async release(): Promise<void> {
-    this.#inflight = undefined;
-    this.#end();
+  ack(at: number): void {
+    if (this.#done) return;
+    if (!Number.isSafeInteger(at) || at < this.#acked || at > this.#cursor) {
+      throw new AppError('EINVAL', `offset ${at} is outside what this reader was given (${this.#acked}..${this.#cursor})`);
+    }
+    this.#acked = at;
+    this.buf.ack(this.#start + at);
   }
 
-  /** The bytes of the last read were not delivered: they go back to the front, unread. */
-  async unread(b: Buffer): Promise<void> {
-    if (this.#inflight === b) {
-      this.buf.unshift(b);
-      this.#inflight = undefined;
+  async release(at = this.#cursor): Promise<void> {
+    if (this.#done) return;
+    try {
+      this.ack(at);
+    } finally {
+      this.#end();
     }
   }
 
-  /** The reader vanished: bytes of its last read go back to the front for the next reader. */
   abandon(): void {
-    if (this.#inflight) this.buf.unshift(this.#inflight);
-    this.#inflight = undefined;
     this.#end();
   }
 

@@ -5,7 +5,7 @@
  * that membership has not noticed yet is caught by the session's pings (deadMs).
  *
  * No loss through this server: a routed message whose reader vanished goes back to its home
- * (`unrecv`), a routed output reader that vanished gives its bytes in flight back (`abandon`),
+ * (`unrecv`), a routed output reader that vanished leaves what it did not acknowledge (`abandon`),
  * and if this server dies, its connection's end makes the home do both for everything routed.
  */
 import type { CallOptions, Client, InputWriter, OutputReader, ServerInfo } from '../api/types';
@@ -17,7 +17,6 @@ import { SystemError, toCircuitError } from '../kit/errors';
 export type Conn = Client & {
   readonly session: Session;
   unrecv(path: string, msg: Buffer): Promise<void>;
-  openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader & { abandon(): void }>;
 };
 
 /** Dials a member's URL (the daemon's key handshake, a short connect timeout). */
@@ -167,24 +166,25 @@ class Routed implements Client {
     return this.#call((c) => c.openInput(path, opts));
   }
 
-  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader & { abandon(): void }> {
+  async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
     const c = await this.#pool.conn(this.#e);
     const id = this.#e.id;
-    let r: OutputReader & { abandon(): void };
+    let r: OutputReader;
     try {
-      r = (await c.openOutput(path, which, opts)) as OutputReader & { abandon(): void };
+      r = await c.openOutput(path, which, opts);
     } catch (err) {
       throw blame(id, c, err);
     }
     return {
-      read: async (max, o) => {
+      read: async (max, o, at) => {
         try {
-          return await r.read(max, o);
+          return await r.read(max, o, at);
         } catch (err) {
           throw blame(id, c, err);
         }
       },
-      release: () => r.release(),
+      ack: (at) => r.ack(at),
+      release: (at) => r.release(at),
       abandon: () => r.abandon(),
     };
   }

@@ -20,13 +20,21 @@ export interface Hello {
 export function serveSession(server: Server, session: Session, self: { worker: string; pid: number }): void {
   let origin: Origin = { via: 'api', peer: session.remote };
   const holds: string[] = [];
-  const leases = new Map<number, OutputReader & { abandon?: () => void }>();
+  const leases = new Map<number, OutputReader>();
   const inputs = new Map<number, InputWriter>();
   const unacked = new Map<number, { path: string; msg: Buffer }>();
   let next = 1;
 
   session.noteHandler = (op, args) => {
     if (op === 'ack') unacked.delete(Number(args));
+    else if (op === 'ackOutput' && Array.isArray(args)) {
+      // a reader behind this connection wrote bytes out: they are delivered
+      try {
+        leases.get(Number(args[0]))?.ack(Number(args[1]));
+      } catch {
+        /* an offset outside the lease: the next read says so */
+      }
+    }
   };
 
   session.handler = async (op, raw, ctx) => {
@@ -66,32 +74,30 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         return h;
       }
       case 'read': {
+        // [handle, max, offset]: reading at an offset acknowledges the bytes before it, so an
+        // answer lost on the way (a cancelled call, a dead middle server) is served again.
         const lease = leases.get(Number(args[0]));
         if (!lease) throw E.notKind('no such output handle');
-        return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts);
+        const at = args[2] === undefined || args[2] === null ? undefined : Number(args[2]);
+        return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts, at);
       }
       case 'unrecv': // a server in the middle gives back a message its client never got
         await server.unrecv(String(args[0]), args[1] as Buffer);
         return null;
       case 'abandon': {
-        // the reader behind a server in the middle vanished: in-flight bytes go back
+        // the reader behind a server in the middle vanished: what it did not acknowledge stays
         const h = Number(args[0]);
-        const l = leases.get(h);
-        if (l?.abandon) l.abandon();
-        else await l?.release();
+        leases.get(h)?.abandon();
         leases.delete(h);
-        return null;
-      }
-      case 'unread': {
-        // bytes of the last read never reached the reader behind this connection
-        const l = leases.get(Number(args[0]));
-        await l?.unread?.(args[1] as Buffer);
         return null;
       }
       case 'release': {
+        // [handle, offset]: the bytes before the offset were delivered, the rest stays
         const h = Number(args[0]);
-        await leases.get(h)?.release();
+        const l = leases.get(h);
         leases.delete(h);
+        const at = args[1] === undefined || args[1] === null ? undefined : Number(args[1]);
+        await l?.release(at);
         return null;
       }
       case 'openInput': {
@@ -118,10 +124,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
 
   session.once('close', () => {
     for (const { path, msg } of unacked.values()) void server.unrecv(path, msg);
-    for (const l of leases.values()) {
-      if (l.abandon) l.abandon();
-      else void l.release().catch(() => {});
-    }
+    for (const l of leases.values()) l.abandon();
     for (const w of inputs.values()) void w.close().catch(() => {});
     for (const p of holds) void server.unhold(p).catch(() => {});
   });

@@ -148,18 +148,27 @@ export class ProcessStdio {
     this.#started();
     const lease = this[which].acquire();
     const read = lease.read.bind(lease);
+    const ack = lease.ack.bind(lease);
     const release = lease.release.bind(lease);
     const abandon = lease.abandon.bind(lease);
-    lease.read = async (max: number, opts?: CallOptions) => {
-      const b = await read(max, opts);
+    // Bytes go once acknowledged (a read at a later offset, an ack, a release): then Scrub may apply.
+    lease.read = async (max: number, opts?: CallOptions, at?: number) => {
+      const b = await read(max, opts, at);
       this.#maybeDetach();
       return b;
     };
-    lease.release = async () => {
-      await release();
+    lease.ack = (at: number) => {
+      ack(at);
       this.#maybeDetach();
     };
-    // A reader whose connection died: its last bytes go back, and Scrub may now apply.
+    lease.release = async (at?: number) => {
+      try {
+        await release(at);
+      } finally {
+        this.#maybeDetach();
+      }
+    };
+    // A reader whose connection died: what it did not acknowledge stays; Scrub may now apply.
     lease.abandon = () => {
       abandon();
       this.#maybeDetach();

@@ -162,25 +162,35 @@ t.test('proc: what a killed stdout reader left unread goes to the next (blocked 
   t.ok(first + second.stdout === expected, 'the next reader got exactly the rest');
 });
 
-t.test('proc: a stdout reader killed mid-stream: the next gets the rest, no byte lost', async (t) => {
-  const p = fresh('midstream');
-  await mkproc(t, p, JSON.stringify({ Path: 'seq', Args: ['1', '200000'] }));
-  const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 1 << 24 }).toString();
-  const r1 = bg(t, ['stdout', p]);
-  await eventually(() => r1.stdoutBytes().length > 0, 5000, 1);
-  await kill(r1);
-  const first = r1.stdoutBytes().toString();
-  const second = (await c(['stdout', p])).stdout;
-  t.ok(expected.startsWith(first), 'the first reader got a prefix');
-  t.ok(expected.endsWith(second), 'the second reader got a suffix');
-  t.ok(first.length + second.length >= expected.length, `no byte lost (first ${first.length}, second ${second.length}, total ${expected.length})`);
-  const twice = first.length + second.length - expected.length;
-  t.ok(twice <= 64 * 1024, `at most one read (64 KiB) delivered twice; was ${twice}`);
-  t.equal(twice, 0, 'none delivered twice', {
-    todo: 'a reader killed while writing its last chunk to stdout: the server gives the whole chunk back (at-least-once); exactly-once needs per-byte acks',
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+  t.test(`proc: a stdout reader killed mid-stream (${sig}): the next gets the rest, no byte lost, none twice`, async (t) => {
+    const p = fresh('midstream');
+    await mkproc(t, p, JSON.stringify({ Path: 'seq', Args: ['1', '200000'] }));
+    const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 1 << 24 }).toString();
+    const r1 = bg(t, ['stdout', p]);
+    await eventually(() => r1.stdoutBytes().length > 0, 5000, 1);
+    await new Promise((res) => setTimeout(res, 20));
+    await kill(r1, sig);
+    const first = r1.stdoutBytes().toString();
+    const second = (await c(['stdout', p])).stdout;
+    t.ok(expected.startsWith(first), 'the first reader got a prefix');
+    t.ok(expected.endsWith(second), 'the second reader got a suffix');
+    t.ok(first.length + second.length >= expected.length, `no byte lost (first ${first.length}, second ${second.length}, total ${expected.length})`);
+    // Every write(2) of the reader is acknowledged with the count the kernel took, and TERM, INT
+    // and HUP stop it between two writes (issue 12). SIGKILL cannot be caught: it repeats bytes
+    // only if it lands between a write and its acknowledgement.
+    const twice = first.length + second.length - expected.length;
+    if (sig === 'SIGKILL') {
+      t.ok(twice <= 64 * 1024, `at most one write (64 KiB) delivered twice; was ${twice}`);
+      t.equal(twice, 0, 'none delivered twice', {
+        todo: 'a SIGKILL between a write(2) to stdout and its acknowledgement (measured: about one run in four here, on a loaded machine) repeats that write',
+      });
+    } else {
+      t.equal(twice, 0, `none delivered twice (first ${first.length}, second ${second.length})`);
+    }
+    t.equal((await c(['stdout', p])).stdout, '', 'a third reader gets the end');
   });
-  t.equal((await c(['stdout', p])).stdout, '', 'a third reader gets the end');
-});
+}
 
 t.test('proc: one stdout reader at a time', async (t) => {
   const p = fresh('onereader');

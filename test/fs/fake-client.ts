@@ -226,8 +226,16 @@ export class FakeClient implements Client {
     const s = this.#el<FakeProc>(path, ['proc', 'docker']).out[which];
     if (s.leased) throw E.readerBusy(which);
     s.leased = true;
+    // Offsets as the real lease: reading at N drops the bytes before N; the rest stays.
+    let acked = 0;
+    let cursor = 0;
+    const ack = (at: number) => {
+      s.data = s.data.subarray(Math.max(0, at - acked));
+      acked = Math.max(acked, at);
+    };
     return {
-      read: async (max, opts) => {
+      read: async (max, opts, at = cursor) => {
+        ack(at);
         while (s.data.length === 0 && !s.ended) {
           await new Promise<void>((resolve, reject) => {
             s.wake.push(resolve);
@@ -236,10 +244,12 @@ export class FakeClient implements Client {
         }
         if (s.data.length === 0) return null;
         const out = s.data.subarray(0, max);
-        s.data = s.data.subarray(out.length);
+        cursor = at + out.length;
         return Buffer.from(out);
       },
-      release: async () => { s.leased = false; },
+      ack,
+      release: async (at = cursor) => { ack(at); s.leased = false; },
+      abandon: () => { s.leased = false; },
     };
   }
 

@@ -9,7 +9,7 @@ import { type Caller, createOps } from '../../src/fs/ops';
  * it replied (a negative errno, a byte count, or 0 and a value). The caller can be set per op.
  */
 export function harness(client: Client, opts: { watch?: CallerWatch; abortGraceMs?: number } = {}) {
-  let caller: Caller | null = { pid: 4242, uid: 0, gid: 0 };
+  let caller: Caller | null = { pid: process.pid, uid: 0, gid: 0 }; // a live caller: /proc shows no pending signal
   const lines: string[] = [];
   const fs = createOps({ client, caller: () => caller, log: (l) => lines.push(l), uid: 0, gid: 0, ...opts });
   const ops = fs.ops as Required<Ops>;

@@ -94,9 +94,36 @@ t.test('output-buffer: back-pressure above the window, onDrain fires when it fal
   t.equal(drained, 0);
   const l = b.acquire();
   await l.read(3);
+  t.equal(drained, 0, 'bytes read but not acknowledged are still held');
+  l.ack(3);
   t.equal(drained, 1, 'fired once the buffer fell below the window');
   let now = 0;
   b.onDrain(() => now++);
   t.equal(now, 1, 'onDrain below the window calls back at once');
   t.equal(b.total, 11);
+});
+
+t.test('output-buffer: a read at an earlier offset serves the same bytes again (its answer was lost)', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('abcdef'));
+  const l = b.acquire();
+  t.equal((await l.read(3, undefined, 0))!.toString(), 'abc');
+  t.equal((await l.read(3, undefined, 0))!.toString(), 'abc', 'not acknowledged: served again');
+  t.equal((await l.read(10, undefined, 3))!.toString(), 'def', 'reading at 3 acknowledges abc');
+  await t.rejects(l.read(10, undefined, 1), { code: 'EINVAL' }, 'before what was acknowledged');
+  await t.rejects(l.read(10, undefined, 9), { code: 'EINVAL' }, 'past what was read');
+  await l.release(4);
+  const l2 = b.acquire();
+  t.equal((await l2.read(10))!.toString(), 'ef', 'release at 4: the rest stays for the next reader');
+});
+
+t.test('output-buffer: ack without a read (a reader that wrote part of its last read out)', async (t) => {
+  const b = new OutputBuffer('stdout');
+  b.push(B('0123456789'));
+  const l = b.acquire();
+  t.equal((await l.read(10))!.toString(), '0123456789');
+  l.ack(6);
+  t.equal(b.buffered, 4);
+  l.abandon();
+  t.equal((await b.acquire().read(10))!.toString(), '6789', 'exactly what was not acknowledged');
 });

@@ -18,6 +18,8 @@ export interface Ctx {
    * file then gives the answer back (unread, unrecv) and fails with EINTR. False for others.
    */
   interrupted?(): boolean;
+  /** The caller's pid, bytes written so far and whether it is dying of a signal (interrupts.ts); null when unknown. */
+  progress?(): { pid: number; wrote: number; dying: boolean } | null;
 }
 
 /**

