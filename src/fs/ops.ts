@@ -285,6 +285,10 @@ export function createOps(deps: OpsDeps): FsOps {
     },
 
     read(path, fd, buf, len, pos, cb) {
+      // An answer already rendered (the second read of a snapshot, the EOF read) needs no watch,
+      // abort signal or promise: it is copied and answered at once.
+      const ready = closed ? undefined : handles.get(fd)?.file.readNow?.(len, pos);
+      if (ready) return process.nextTick(cb, ready.copy(buf, 0, 0, Math.min(len, ready.length)));
       onHandle('read', path, fd, async (h, ctx) => {
         if (!h.file.read) throw new CircuitError('EBADF', `${path} is not readable`);
         const data = await h.file.read(len, pos, ctx);
@@ -304,6 +308,8 @@ export function createOps(deps: OpsDeps): FsOps {
     },
 
     flush(path, fd, cb) {
+      const h = closed ? undefined : handles.get(fd);
+      if (h && !h.file.flush) return process.nextTick(cb, 0); // nothing to judge: answered at once
       onHandle('flush', path, fd, async (h, ctx) => {
         await h.file.flush?.(ctx);
         return 0;
@@ -385,7 +391,11 @@ function who(c: Caller | null): string {
   return c ? ` (pid ${c.pid} uid ${c.uid})` : '';
 }
 
-/** Replies on a later tick: FUSE callbacks never run inside the op that received them. */
+/**
+ * Replies once the op has returned, in the same turn of the event loop: FUSE callbacks never run
+ * inside the op that received them, and an answer that waits for nothing does not wait for the
+ * loop's next phase either.
+ */
 function later<A extends unknown[]>(cb: (...a: A) => void, ...args: A): void {
-  setImmediate(() => cb(...args));
+  process.nextTick(() => cb(...args));
 }

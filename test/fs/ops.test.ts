@@ -107,6 +107,24 @@ t.test('ops: recv is one message per open, sliced over reads, EOF at its end', a
   t.equal(await h.cat(`${dir}/recv`), 'second');
 });
 
+t.test('ops: later reads of a rendered answer, a flush with nothing to judge and release answer in the same turn of the loop', async (t) => {
+  const { c, h, dir } = await withChan(1);
+  const whole = String(await h.cat(`${dir}/peek`));
+  const fd = await h.open(`${dir}/peek`);
+  const first = String(await h.read(`${dir}/peek`, fd, 4, 0));
+  const calls = c.calls.length;
+  let turned = false;
+  setImmediate(() => (turned = true)); // runs once the loop moves on
+  const rest = String(await h.read(`${dir}/peek`, fd, 4096, 4));
+  const eof = String(await h.read(`${dir}/peek`, fd, 4096, whole.length));
+  t.equal(await h.flush(`${dir}/peek`, fd), 0);
+  t.equal(await h.release(`${dir}/peek`, fd), 0);
+  t.equal(turned, false, 'nothing waited for the next turn of the loop');
+  t.equal(first + rest, whole, 'the slices make the answer');
+  t.equal(eof, '', 'then end of file');
+  t.equal(c.calls.length, calls, 'no client call after the first read');
+});
+
 t.test('ops: an interrupted recv answers EINTR and consumed nothing', async (t) => {
   const c = new FakeClient();
   let dead = false;

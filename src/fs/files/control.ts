@@ -29,6 +29,11 @@ export interface Ctx {
 export interface OpenFile {
   /** Bytes at pos, at most len; an empty buffer is end of file. */
   read?(len: number, pos: number, ctx: Ctx): Promise<Buffer>;
+  /**
+   * The same read when it needs nothing that can wait (an answer rendered already): the mount
+   * then replies at once, without setting up what a read that waits needs. Undefined otherwise.
+   */
+  readNow?(len: number, pos: number): Buffer | undefined;
   /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
   write?(data: Buffer, ctx: Ctx): Promise<void>;
   /** close(2) of one descriptor: judges a request still incomplete (may come more than once). */
@@ -60,11 +65,10 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
       const w = writer.open(flags);
       return {
         read: r.read?.bind(r),
+        readNow: r.readNow?.bind(r),
         write: w.write?.bind(w),
         truncate: w.truncate?.bind(w),
-        async flush(ctx) {
-          await w.flush?.(ctx);
-        },
+        flush: w.flush?.bind(w),
         async release(ctx) {
           await Promise.all([r.release?.(ctx), w.release?.(ctx)]);
         },
