@@ -24,7 +24,6 @@
  */
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { hkdfSync } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { AppError, SystemError } from '../kit/errors';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
@@ -208,7 +207,8 @@ const psks = new WeakMap<Buffer, Buffer>();
 function pskOf(key: Buffer): Buffer {
   let p = psks.get(key);
   if (!p) {
-    p = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'circuit/2 tls psk', 32));
+    // node:crypto loads only with a key: a keyless CLI command never needs it (BENCHMARKS.md, #7).
+    p = Buffer.from((require('node:crypto') as typeof import('node:crypto')).hkdfSync('sha256', key, Buffer.alloc(0), 'circuit/2 tls psk', 32));
     psks.set(key, p);
   }
   return p;
