@@ -7,6 +7,7 @@ import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../api/
 import { AppError, E } from '../../kit/errors';
 import { parseSignal } from '../signals';
 import { parseProcCmd } from '../../api/cmd';
+import { guardGroup, releaseGroup } from '../orphans';
 
 /**
  * A process element (docs/fs.md, docs/cli.md): output flows as it
@@ -73,6 +74,7 @@ export class Proc implements ElementState {
         reject(new AppError(e.code === 'EACCES' ? 'EACCES' : 'ENOENT', `exec error: fork/exec ${cmd.Path}: ${why}`, { cause: e }));
       });
     });
+    guardGroup(child.pid!); // dies with the daemon, even a kill -9'd one (orphans.ts)
     this.#cmd = cmd;
     this.#child = child;
     for (const which of ['stdout', 'stderr'] as const) {
@@ -84,6 +86,7 @@ export class Proc implements ElementState {
     child.stdin!.on('error', () => {}); // EPIPE after the process exits is not our failure
     this.stdio.running(child.stdin!, cmd.Scrub);
     child.on('exit', (code, sig) => {
+      releaseGroup(child.pid!);
       this.#exitCode = code;
       this.#signal = sig;
       this.#exit = sig ? { Body: `signal: ${signalText(sig)}` } : code === 0 ? null : { Body: `exit status ${code}` };
