@@ -12,7 +12,7 @@ import { toCircuitError, type CircuitError } from '../kit/errors';
  * is parsed by quickParse without loading commander at all, which costs several milliseconds;
  * anything else (help, --version, `--`, an unknown flag, a missing value) goes to commander.
  */
-const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout', 'allow-unsafe-mount'];
+const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout', 'allow-unsafe-mount', 'idle-close'];
 
 export function normalizeArgv(argv: string[]): string[] {
   return argv.map((a) => {
@@ -151,6 +151,7 @@ export function program(): Commander {
     .option('--hmac <file>', 'the key file (also $CIRCUIT_HMAC)')
     .option('--docker', 'enable docker elements')
     .option('--grace <ms>', 'time between SIGTERM and SIGKILL for processes at shutdown', '3000')
+    .option('--idle-close <ms>', 'close a connection to another server unused this long (0: never)', '60000')
     .action(async (f: StartFlags) => {
       const { start } = await import('./start'); // the daemon's modules load only for start
       await start(f).catch((e) => fail(e));

@@ -29,6 +29,7 @@ export interface StartFlags {
   if?: string;
   grace?: string;
   allowUnsafeMount?: boolean;
+  idleClose?: string;
 }
 
 /** Hooks that later layers (mesh, docker, security) install to extend start. */
@@ -134,6 +135,7 @@ startHooks.push(async (server, flags) => {
     dial: (url) => connect(url, { handshake, via: 'peer', timeoutMs: 3000 }),
     join: flags.join,
     joinTimeoutMs: flags.joinTimeout !== undefined ? Number(flags.joinTimeout) : undefined,
+    idleMs: flags.idleClose !== undefined ? milliseconds(flags.idleClose, '--idle-close') : undefined,
     discover: flags.discover || process.env.CIRCUIT_DISCOVER || undefined,
     log: (l) => server.oplog.say(l),
   });
@@ -156,4 +158,11 @@ export async function mountOnly(dir: string, client: import('../api/types').Clie
   };
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
+}
+
+/** A flag's value as a number of milliseconds (0 or more), or a clear error. */
+function milliseconds(v: string, flag: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new AppError('EINVAL', `${flag}: not a number of milliseconds: ${JSON.stringify(v)}`);
+  return n;
 }

@@ -37,6 +37,8 @@ export interface MeshOptions {
   /** GROUP:PORT[@IFADDR] for multicast discovery. */
   discover?: string;
   config?: Partial<MembershipConfig>;
+  /** Close a pooled connection to another server after this many ms unused (pool.ts). */
+  idleMs?: number;
   schedule?: DiscoverySchedule;
   log: (line: string) => void;
 }
@@ -106,7 +108,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
   const pool = new Pool(opts.dial, (id) => {
     const m = membership.member(id);
     return m && (m.state === 'alive' || m.state === 'suspect') ? m.url : undefined;
-  });
+  }, { idleMs: opts.idleMs });
   server.view = new MeshView(membership);
   server.route = (id) => pool.route(id);
 

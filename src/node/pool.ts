@@ -7,6 +7,10 @@
  * No loss through this server: a routed message whose reader vanished goes back to its home
  * (`unrecv`), a routed output reader that vanished leaves what it did not acknowledge (`abandon`),
  * and if this server dies, its connection's end makes the home do both for everything routed.
+ *
+ * A connection nobody uses (no call, stream or stdin writer through it) for `idleMs` (default
+ * 60 s; 0 keeps it) is closed; the next call dials again. Connections to members a server talked
+ * to once do not pile up for as long as the member lives.
  */
 import type { CallOptions, Client, InputWriter, OutputReader, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
@@ -27,18 +31,31 @@ interface Entry {
   url: string;
   conn?: Conn;
   dialing?: Promise<Conn>;
+  /** Calls, output leases and stdin writers using the connection now. */
+  busy: number;
+  idle?: NodeJS.Timeout;
 }
+
+export interface PoolOptions {
+  /** Close a connection unused for this long (ms); 0: never. Default DEFAULT_IDLE_MS. */
+  idleMs?: number;
+}
+
+/** How long an unused pooled connection stays open. */
+export const DEFAULT_IDLE_MS = 60_000;
 
 export class Pool {
   readonly #entries = new Map<string, Entry>();
   readonly #dial: Dialer;
   /** The URL of a live member, or undefined for an unknown, dead or departed one. */
   readonly #lookup: (id: string) => string | undefined;
+  readonly #idleMs: number;
   #closed = false;
 
-  constructor(dial: Dialer, lookup: (id: string) => string | undefined) {
+  constructor(dial: Dialer, lookup: (id: string) => string | undefined, opts: PoolOptions = {}) {
     this.#dial = dial;
     this.#lookup = lookup;
+    this.#idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
   }
 
   /** The router: a client for a live member's paths, undefined otherwise (EHOSTDOWN upstream). */
@@ -51,7 +68,7 @@ export class Pool {
       this.drop(id, `server ${id} moved to ${url}`);
       e = undefined;
     }
-    if (!e) this.#entries.set(id, (e = { id, url }));
+    if (!e) this.#entries.set(id, (e = { id, url, busy: 0 }));
     return new Routed(this, e);
   }
 
@@ -65,6 +82,7 @@ export class Pool {
     const e = this.#entries.get(id);
     if (!e) return;
     this.#entries.delete(id);
+    clearTimeout(e.idle);
     const err = new SystemError('EHOSTDOWN', why);
     e.conn?.session.destroy(err);
     e.dialing?.then((c) => c.session.destroy(err), () => {});
@@ -73,6 +91,35 @@ export class Pool {
   close(): void {
     this.#closed = true;
     for (const id of [...this.#entries.keys()]) this.drop(id, 'server shutting down');
+  }
+
+  /** Open connections (dialled and not closed), for tests. */
+  get open(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.conn && !e.conn.session.isClosed) n++;
+    return n;
+  }
+
+  /** Someone starts using the entry's connection: it is not idle. */
+  hold(e: Entry): void {
+    e.busy++;
+    clearTimeout(e.idle);
+    e.idle = undefined;
+  }
+
+  /** ...and is done with it: once nobody uses it for idleMs, it is closed. */
+  unhold(e: Entry): void {
+    if (--e.busy > 0 || this.#idleMs <= 0 || this.#closed) return;
+    clearTimeout(e.idle);
+    e.idle = setTimeout(() => {
+      e.idle = undefined;
+      if (e.busy > 0 || !e.conn) return;
+      const c = e.conn;
+      e.conn = undefined;
+      c.session.end();
+      c.session.destroy(new SystemError('ECONNRESET', `idle connection to ${e.id} closed`));
+    }, this.#idleMs);
+    e.idle.unref();
   }
 
   /** The shared connection of an entry, dialled on first use. */
@@ -141,12 +188,27 @@ class Routed implements Client {
   }
 
   async #call<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
-    const c = await this.#pool.conn(this.#e);
+    this.#pool.hold(this.#e);
     try {
-      return await fn(c);
-    } catch (err) {
-      throw blame(this.#e.id, c, err);
+      const c = await this.#pool.conn(this.#e);
+      try {
+        return await fn(c);
+      } catch (err) {
+        throw blame(this.#e.id, c, err);
+      }
+    } finally {
+      this.#pool.unhold(this.#e);
     }
+  }
+
+  /** Holds the connection for an open stream until done() (called at most once counts). */
+  #lease(): () => void {
+    this.#pool.hold(this.#e);
+    let held = true;
+    return () => {
+      if (held) this.#pool.unhold(this.#e);
+      held = false;
+    };
   }
 
   async home(): Promise<ServerInfo> {
@@ -162,17 +224,32 @@ class Routed implements Client {
     return this.#call((c) => c.unrecv(path, msg));
   }
 
-  openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
-    return this.#call((c) => c.openInput(path, opts));
+  async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
+    const done = this.#lease();
+    try {
+      const w = await this.#call((c) => c.openInput(path, opts));
+      return {
+        write: (data, o) => w.write(data, o),
+        close: () => w.close().finally(done),
+      };
+    } catch (err) {
+      done();
+      throw err;
+    }
   }
 
   async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
-    const c = await this.#pool.conn(this.#e);
+    const done = this.#lease();
+    const c = await this.#pool.conn(this.#e).catch((err) => {
+      done();
+      throw err;
+    });
     const id = this.#e.id;
     let r: OutputReader;
     try {
       r = await c.openOutput(path, which, opts);
     } catch (err) {
+      done();
       throw blame(id, c, err);
     }
     return {
@@ -184,8 +261,11 @@ class Routed implements Client {
         }
       },
       ack: (at) => r.ack(at),
-      release: (at) => r.release(at),
-      abandon: () => r.abandon(),
+      release: (at) => r.release(at).finally(done),
+      abandon: () => {
+        done();
+        r.abandon();
+      },
     };
   }
 
