@@ -70,3 +70,27 @@ t.test('orphans: a graceful stop still ends processes (the watchdog finds nothin
   await eventually(() => kids.every((k) => !alive(k)), 8000).catch(() => {});
   t.same(kids.filter((k) => alive(k)), [], 'all gone after SIGTERM');
 });
+
+t.test('orphans: a container whose server was killed with -9 is removed at the next start', async (t) => {
+  const { ensureImage, containerListed } = await import('../helpers/docker');
+  const image = await ensureImage();
+  const d = await startServer(['--no-mount', '--docker']);
+  let cid = '';
+  t.teardown(async () => {
+    if (cid && (await containerListed(cid).catch(() => false))) {
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('docker', ['rm', '-f', cid]);
+    }
+  });
+  const box = `/${d.id}/box`;
+  const r = await cli(d.url, ['mkdkr', box], JSON.stringify({ Image: image, Path: 'sleep', Args: ['100'] }));
+  t.equal(r.code, 0, r.stderr);
+  cid = (JSON.parse((await cli(d.url, ['peek', box])).stdout) as { Id?: string; ID?: string }).Id ?? '';
+  t.ok(cid, 'the container has an id');
+  await d.stop('SIGKILL');
+  t.ok(await containerListed(cid), 'the container outlives its kill -9\'d server (the engine keeps it)');
+  const next = await startServer(['--no-mount', '--docker']);
+  t.teardown(() => next.stop());
+  await eventually(() => /Removed \d+ container\(s\) left by servers that died/.test(next.stderr()), 10_000);
+  t.notOk(await containerListed(cid), 'the next start removed it');
+});

@@ -16,6 +16,7 @@
  * create is an error from make and leaves no container behind; `Lxc` is ignored (a warning).
  */
 import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { CallOptions, DockerRun, InputWriter, OutputReader } from '../../api/types';
@@ -34,6 +35,30 @@ export async function removeAllContainers(): Promise<number> {
   registry.clear();
   const res = await Promise.allSettled(all.map((c) => c.remove({ force: true, v: true })));
   return res.filter((r) => r.status === 'fulfilled' || isGone(r.reason)).length;
+}
+
+/**
+ * Removes the containers that a server on this machine made and that outlived it (it was
+ * killed with -9, or the machine lost power): labelled with this host's name and the pid of a
+ * process that no longer runs. The daemon calls it at start with --docker. Returns how many.
+ */
+export async function removeOrphanContainers(engine: Docker): Promise<number> {
+  const list = await engine.listContainers({ all: true, filters: { label: ['circuit.pid', `circuit.host=${os.hostname()}`] } });
+  const dead = list.filter((c) => {
+    const pid = Number(c.Labels['circuit.pid']);
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processRuns(pid);
+  });
+  const res = await Promise.allSettled(dead.map((c) => engine.getContainer(c.Id).remove({ force: true, v: true })));
+  return res.filter((r) => r.status === 'fulfilled' || isGone(r.reason)).length;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Connects to the engine at DOCKER_HOST or /var/run/docker.sock and pings it (5 s bound). */
@@ -336,6 +361,8 @@ export const docker: KindModule<DockerElement, DockerRun | null> = {
     async enable(log) {
       engineInUse = await connectEngine();
       log(`Enabling docker elements, using ${process.env.DOCKER_HOST || '/var/run/docker.sock'}`);
+      const orphans = await removeOrphanContainers(engineInUse).catch((e: Error) => (log(`cannot look for containers left by dead servers: ${e.message}`), 0));
+      if (orphans) log(`Removed ${orphans} container(s) left by servers that died`);
       return async () => {
         const n = await removeAllContainers();
         if (n) log(`Removed ${n} container(s)`);
@@ -356,7 +383,7 @@ function containerSpec(run: DockerRun, name: string, anchor: string): Docker.Con
     Entrypoint: run.Entry ? [run.Entry] : undefined,
     Env: run.Env ?? undefined,
     WorkingDir: run.Dir || undefined,
-    Labels: { 'circuit.anchor': anchor, 'circuit.pid': String(process.pid) },
+    Labels: { 'circuit.anchor': anchor, 'circuit.pid': String(process.pid), 'circuit.host': os.hostname() },
     Volumes: Object.fromEntries(volumes.filter((v) => !v.includes(':')).map((v) => [v, {}])),
     OpenStdin: true,
     StdinOnce: true,
