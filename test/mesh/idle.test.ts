@@ -28,8 +28,10 @@ t.test('pool: an unused connection to another server closes after --idle-close',
   t.equal(connsTo(a.proc.pid!, bPort), 1, 'the routed call dialled b');
   // busy: a routed recv blocks on b's channel; the connection must stay while it waits
   t.equal((await cli(a.url, ['mkchan', `/${b.id}/ch`, '0'])).code, 0);
+  await eventually(() => connsTo(a.proc.pid!, bPort) === 0, 5000);
   const waiting = cli(a.url, ['recv', `/${b.id}/ch`]);
-  await new Promise((r) => setTimeout(r, 1500));
+  await eventually(() => connsTo(a.proc.pid!, bPort) === 1, 10_000); // the recv dialled b
+  await new Promise((r) => setTimeout(r, 1500)); // twice --idle-close
   t.equal(connsTo(a.proc.pid!, bPort), 1, 'kept while a call through it waits');
   t.equal((await cli(b.url, ['send', `/${b.id}/ch`], 'x')).code, 0);
   t.equal((await waiting).stdout, 'x');
