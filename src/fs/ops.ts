@@ -6,10 +6,10 @@ import { describe, errno, toErrno } from './errno';
 import type { Ctx } from './files/control';
 import { type Handle, Handles } from './handles';
 import { CallerWatch, callerProgress, interruptedNow } from './interrupts';
-import { defaultSpec, type Node, filesOf, resolve } from './tree';
+import { type Node, ROUTES, type Routes } from './routes';
 
 /**
- * The FUSE ops: a thin adapter. Every op logs, resolves its path through the table (tree.ts),
+ * The FUSE ops: a thin adapter. Every op logs, resolves its path through the table (routes.ts),
  * acts on the Client, and replies, always asynchronously and after copying any buffer FUSE
  * lends. Blocking ops run under an AbortController that fires when their caller is interrupted
  * (interrupts.ts) or the mount goes away.
@@ -33,6 +33,8 @@ export interface OpsDeps {
   watch?: CallerWatch;
   /** After an abort, how long a Client call may take to honour it before EINTR is sent anyway. */
   abortGraceMs?: number;
+  /** The mount's shape (default: every registered kind's file table). */
+  routes?: Routes;
 }
 
 export interface FsOps {
@@ -52,6 +54,8 @@ const FILE_MODE = { r: 0o100444, w: 0o100222, rw: 0o100666 } as const;
 
 export function createOps(deps: OpsDeps): FsOps {
   const { client } = deps;
+  const routes = deps.routes ?? ROUTES;
+  const resolve = (path: string) => routes.resolve(path);
   const handles = new Handles();
   const watch = deps.watch ?? new CallerWatch();
   const grace = deps.abortGraceMs ?? 1000;
@@ -207,7 +211,7 @@ export function createOps(deps: OpsDeps): FsOps {
           case 'self': return attr(LINK);
           case 'anchor': await knownServer(n.anchor, call); await client.stat(n.anchor, call); return attr(DIR);
           case 'element': await ensureElement(n, call); return attr(DIR);
-          case 'file': await ensureElement(n, call); return attr(FILE_MODE[n.file.mode]);
+          case 'file': if (n.anchor !== '/') await ensureElement(n, call); return attr(FILE_MODE[n.file.mode]);
           case 'none': throw new CircuitError('ENOENT', `no such file: ${path}`);
         }
       }, cb, true);
@@ -227,7 +231,7 @@ export function createOps(deps: OpsDeps): FsOps {
           names.push(...entries.map((e) => e.name));
         } else if (n.type === 'element') {
           await ensureElement(n, call);
-          names.push(...filesOf(n.kind).map((f) => f.name));
+          names.push(...routes.filesOf(n.kind).map((f) => f.name));
         } else {
           throw new CircuitError(n.type === 'none' ? 'ENOENT' : 'ENOTDIR', `not a directory: ${path}`);
         }
@@ -249,8 +253,8 @@ export function createOps(deps: OpsDeps): FsOps {
         const call = { origin: origin(caller) };
         if (n.type === 'anchor' && depth(n.anchor) > 1) return client.hold(n.anchor, call);
         if (n.type === 'element' && n.kind !== 'server') {
-          const spec = defaultSpec(n.kind);
-          return noteElement(n, () => client.make(n.anchor, n.kind, spec, call));
+          // null: the kind's default (its module's defaultSpec), an idle or empty element.
+          return noteElement(n, () => client.make(n.anchor, n.kind, null, call));
         }
         if (n.type === 'anchor' || n.type === 'element') throw E.outsideServers();
         throw new CircuitError(n.type === 'none' ? 'EPERM' : 'EEXIST', `cannot make ${path}`);

@@ -168,7 +168,7 @@ export class Server extends EventEmitter implements Client {
     return this.#op('make', p, opts, { kind, spec }, async () => {
       if (!k) throw E.notSupported(`unknown element kind ${kind}`);
       if (k.optIn && !this.#enabled.has(kind)) throw E.notSupported(k.optIn.off);
-      const made = k.prepare(spec);
+      const made = k.prepare(spec ?? k.defaultSpec); // null: what `mkdir KIND` makes
       this.oplog.say(`Making ${kind} at ${p}, using ${made.describe}`);
       await this.tree.using(parts.slice(1), async (a) => {
         if (a.element || a.making) throw E.busyAnchor();

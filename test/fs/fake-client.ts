@@ -104,7 +104,7 @@ export class FakeClient implements Client {
     const a = this.anchors.get(path)!;
     if (a.kind) throw E.busyAnchor();
     a.kind = kind;
-    if (kind === 'chan') { a.el = new FakeChan(); (a.el as FakeChan).cap = (spec as { cap: number }).cap; }
+    if (kind === 'chan') { a.el = new FakeChan(); (a.el as FakeChan).cap = (spec as { cap: number } | null)?.cap ?? 0; }
     else if (kind === 'proc' || kind === 'docker') a.el = new FakeProc();
     else if (kind === 'dns') a.el = { Address: '127.0.0.1:5353', Records: {} as Record<string, string[]> };
     else a.el = [] as Buffer[];

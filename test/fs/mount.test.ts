@@ -43,7 +43,7 @@ t.test('mount: chan by mkdir, cap, send and recv, peek, close, rmdir', async (t)
     echo > close; cat peek | grep -c '"Closed": true'
     echo more > send; echo "send after close: $?"
     cd /; rmdir $S/hi/charlie/chan && rmdir $S/hi/charlie $S/hi && ls $S`);
-  t.equal(r.stdout, 'cap\nclose\nerror\npeek\nrecv\nsend\n2\nhello\n\ntwo\nlines\n1\n1\nsend after close: 1\nserver\n', r.stderr);
+  t.equal(r.stdout, 'cap\nclose\nerror\nhelp\npeek\nrecv\nsend\ntryrecv\ntrysend\n2\nhello\n\ntwo\nlines\n1\n1\nsend after close: 1\nserver\n', r.stderr);
   t.match(r.stderr, /write error: Broken pipe/, 'the refused send failed at its write');
 });
 
@@ -189,4 +189,46 @@ t.test('mount: peek latency (open+read+close)', async (t) => {
   const median = times[100];
   t.comment(`peek open+read+close: median ${median.toFixed(3)} ms, p90 ${times[180].toFixed(3)} ms`);
   t.ok(median < 20, `median ${median} ms`);
+});
+
+t.test('mount: help in every directory, from the file tables', async (t) => {
+  const { run } = await setup(t);
+  const r = await run(`
+    mkdir -p $S/h/chan $S/p/proc $S/j/@join
+    cat $M/help | cut -d' ' -f1
+    for d in $S/server $S/h/chan $S/p/proc $S/j/@join; do diff <(ls $d) <(cut -d' ' -f1 $d/help | sort) && echo same; done
+    grep '^trysend' $S/h/chan/help`);
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  t.same(lines.slice(0, 3), ['X…', '.self', 'help'], 'the root says what it holds');
+  t.same(lines.slice(3, 7), ['same', 'same', 'same', 'same'], 'help lists exactly the files of each directory');
+  t.match(lines[7], /^trysend\s+w\s+each write is one message, or fails with EAGAIN/);
+});
+
+t.test('mount: chan trysend and tryrecv answer at once', async (t) => {
+  const { run } = await setup(t);
+  const r = await run(`
+    mkdir -p $S/t/chan && cd $S/t/chan && echo 1 > cap
+    echo one > trysend; echo "first: $?"
+    echo two > trysend; echo "full: $?"
+    cat error
+    cat tryrecv
+    cat tryrecv; echo "empty: $?"
+    cat error`, 10_000);
+  t.equal(r.stdout, 'first: 0\nfull: 1\nEAGAIN: channel has no room and no waiting receiver\none\nempty: 1\nEAGAIN: channel is empty\n', r.stderr);
+  t.match(r.stderr, /write error: Resource temporarily unavailable/);
+  t.match(r.stderr, /cat: tryrecv: Resource temporarily unavailable/);
+});
+
+t.test('mount: proc env, server stk', async (t) => {
+  const { run } = await setup(t);
+  const r = await run(`
+    mkdir -p $S/e/proc && cd $S/e/proc
+    cat env; echo "idle: $?"
+    echo '{"Path":"/bin/true","Env":["A=1","B=two words"]}' > cmd
+    cat env
+    grep -c '^== ' $S/server/stk
+    tail -n 1 $S/server/stk`);
+  t.equal(r.stdout, 'idle: 1\nA=1\nB=two words\n5\n•••\n', r.stderr);
+  t.match(r.stderr, /cat: env: No such process/);
 });

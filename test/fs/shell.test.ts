@@ -239,7 +239,7 @@ t.test('coreutils: head -c, tail -f, find, timeout, kill', async (t) => {
   // find: anchors, elements and their files.
   t.equal((await run('mkdir -p $S/f/a/chan $S/f/b/c && echo ok')).stdout, 'ok\n');
   const found = await run('cd $S && find f | sort');
-  t.equal(found.stdout, ['f', 'f/a', 'f/a/chan', ...['cap', 'close', 'error', 'peek', 'recv', 'send'].map((n) => `f/a/chan/${n}`), 'f/b', 'f/b/c'].join('\n') + '\n');
+  t.equal(found.stdout, ['f', 'f/a', 'f/a/chan', ...['cap', 'close', 'error', 'help', 'peek', 'recv', 'send', 'tryrecv', 'trysend'].map((n) => `f/a/chan/${n}`), 'f/b', 'f/b/c'].join('\n') + '\n');
   const foundCli = await c('ls', `/${X}/f/...`);
   t.same(foundCli.stdout.split('\n').filter(Boolean).map((p) => p.slice(X.length + 2)).sort(), ['f/a', 'f/b', 'f/b/c']);
   t.match((await run(`find $M/${X} -maxdepth 1 | sort`)).stdout, new RegExp(`/${X}/server\\n`));

@@ -52,12 +52,20 @@ export interface FileSpec {
   blocking: boolean;
   /** A fresh open; flags are open(2)'s (O_APPEND, O_TRUNC when the kernel passes it). */
   open(flags: number): OpenFile;
+  /** One line on what the file does, for the directory's `help` file. */
+  help?: string;
+}
+
+/** The file with its line for `help`. */
+export function doc(help: string, f: FileSpec): FileSpec {
+  return { ...f, help };
 }
 
 /** A file whose reads come from one kind of control file and whose writes from another. */
 export function readWrite(name: string, reader: FileSpec, writer: FileSpec): FileSpec {
   return {
     name,
+    help: reader.help ?? writer.help,
     mode: 'rw',
     blocking: reader.blocking || writer.blocking,
     open(flags) {

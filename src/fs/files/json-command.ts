@@ -6,10 +6,10 @@ import type { Ctx, FileSpec, OpenFile } from './control';
  * completes a JSON object or array, and that write fails if it does; a value still incomplete at
  * close is refused there. Whitespace between values is ignored.
  */
-export function jsonCommand(name: string, run: (value: unknown, ctx: Ctx) => Promise<void>, mode: 'w' | 'rw' = 'w'): FileSpec {
+export function jsonCommand(name: string, run: (value: unknown, ctx: Ctx) => Promise<void>): FileSpec {
   return {
     name,
-    mode,
+    mode: 'w',
     blocking: false,
     open(): OpenFile {
       let buf = '';

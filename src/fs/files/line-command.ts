@@ -7,35 +7,19 @@ import type { Ctx, FileSpec, OpenFile } from './control';
  */
 export interface LineRun {
   /** Runs the complete lines of one write (or the close); they are trimmed and non-blank. */
-  (lines: string[], ctx: Ctx, state: LineState): Promise<void>;
+  (lines: string[], ctx: Ctx): Promise<void>;
 }
 
-/** What a command can know about its open: whether `>` truncated it, and whether it ran before. */
-export interface LineState {
-  truncated: boolean;
-  runs: number;
-}
-
-/**
- * With emptyTruncate, an open that `>` truncated and that closes before any line ran still runs
- * once, with no lines (`: > records` empties them).
- */
-export function lineCommand(name: string, run: LineRun, opts: { emptyTruncate?: boolean } = {}): FileSpec {
+export function lineCommand(name: string, run: LineRun): FileSpec {
   return {
     name,
     mode: 'w',
     blocking: false,
-    open(flags): OpenFile {
+    open(): OpenFile {
       let buf = '';
-      const state: LineState = { truncated: (flags & O_TRUNC) !== 0, runs: 0 };
       const go = async (lines: string[], ctx: Ctx) => {
         const todo = lines.map((l) => l.trim()).filter((l) => l !== '');
-        if (todo.length === 0) return;
-        try {
-          await run(todo, ctx, state);
-        } finally {
-          state.runs++;
-        }
+        if (todo.length) await run(todo, ctx);
       };
       return {
         async write(data, ctx) {
@@ -50,16 +34,6 @@ export function lineCommand(name: string, run: LineRun, opts: { emptyTruncate?: 
           const last = buf;
           buf = '';
           await go([last], ctx);
-          if (opts.emptyTruncate && state.truncated && state.runs === 0) {
-            try {
-              await run([], ctx, state);
-            } finally {
-              state.runs++;
-            }
-          }
-        },
-        truncate(size) {
-          if (size === 0) state.truncated = true;
         },
       };
     },
@@ -95,6 +69,3 @@ export function trigger(name: string, run: (ctx: Ctx) => Promise<void>): FileSpe
   };
 }
 
-// The kernel strips O_TRUNC from FUSE opens unless atomic_o_trunc is negotiated, and sends an
-// ftruncate instead (truncate above); both are honoured.
-const O_TRUNC = 0o1000;

@@ -44,3 +44,19 @@ export function message(name: string): FileSpec {
     },
   };
 }
+
+/**
+ * A channel's `trysend`: each write(2) is one message, sent at once or refused at once (EAGAIN
+ * when the channel has no room and no receiver waits), so the write itself reports it, as a
+ * non-blocking write does; a shell's builtin echo, which ignores close(2), sees it too.
+ */
+export function tryMessage(name: string): FileSpec {
+  return {
+    name,
+    mode: 'w',
+    blocking: false,
+    open: (): OpenFile => ({
+      write: (data, ctx) => ctx.client.trysend(ctx.anchor, Buffer.from(data), ctx.call),
+    }),
+  };
+}
