@@ -2,6 +2,7 @@ import type { Client, Entry } from '../api/types';
 import { parseProcCmd } from '../api/cmd';
 import { AppError, CircuitError, toCircuitError } from '../kit/errors';
 import { copyStream, json, readAll, writeOut } from './io';
+import { MESSAGE_MAX, SPEC_MAX } from '../api/limits';
 
 /**
  * The client commands (REFERENCE.md §5.3), as a table: name, usage, the original's
@@ -79,7 +80,7 @@ export const COMMANDS: Command[] = [
     async run(c, a) {
       const path = P(a[0]);
       await c.stat(path); // fail before reading stdin when the path holds nothing
-      await c.send(path, await readAll());
+      await c.send(path, await readAll(MESSAGE_MAX, 'message'));
     },
   },
   {
@@ -106,7 +107,7 @@ export const COMMANDS: Command[] = [
     args: one, argsError: 'mkproc needs an anchor argument', op: 'mkproc',
     flags: [['--scrub', 'remove the element once the process exited and its output was read']],
     async run(c, a, f) {
-      const text = (await readAll()).toString();
+      const text = (await readAll(SPEC_MAX, 'json spec')).toString();
       const cmd = oneLine(() => parseProcCmd(text));
       if (f.scrub) cmd.Scrub = true;
       await c.make(P(a[0]), 'proc', cmd);
@@ -119,7 +120,7 @@ export const COMMANDS: Command[] = [
     async run(c, a, f) {
       let run: Record<string, unknown>;
       try {
-        run = JSON.parse((await readAll()).toString());
+        run = JSON.parse((await readAll(SPEC_MAX, 'json spec')).toString());
       } catch (e) {
         throw new AppError('EINVAL', `command json not parsing: ${flat((e as Error).message)}`);
       }
@@ -180,7 +181,7 @@ export const COMMANDS: Command[] = [
     name: 'waitall', usage: '< PATHS', summary: 'wait for every process or container named on standard input',
     args: (a) => a.length === 0, argsError: 'waitall takes its anchors on standard input', op: 'wait',
     async run(c) {
-      const paths = (await readAll()).toString().split('\n').map((l) => l.trim()).filter(Boolean);
+      const paths = (await readAll(SPEC_MAX, 'list of paths')).toString().split('\n').map((l) => l.trim()).filter(Boolean);
       const results = await Promise.allSettled(paths.map((p) => c.wait(P(p))));
       let failed: unknown;
       results.forEach((r, i) => {

@@ -1,9 +1,20 @@
 import * as fs from 'node:fs';
 import type { OutputReader } from '../api/types';
+import { E } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
-export async function readAll(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
+/**
+ * Standard input, whole, up to max bytes: the read that crosses the bound fails at once with
+ * EMSGSIZE (`what` names the input), so the rest is neither read nor held.
+ */
+export async function readAll(max: number, what: string, stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  let n = 0;
+  for await (const c of stream) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as string);
+    n += b.length;
+    if (n > max) throw E.inputTooLarge(what, max);
+    chunks.push(b);
+  }
   return Buffer.concat(chunks);
 }
 

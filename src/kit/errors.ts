@@ -83,6 +83,8 @@ export const E = {
   badCap: () => new AppError('EINVAL', 'capacity must be a non-negative integer'),
   capInUse: () => new AppError('EBUSY', 'capacity can only change before the channel is first used'),
   tooLarge: (n: number, max: number) => new AppError('EMSGSIZE', `message of ${n} bytes exceeds the maximum of ${max} bytes`),
+  /** An input refused as it grows past its bound, before the rest of it is read. */
+  inputTooLarge: (what: string, max: number) => new AppError('EMSGSIZE', `${what} exceeds the maximum of ${max} bytes`),
   badSignal: (s: string) => new AppError('EINVAL', `signal name not recognized: ${JSON.stringify(s)}`),
   noProcess: () => new AppError('ESRCH', 'no running process to signal'),
   notStarted: () => new AppError('ESRCH', 'the process has not been started (write its cmd first)'),

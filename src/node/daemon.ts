@@ -1,3 +1,4 @@
+import { WIRE_OVERHEAD } from '../api/limits';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -49,6 +50,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }, {
     handshake: opts.handshake,
     limits: opts.limits,
+    // A peer streaming a message larger than this server takes is cut off as the bytes come,
+    // instead of being assembled first and refused after.
+    config: { maxMessage: server.maxMessage + WIRE_OVERHEAD },
     onError: (e, addr) => refusals.add(`rejecting connection: ${e.message}`, addr),
   });
   server.url = formatUrl({ host: endpoint.host, port: endpoint.port, pid: process.pid, worker });

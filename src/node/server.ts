@@ -1,3 +1,4 @@
+import { MESSAGE_MAX } from '../api/limits';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type {
@@ -37,7 +38,7 @@ export interface ServerOptions {
 /** Calls on paths of other servers go here (the mesh's router); absent on a lone server. */
 export type Route = (id: string) => Client | undefined;
 
-export const DEFAULT_MAX_MESSAGE = 16 << 20;
+export const DEFAULT_MAX_MESSAGE = MESSAGE_MAX;
 
 export function newServerId(): string {
   return 'X' + randomBytes(8).toString('hex');

@@ -1,4 +1,5 @@
-import { AppError } from '../../kit/errors';
+import { AppError, E } from '../../kit/errors';
+import { SPEC_MAX } from '../../api/limits';
 import type { Ctx, FileSpec, OpenFile } from './control';
 
 /**
@@ -20,6 +21,11 @@ export function jsonCommand(name: string, run: (value: unknown, ctx: Ctx) => Pro
         async write(data, ctx) {
           if (broken) throw broken;
           buf += data.toString('utf8');
+          if (buf.length > SPEC_MAX) {
+            buf = '';
+            broken = E.inputTooLarge('json spec', SPEC_MAX);
+            throw broken;
+          }
           try {
             for (;;) {
               const end = completeValue(buf);

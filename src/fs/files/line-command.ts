@@ -1,4 +1,6 @@
 import type { Ctx, FileSpec, OpenFile } from './control';
+import { LINE_MAX } from '../../api/limits';
+import { E, type AppError } from '../../kit/errors';
 
 /**
  * Plain-text commands, one a line (ctl, signal, cap, address, unset, records). Every write(2)
@@ -17,20 +19,29 @@ export function lineCommand(name: string, run: LineRun): FileSpec {
     blocking: false,
     open(): OpenFile {
       let buf = '';
+      let broken: AppError | null = null;
       const go = async (lines: string[], ctx: Ctx) => {
         const todo = lines.map((l) => l.trim()).filter((l) => l !== '');
         if (todo.length) await run(todo, ctx);
       };
       return {
         async write(data, ctx) {
+          // A line longer than LINE_MAX is refused at the write that makes it so, and every
+          // later write of this open with it: nothing more is held for it.
+          if (broken) throw broken;
           buf += data.toString('utf8');
           const end = buf.lastIndexOf('\n');
-          if (end < 0) return;
-          const lines = buf.slice(0, end).split('\n');
-          buf = buf.slice(end + 1);
-          await go(lines, ctx);
+          const lines = end < 0 ? [] : buf.slice(0, end).split('\n');
+          if (end >= 0) buf = buf.slice(end + 1);
+          if (buf.length > LINE_MAX || lines.some((l) => l.length > LINE_MAX)) {
+            buf = '';
+            broken = E.inputTooLarge('line', LINE_MAX);
+            throw broken;
+          }
+          if (lines.length) await go(lines, ctx);
         },
         async flush(ctx) {
+          if (broken) return;
           const last = buf;
           buf = '';
           await go([last], ctx);

@@ -1,4 +1,5 @@
 import { E } from '../../kit/errors';
+import { MESSAGE_MAX } from '../../api/limits';
 import type { Ctx, FileSpec, OpenFile } from './control';
 
 /**
@@ -14,10 +15,12 @@ export function message(name: string): FileSpec {
     blocking: true,
     open(): OpenFile {
       let chunks: Buffer[] = [];
+      let size = 0;
       let checked = false;
       const take = () => {
         const msg = Buffer.concat(chunks);
         chunks = [];
+        size = 0;
         return msg;
       };
       return {
@@ -28,6 +31,12 @@ export function message(name: string): FileSpec {
             checked = true;
             const p = (await ctx.client.peek(ctx.anchor, ctx.call)) as { Closed?: boolean } | null;
             if (p?.Closed) throw E.chanClosed();
+          }
+          size += data.length;
+          if (size > MESSAGE_MAX) {
+            // refused at the write that crosses the bound; nothing of it is kept or sent
+            chunks = [];
+            throw E.tooLarge(size, MESSAGE_MAX);
           }
           chunks.push(data);
         },

@@ -1,4 +1,5 @@
-import { AppError } from '../../kit/errors';
+import { AppError, E } from '../../kit/errors';
+import { LINE_MAX, SPEC_MAX } from '../../api/limits';
 import { parseRecord, ZoneError } from '../../node/zone';
 import { doc, readWrite, type Ctx, type FileSpec } from '../files/control';
 import { eachLine, lineCommand } from '../files/line-command';
@@ -51,10 +52,14 @@ function recordsWriter(): FileSpec {
             probed = true;
             text += data.toString('utf8');
             const end = text.lastIndexOf('\n');
-            if (end < checked) return;
-            for (const l of text.slice(checked, end).split(/\r\n|\n|\r/)) parseRecord(l, ++lineNo);
-            checked = end + 1;
+            // bounded: one line LINE_MAX, the whole text of the open SPEC_MAX (docs/fs.md)
+            const lines = end < checked ? [] : text.slice(checked, end).split(/\r\n|\n|\r/);
+            if (text.length - Math.max(checked, end + 1) > LINE_MAX || lines.some((l) => l.length > LINE_MAX)) throw E.inputTooLarge('line', LINE_MAX);
+            if (text.length > SPEC_MAX) throw E.inputTooLarge('records', SPEC_MAX);
+            for (const l of lines) parseRecord(l, ++lineNo);
+            if (end >= checked) checked = end + 1;
           } catch (e) {
+            text = '';
             spoilt = e instanceof ZoneError ? new AppError('EINVAL', `set resoure record error: ${e.message}`) : e;
             throw spoilt;
           }
