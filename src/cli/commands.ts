@@ -5,7 +5,7 @@ import { copyStream, json, readAll, writeOut } from './io';
 import { MESSAGE_MAX, SPEC_MAX } from '../api/limits';
 
 /**
- * The client commands (REFERENCE.md §5.3), as a table: name, usage, the original's
+ * The client commands (docs/cli.md), as a table: name, usage, the original's
  * argument-count text, the `<op> error` prefix, and the action. main.ts wires them to commander.
  */
 export interface CommandFlags {
@@ -234,6 +234,13 @@ export const COMMANDS: Command[] = [
     args: one, argsError: 'stop needs one server anchor argument', op: 'stop',
     async run(c, a) {
       await c.stop(serverAnchor(a[0]));
+    },
+  },
+  {
+    name: 'stk', usage: '/Xid', summary: "print server Xid's report: main stack, pending operations, open handles, loop delay, heap",
+    args: one, argsError: 'stk needs one server anchor argument', op: 'stk',
+    async run(c, a) {
+      await writeOut(await c.stk(serverAnchor(a[0])));
     },
   },
   {
