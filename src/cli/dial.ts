@@ -5,7 +5,7 @@ import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
 
 /**
- * Chooses the dial-in server in the documented order (REFERENCE.md §5.2, fixing the original's
+ * Chooses the dial-in server in the documented order (docs/cli.md, fixing the original's
  * bug that made $CIRCUIT unreachable): -d URL, then an explicit --discover, then the file named
  * by $CIRCUIT, then $CIRCUIT_DISCOVER. Nothing is multicast unless asked.
  */

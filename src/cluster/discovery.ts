@@ -1,5 +1,5 @@
 /**
- * Multicast discovery (REFERENCE.md §7.5, with its bugs fixed). Nothing here runs unless asked
+ * Multicast discovery (docs/mesh.md, with the original's bugs fixed). Nothing here runs unless asked
  * (`--discover GROUP:PORT` or $CIRCUIT_DISCOVER).
  *
  * A server announces `{origin: "server", id, url}` to the group at once, then after 1 s, 1.4 s,

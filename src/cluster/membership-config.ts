@@ -3,7 +3,7 @@
  *
  * `defaultConfig` is tuned for a LAN: a member that is `kill -9`'d is declared dead by the
  * others in about 1–2 s in a cluster of a few to a few dozen members (the original needed 4–6 s;
- * REFERENCE.md §7.4). The budget, for n ≤ 10 members:
+ * docs/membership.md). The budget, for n ≤ 10 members:
  *   - someone probes the dead member within ~1 probe interval (round-robin, random order),
  *   - the probe fails after one full interval (probeTimeout for the direct ping, the rest of the
  *     interval for the indirect pings): ~0.2–0.4 s after the kill the member is suspect,

@@ -3,7 +3,7 @@ import { AppError } from '../kit/errors';
 
 /**
  * A circuit URL names one incarnation of one process: `circuit://HOST:PORT/PID/Q<16 hex>`
- * (REFERENCE.md §1). A dialler says which PID and worker id it expects, and a server refuses a
+ * (docs/cli.md). A dialler says which PID and worker id it expects, and a server refuses a
  * session meant for another incarnation, so a stale URL fails even if the port was reused.
  */
 export interface CircuitUrl {

@@ -3,7 +3,7 @@ import type { Element } from './element';
 /**
  * The anchor tree of one server. Walking creates anchors; an anchor holds at most one element.
  * An anchor with no element, no children and no holds is removed at once, and the removal
- * cascades up (REFERENCE.md §2.3, without the original's laziness). Holds are references: the
+ * cascades up (docs/fs.md, without the original's laziness). Holds are references: the
  * mount's mkdir, or a call that is in progress on the anchor.
  */
 export class Anchor {

@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { E } from '../kit/errors';
 
-/** The original's signal names (REFERENCE.md §3.1). */
+/** The original's signal names (docs/cli.md, `signal`). */
 export const SIGNAL_NAMES = [
   'ABRT', 'ALRM', 'BUS', 'CHLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE',
   'PROF', 'QUIT', 'SEGV', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'URG', 'USR1',

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startServer, cli, type Running } from '../helpers/daemon';
 
-/** Anchors and the listing, through the real CLI against a real daemon (REFERENCE.md §2, §10). */
+/** Anchors and the listing, through the real CLI against a real daemon (docs/cli.md). */
 let d: Running;
 const c = (args: string[], input?: string) => cli(d.url, args, input);
 

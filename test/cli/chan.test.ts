@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startServer, cli, cliBackground, kill, eventually, type Running, type Background } from '../helpers/daemon';
 
-/** Channels through the real CLI against a real daemon (REFERENCE.md §3.2, §10). */
+/** Channels through the real CLI against a real daemon (docs/cli.md). */
 let d: Running;
 const c = (args: string[], input?: string | Buffer) => cli(d.url, args, input);
 let n = 0;

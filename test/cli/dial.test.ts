@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer, cli, type Running } from '../helpers/daemon';
 
-/** Choosing the server, flags and the CLI's general behaviour (REFERENCE.md §5.1, §5.2, §5.4). */
+/** Choosing the server, flags and the CLI's general behaviour (docs/cli.md). */
 let d: Running;
 let dir: string;
 

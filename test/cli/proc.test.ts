@@ -2,7 +2,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { startServer, cli, cliBackground, kill, eventually, alive, type Running, type Background } from '../helpers/daemon';
 
-/** Processes through the real CLI against a real daemon (REFERENCE.md §3.1, §10, issue 2's decisions). */
+/** Processes through the real CLI against a real daemon (docs/cli.md, issue 2's decisions). */
 let d: Running;
 const c = (args: string[], input?: string | Buffer) => cli(d.url, args, input);
 let n = 0;

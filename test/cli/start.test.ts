@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { startServer, cli, spawnCircuit, cleanEnv, eventually, alive } from '../helpers/daemon';
 import { tmpDir } from '../helpers/tmp';
 
-/** `circuit start` (REFERENCE.md §5.5, issue 2): the URL line, logs, the var folder, shutdown. */
+/** `circuit start` (docs/cli.md, issue 2): the URL line, logs, the var folder, shutdown. */
 const URL_RE = /^circuit:\/\/127\.0\.0\.1:(\d+)\/(\d+)\/Q[0-9a-f]{16}$/;
 const GO_TIME = '\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d';
 
