@@ -3,6 +3,7 @@ import { mkdir, stat } from 'fs/promises';
 import { dirname, resolve as resolvePath } from 'path';
 import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
 import type { Client } from '../api/types';
+import type { Routes } from './routes';
 import { AppError, CircuitError, SystemError } from '../kit/errors';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';
@@ -21,6 +22,8 @@ export interface MountOptions {
   /** Let other users reach the mount (it carries the full power of the cluster key). */
   allowOther?: boolean;
   log?: (line: string) => void;
+  /** The mount's shape (default: the registered kinds' file tables, src/fs/kinds/index.ts). */
+  routes?: Routes;
 }
 
 // fuse-native's native binding, for the caller function our patch adds.
@@ -79,6 +82,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     watch,
+    routes: opts.routes,
   });
   fuse = new CircuitFuse(mnt, fsops.ops, {
     // Blocking files wait as long as they must (interrupts end them, not a timer); fuse-native's
