@@ -14,10 +14,22 @@
 export type Kind = string;
 export type BuiltinKind = 'server' | 'chan' | 'proc' | 'dns' | 'docker' | '@join' | '@leave';
 
-/** Who asked: recorded in the operations log. */
+/** What a client says it is when it connects. */
+export type ClientLabel = 'cli' | 'api' | 'mount' | 'peer';
+export const CLIENT_LABELS: readonly ClientLabel[] = ['cli', 'api', 'mount', 'peer'];
+
+/**
+ * Who asked: recorded in the operations log. `via` is always decided by the server, from where
+ * the call arrived: its own mount or code (`mount`, `server`, `api`), its control socket
+ * (`socket`) or a TCP connection (`tcp`). What a connection's client says it is (`cli`, `api`,
+ * `mount`, `peer`: another server routing a call) is kept apart, in `says`, since a peer can say
+ * anything.
+ */
 export interface Origin {
-  via: 'cli' | 'api' | 'mount' | 'peer' | 'server';
-  /** The connection's peer address, for remote calls. */
+  via: ClientLabel | 'server' | 'socket' | 'tcp';
+  /** For a connection: what its client said it is, in its hello (untrusted). */
+  says?: ClientLabel;
+  /** The connection's peer address, for remote calls (`local` for the control socket). */
   peer?: string;
   /** The local caller, for calls through the mount. */
   uid?: number;

@@ -1,16 +1,23 @@
 import * as fs from 'node:fs';
-import { connect, type RemoteClient } from '../client/remote';
+import * as path from 'node:path';
+import { findSocket, isSocketPath } from '../node/control';
+import { connect, connectSocket, type RemoteClient } from '../client/remote';
 import { AppError, SystemError } from '../kit/errors';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
 
 /**
  * Chooses the dial-in server in the documented order (docs/cli.md, fixing the original's
- * bug that made $CIRCUIT unreachable): -d URL, then an explicit --discover, then the file named
- * by $CIRCUIT, then $CIRCUIT_DISCOVER. Nothing is multicast unless asked.
+ * bug that made $CIRCUIT unreachable): -d URL, then --socket PATH, then an explicit --discover,
+ * then the file named by $CIRCUIT, then $CIRCUIT_DISCOVER, then $CIRCUIT_SOCKET, and last the
+ * only live control socket in this user's socket directory (src/node/control.ts), so a server
+ * started on this machine answers with nothing said. Nothing is multicast unless asked. Where a
+ * URL is expected, a path (`/…`, `./…`) names a control socket instead: `circuit start` prints one
+ * when it opens no TCP port.
  */
 export interface DialFlags {
   dial?: string;
+  socket?: string;
   discover?: string;
   hmac?: string;
 }
@@ -26,6 +33,7 @@ export function setDiscover(d: Discover): void {
 
 export async function resolveUrl(flags: DialFlags, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (flags.dial) return flags.dial.trim();
+  if (flags.socket) return path.resolve(flags.socket);
   if (flags.discover) return viaDiscovery(flags.discover, flags.hmac);
   if (env.CIRCUIT) {
     try {
@@ -35,7 +43,8 @@ export async function resolveUrl(flags: DialFlags, env: NodeJS.ProcessEnv = proc
     }
   }
   if (env.CIRCUIT_DISCOVER) return viaDiscovery(env.CIRCUIT_DISCOVER, flags.hmac);
-  throw new AppError('EINVAL', 'no dial or discovery addresses available; use -dial or -discover');
+  if (env.CIRCUIT_SOCKET) return path.resolve(env.CIRCUIT_SOCKET);
+  return findSocket(env);
 }
 
 async function viaDiscovery(mcast: string, hmac: string | undefined): Promise<string> {
@@ -51,6 +60,7 @@ async function viaDiscovery(mcast: string, hmac: string | undefined): Promise<st
 /** Dials the chosen server, with the key of --hmac or $CIRCUIT_HMAC when one is given. */
 export async function dialClient(flags: DialFlags): Promise<RemoteClient> {
   const url = await resolveUrl(flags);
+  if (isSocketPath(url)) return connectSocket(url, { via: 'cli' });
   const handshake = keyedHandshake(resolveKey(flags.hmac));
   return connect(url, { handshake, via: 'cli' });
 }

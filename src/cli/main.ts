@@ -12,7 +12,7 @@ import { toCircuitError, type CircuitError } from '../kit/errors';
  * is parsed by quickParse without loading commander at all, which costs several milliseconds;
  * anything else (help, --version, `--`, an unknown flag, a missing value) goes to commander.
  */
-const LONG_FLAGS = ['dial', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'join-timeout', 'allow-unsafe-mount', 'idle-close'];
+const LONG_FLAGS = ['dial', 'socket', 'group', 'discover', 'hmac', 'addr', 'join', 'docker', 'var', 'mount', 'scrub', 'long', 'depth', 'de', 'if', 'no-mount', 'allow-other', 'allow-uid', 'allow-group', 'join-timeout', 'allow-unsafe-mount', 'idle-close', 'output', 'force'];
 
 export function normalizeArgv(argv: string[]): string[] {
   return argv.map((a) => {
@@ -120,6 +120,7 @@ async function runCommand(cmd: Command, args: string[], f: DialFlags & CommandFl
 function dialOptions(c: Commander): Commander {
   return c
     .option('-d, --dial <url>', 'the circuit URL of the server to talk to')
+    .option('--socket <path>', "a local server's control socket (also $CIRCUIT_SOCKET)")
     .option('--discover <mcast>', 'find a server by UDP multicast (also $CIRCUIT_DISCOVER)')
     .option('--hmac <file>', 'the key file (also $CIRCUIT_HMAC)');
 }
@@ -138,12 +139,16 @@ export function program(): Commander {
 
   p.command('start')
     .description('run a server (and mount the cluster at /circuit)')
-    .option('-a, --addr <host:port>', 'address to bind (default 127.0.0.1:0, or 0.0.0.0:0 with a key)')
+    .option('-a, --addr <host:port>', 'open a TCP port here (default: none unless --if, -j, --discover or a key ask for the network; then 127.0.0.1:0, or 0.0.0.0:0 with a key)')
     .option('--if <iface>', "bind the interface's first IPv4 address (else IPv6) on -a's port or a free one")
+    .option('--socket <path>', 'the control socket (default /run/circuit/ID.sock for root, else $XDG_RUNTIME_DIR/circuit/ID.sock)')
+    .option('--group <name>', 'let this group use the control socket too')
     .option('--var <dir>', 'var folder: lock and operations log (default $TMPDIR/circuit-<worker>-P<pid>)')
     .option('--mount <dir>', 'where to mount the cluster', '/circuit')
     .option('--no-mount', 'do not mount the cluster')
-    .option('--allow-other', 'let other users reach the mount (it carries the full power of the cluster)')
+    .option('--allow-other', 'let other users look through the mount (list and read), not act')
+    .option('--allow-uid <uids>', 'with --allow-other: these uids (comma-separated) may act too')
+    .option('--allow-group <groups>', 'with --allow-other: members of these groups may act too')
     .option('--allow-unsafe-mount', 'mount even with a fuse-native build whose blocked readers cannot be interrupted')
     .option('-j, --join <target>', 'join the cluster of the server at a circuit URL, HOST:PORT or NAME:PORT (every address of the name is tried); repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--join-timeout <ms>', 'fail the start if the join does not succeed in time')
@@ -159,23 +164,28 @@ export function program(): Commander {
 
   dialOptions(p.command('mount <dir>'))
     .description('mount the cluster at DIR, through a server, hosting nothing')
-    .option('--allow-other', 'let other users reach the mount')
+    .option('--allow-other', 'let other users look through the mount (list and read), not act')
+    .option('--allow-uid <uids>', 'with --allow-other: these uids (comma-separated) may act too')
+    .option('--allow-group <groups>', 'with --allow-other: members of these groups may act too')
     .option('--allow-unsafe-mount', 'mount even with a fuse-native build whose blocked readers cannot be interrupted')
-    .action(async (dir: string, f: DialFlags & { allowOther?: boolean; allowUnsafeMount?: boolean }) => {
+    .action(async (dir: string, f: DialFlags & { allowOther?: boolean; allowUid?: string; allowGroup?: string; allowUnsafeMount?: boolean }) => {
       try {
         const { mountOnly } = await import('./start');
-        await mountOnly(dir, await dialClient(f), Boolean(f.allowOther), f.allowUnsafeMount);
+        await mountOnly(dir, await dialClient(f), f);
       } catch (e) {
         fail(e);
       }
     });
 
   p.command('keygen')
-    .description('print a new key for --hmac (base64)')
-    .action(async () => {
+    .description('print a new key for --hmac (base64), or write it to a new 0600 file')
+    .option('-o, --output <file>', 'create FILE (mode 0600) holding the key; never overwrites')
+    .option('-f, --force', 'with -o: replace an existing FILE')
+    .action(async (f: { output?: string; force?: boolean }) => {
       try {
-        const { generateKey } = await import('../cluster/keys');
-        process.stdout.write(generateKey() + '\n');
+        const { generateKey, writeKeyFile } = await import('../cluster/keys');
+        if (f.output) writeKeyFile(f.output, f.force);
+        else process.stdout.write(generateKey() + '\n');
       } catch (e) {
         fail(e);
       }

@@ -5,21 +5,30 @@ import type { Server } from '../node/server';
 import * as path from 'node:path';
 import { packageRoot } from '../kit/root';
 import { AppError, CircuitError } from '../kit/errors';
+import { groupId } from '../node/control';
+import { oneLine } from '../node/oplog';
 import { keyedHandshake } from '../cluster/tcp';
 import { resolveKey } from '../cluster/keys';
 import { hostPort, interfaceAddress, parseHostPort } from '../cluster/url';
 
 /**
  * `circuit start`: one daemon, one server and (unless --no-mount) the FUSE view of the cluster.
- * The URL is printed on stdout, as the only line, once the server serves and the mount answers.
+ * Every server listens on its owner-only control socket (src/node/control.ts); it opens a TCP
+ * port only when asked for the network (-a, --if, -j, --discover or a key). Its URL, or without
+ * a TCP port its socket's path, is printed on stdout, as the only line, once the server serves
+ * and the mount answers.
  * SIGTERM, SIGINT and a `stop` request unmount (failing blocked callers), stop the processes
  * (SIGTERM, then SIGKILL after the grace period) and exit 0.
  */
 export interface StartFlags {
   addr?: string;
+  socket?: string;
+  group?: string;
   var?: string;
   mount?: string | false;
   allowOther?: boolean;
+  allowUid?: string;
+  allowGroup?: string;
   /** -j, repeatable: circuit URLs, HOST:PORT or NAME:PORT. */
   join?: string[];
   joinTimeout?: string;
@@ -36,14 +45,18 @@ export interface StartFlags {
 export const startHooks: Array<(server: Server, flags: StartFlags) => Promise<(() => Promise<void>) | void>> = [];
 
 export async function start(flags: StartFlags): Promise<void> {
-  const say = (l: string) => process.stderr.write(l + '\n');
+  const say = (l: string) => process.stderr.write(oneLine(l) + '\n');
   say(`circuit ${VERSION}`);
   const key = resolveKey(flags.hmac);
+  const allowed = allowList(flags);
   if (key) say('Using a cluster key: connections are authenticated and encrypted.');
-  const addr = flags.if ? ifaceAddr(flags.if, flags.addr) : flags.addr ?? (key ? '0.0.0.0:0' : '127.0.0.1:0');
-  if (!key && !isLoopback(addr)) say(`warning: listening on ${addr} without a key (--hmac): anyone who can reach it can run commands as this user`);
+  const discover = flags.discover || process.env.CIRCUIT_DISCOVER;
+  const network = Boolean(flags.addr || flags.if || flags.join?.length || discover || key);
+  const addr = !network ? null : flags.if ? ifaceAddr(flags.if, flags.addr) : flags.addr ?? (key ? '0.0.0.0:0' : '127.0.0.1:0');
+  if (addr && !key && !isLoopback(addr)) say(`warning: listening on ${addr} without a key (--hmac): anyone who can reach it can run commands as this user`);
   const daemon = await startDaemon({
     addr,
+    control: { path: flags.socket, group: flags.group },
     handshake: keyedHandshake(key),
     varDir: flags.var,
     graceMs: flags.grace ? Number(flags.grace) : undefined,
@@ -85,7 +98,18 @@ export async function start(flags: StartFlags): Promise<void> {
     if (flags.mount !== false) {
       const dir = flags.mount ?? '/circuit';
       const { mount } = await mountModule(flags.allowUnsafeMount);
-      const m = await mount(new LocalClient(server, { via: 'mount' }), dir, { allowOther: flags.allowOther, log: say });
+      const m = await mount(new LocalClient(server, { via: 'mount' }), dir, {
+        allowOther: flags.allowOther,
+        ...allowed,
+        log: say,
+        refused: (r) => server.oplog.append({
+          op: r.op,
+          path: r.path,
+          origin: { via: 'mount', ...(r.caller ? { uid: r.caller.uid, pid: r.caller.pid } : {}) },
+          ok: false,
+          error: { code: 'EACCES', message: r.message },
+        }),
+      });
       unmount = () => m.unmount();
       say(`Mounted the cluster at ${dir}`);
     }
@@ -95,7 +119,22 @@ export async function start(flags: StartFlags): Promise<void> {
     throw e;
   }
   server.attach();
-  process.stdout.write(daemon.url + '\n');
+  say(`Listening on ${daemon.control!.path}${flags.group ? ` (owner and group ${flags.group})` : ' (owner only)'}${daemon.url ? ` and ${daemon.url}` : '; no TCP port (ask with -a HOST:PORT)'}`);
+  process.stdout.write((daemon.url || daemon.control!.path) + '\n');
+}
+
+/** --allow-uid UID[,UID…] and --allow-group GROUP[,GROUP…]: who may act through an --allow-other mount. */
+export function allowList(flags: { allowOther?: boolean; allowUid?: string; allowGroup?: string }): { allowUids: number[]; allowGids: number[] } {
+  const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const allowUids = list(flags.allowUid).map((u) => {
+    if (!/^\d+$/.test(u)) throw new AppError('EINVAL', `--allow-uid: ${JSON.stringify(u)} is not a numeric uid`);
+    return Number(u);
+  });
+  const allowGids = list(flags.allowGroup).map(groupId);
+  if ((allowUids.length || allowGids.length) && !flags.allowOther) {
+    throw new AppError('EINVAL', '--allow-uid and --allow-group name who may act through an --allow-other mount; give --allow-other too');
+  }
+  return { allowUids, allowGids };
 }
 
 /** --if IFACE: the interface's address, on -a's port when -a is given too, else a free one. */
@@ -126,6 +165,7 @@ function isLoopback(addr: string): boolean {
 
 /** The mesh (src/node/mesh.ts): membership, routing, -j, join requests and discovery. */
 startHooks.push(async (server, flags) => {
+  if (!server.url) return; // no TCP port: a singleton, reachable only through its socket
   const { startMesh } = await import('../node/mesh');
   const { connect } = await import('../client/remote');
   const key = resolveKey(flags.hmac);
@@ -143,10 +183,10 @@ startHooks.push(async (server, flags) => {
 });
 
 /** `circuit mount DIR -d URL`: the view alone, from a process that hosts nothing. */
-export async function mountOnly(dir: string, client: import('../api/types').Client, allowOther: boolean, allowUnsafeMount?: boolean): Promise<void> {
-  const say = (l: string) => process.stderr.write(l + '\n');
-  const { mount } = await mountModule(allowUnsafeMount);
-  const m = await mount(client, dir, { allowOther, log: say });
+export async function mountOnly(dir: string, client: import('../api/types').Client, flags: { allowOther?: boolean; allowUid?: string; allowGroup?: string; allowUnsafeMount?: boolean }): Promise<void> {
+  const say = (l: string) => process.stderr.write(oneLine(l) + '\n');
+  const { mount } = await mountModule(flags.allowUnsafeMount);
+  const m = await mount(client, dir, { allowOther: flags.allowOther, ...allowList(flags), log: say });
   say(`Mounted the cluster at ${dir}`);
   let stopping = false;
   const stop = async () => {

@@ -1,7 +1,9 @@
-import type { Client, CallOptions, InputWriter, OutputReader, Origin, ServerInfo } from '../api/types';
+import type { Client, CallOptions, ClientLabel, InputWriter, OutputReader, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
 import { dial, type Handshake } from '../cluster/tcp';
-import type { Session } from '../cluster/session';
+import * as net from 'node:net';
+import { Session } from '../cluster/session';
+import type { Hello } from '../node/serve';
 import { parseUrl } from '../cluster/url';
 import { SystemError } from '../kit/errors';
 
@@ -12,7 +14,7 @@ import { SystemError } from '../kit/errors';
  * between the channel and a client that dies.
  */
 export interface RemoteOptions {
-  via?: Origin['via'];
+  via?: ClientLabel;
   handshake?: Handshake;
   timeoutMs?: number;
 }
@@ -20,8 +22,31 @@ export interface RemoteOptions {
 export async function connect(url: string, opts: RemoteOptions = {}): Promise<RemoteClient> {
   const u = parseUrl(url);
   const session = await dial(u.host, u.port, { handshake: opts.handshake, timeoutMs: opts.timeoutMs });
+  return greet(session, { via: opts.via ?? 'api', pid: u.pid, worker: u.worker }, opts.timeoutMs);
+}
+
+/**
+ * Connects to a server's control socket (src/node/control.ts). No key and no URL: the socket's
+ * file mode decides who may connect, and whoever can is the server's owner (or its --group).
+ */
+export async function connectSocket(path: string, opts: RemoteOptions = {}): Promise<RemoteClient> {
+  const session = await new Promise<Session>((resolve, reject) => {
+    const sock = net.connect({ path });
+    sock.once('connect', () => {
+      sock.removeAllListeners('error');
+      resolve(new Session(sock));
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EACCES' ? 'permission denied (the socket is its owner\'s)' : e.code === 'ENOENT' ? 'no such socket' : e.code === 'ECONNREFUSED' ? 'nobody listens there (a stale socket)' : e.message;
+      reject(new SystemError(e.code === 'EACCES' ? 'EACCES' : 'EHOSTDOWN', `cannot reach the server at ${JSON.stringify(path)}: ${why}`, { cause: e }));
+    });
+  });
+  return greet(session, { via: opts.via ?? 'api' }, opts.timeoutMs);
+}
+
+async function greet(session: Session, hello: Hello, timeoutMs = 5000): Promise<RemoteClient> {
   try {
-    const info = (await session.call('hello', [{ via: opts.via ?? 'api', pid: u.pid, worker: u.worker }], { deadlineMs: opts.timeoutMs ?? 5000 })) as ServerInfo;
+    const info = (await session.call('hello', [hello], { deadlineMs: timeoutMs })) as ServerInfo;
     return new RemoteClient(session, info);
   } catch (e) {
     session.destroy();

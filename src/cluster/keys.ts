@@ -5,7 +5,7 @@
  * files keep working. Every problem with a named key file is an error: a broken key never falls
  * back to plaintext (the original silently did so for an empty file).
  */
-import { readFileSync } from 'node:fs';
+import * as fs from 'node:fs';
 import { AppError } from '../kit/errors';
 
 /** Bytes of randomness in a generated key: as many as the original's keygen printed. */
@@ -23,17 +23,58 @@ export function generateKey(): string {
   return (require('node:crypto') as typeof import('node:crypto')).randomBytes(GENERATED_KEY_BYTES).toString('base64');
 }
 
+/**
+ * Writes a fresh key to file, created with mode 0600 (`circuit keygen -o FILE`). An existing file
+ * is never overwritten unless force; with force it is removed first, so the new file is 0600 too.
+ */
+export function writeKeyFile(file: string, force = false): void {
+  if (force) fs.rmSync(file, { force: true });
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EEXIST') throw new AppError('EEXIST', `key file ${file} exists; not overwriting it (use -f to replace it)`);
+    throw new AppError(e.code === 'ENOENT' || e.code === 'EACCES' ? e.code : 'EIO', `cannot create key file ${file}: ${e.message}`, { cause: err });
+  }
+  try {
+    fs.writeSync(fd, generateKey() + '\n');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a key file that others may read or write, as ssh refuses such private keys: whoever
+ * can read it holds the cluster, whoever can write it can swap it.
+ */
+function checkPrivate(file: string, mode: number): void {
+  const bits = mode & 0o077;
+  if (!bits) return;
+  const m = '0' + (mode & 0o777).toString(8);
+  const how = bits & 0o044 ? 'readable' : 'writable';
+  throw new AppError('EACCES', `key file ${file} is ${how} by others (mode ${m}); chmod 600 ${file}`);
+}
+
 /** Reads and decodes a key file; any failure is an AppError with the file's name. */
 export function loadKey(file: string): Buffer {
   let text: string;
+  let mode: number;
   try {
-    text = readFileSync(file, 'utf8');
+    const fd = fs.openSync(file, 'r');
+    try {
+      mode = fs.fstatSync(fd).mode;
+      text = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e && e.message ? e.message : String(err);
     const code = e && (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR') ? e.code : 'EIO';
     throw new AppError(code, `problem reading private key file (${file}): ${why}`, { cause: err });
   }
+  checkPrivate(file, mode);
   return decodeKey(text);
 }
 

@@ -7,6 +7,7 @@ import type { Routes } from './routes';
 import { AppError, CircuitError, SystemError } from '../kit/errors';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';
+import { guard, type Refusal } from './policy';
 
 /**
  * The mount's lifecycle on fuse-native: make the mount point, clean up a dead mount left by a
@@ -19,8 +20,15 @@ export interface Mount {
 }
 
 export interface MountOptions {
-  /** Let other users reach the mount (it carries the full power of the cluster key). */
+  /**
+   * Let other users reach the mount, to look, not act (policy.ts): needs the patched fuse-native,
+   * which reports callers. Users and groups in allowUids/allowGids may act too.
+   */
   allowOther?: boolean;
+  allowUids?: number[];
+  allowGids?: number[];
+  /** Called for each act refused to another user (the daemon writes it to ops.log). */
+  refused?: (r: Refusal) => void;
   log?: (line: string) => void;
   /** The mount's shape (default: the registered kinds' file tables, src/fs/kinds/index.ts). */
   routes?: Routes;
@@ -67,6 +75,9 @@ export const reportsCallers = typeof binding.fuse_native_caller === 'function';
 
 export async function mount(client: Client, dir: string, opts: MountOptions = {}): Promise<Mount> {
   const log = opts.log ?? (() => {});
+  if (opts.allowOther && !reportsCallers) {
+    throw new AppError('ENOTSUP', '--allow-other needs the patched fuse-native, which tells the mount who calls (run scripts/patch-fuse-native.sh); without it other users could act, not only look');
+  }
   const mnt = resolvePath(dir);
   await prepare(mnt, log);
   if (!reportsCallers) {
@@ -84,7 +95,14 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
     watch,
     routes: opts.routes,
   });
-  fuse = new CircuitFuse(mnt, fsops.ops, {
+  const owner = process.getuid?.() ?? 0;
+  const ops = opts.allowOther
+    ? guard(fsops.ops, { owner, uids: new Set(opts.allowUids), gids: new Set(opts.allowGids) }, () => fuse?.caller ?? null, (r) => {
+        if (opts.refused) opts.refused(r);
+        else log(`fs: refused ${r.op} ${JSON.stringify(r.path)}: ${r.message}`);
+      })
+    : fsops.ops;
+  fuse = new CircuitFuse(mnt, ops, {
     // Blocking files wait as long as they must (interrupts end them, not a timer); fuse-native's
     // op timeout only applies per op name, so it is lifted for the ops that carry their I/O.
     timeout: { default: 15_000, read: false, write: false, flush: false, release: false },

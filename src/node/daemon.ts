@@ -8,14 +8,18 @@ import { listen, type Endpoint, type Handshake, type ListenLimits } from '../clu
 import { RefusalLog } from '../cluster/refusal-log';
 import { formatUrl, newWorkerId, parseHostPort } from '../cluster/url';
 import { AppError } from '../kit/errors';
+import { listenControl, type ControlSocket } from './control';
 
 /**
- * One daemon: a Server, its var folder (lock and operations log) and its TCP endpoint. The CLI's
- * `start` wraps this with printing, signals and the mount; tests and benchmarks use it directly.
+ * One daemon: a Server, its var folder (lock and operations log), its TCP endpoint (unless told
+ * to have none) and its control socket (when asked; src/node/control.ts). The CLI's `start`
+ * wraps this with printing, signals and the mount; tests and benchmarks use it directly.
  */
 export interface DaemonOptions extends Omit<ServerOptions, 'url' | 'logFile'> {
-  /** HOST:PORT to bind; default 127.0.0.1:0. */
-  addr?: string;
+  /** HOST:PORT to bind; default 127.0.0.1:0; null: no TCP port at all (the URL is then ''). */
+  addr?: string | null;
+  /** Listen on a control socket: at path (default: the user's socket directory), widened to group. */
+  control?: { path?: string; group?: string };
   /** The var folder; default $TMPDIR/circuit-<worker>-P<pid>. */
   varDir?: string;
   handshake?: Handshake;
@@ -25,45 +29,62 @@ export interface DaemonOptions extends Omit<ServerOptions, 'url' | 'logFile'> {
 
 export interface Daemon {
   server: Server;
+  /** The circuit URL of the TCP endpoint; '' without one. */
   url: string;
   worker: string;
   varDir: string;
-  endpoint: Endpoint;
+  endpoint?: Endpoint;
+  control?: ControlSocket;
   close(): Promise<void>;
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
-  const { host, port } = parseHostPort(opts.addr ?? '127.0.0.1:0');
+  const bind = opts.addr === null ? null : parseHostPort(opts.addr ?? '127.0.0.1:0');
   const worker = newWorkerId();
   const varDir = (opts.varDir ?? path.join(os.tmpdir(), `circuit-%W-P${String(process.pid).padStart(4, '0')}`)).replace('%W', worker);
   lockVar(varDir, opts.stderr);
   const server = new Server({ ...opts, logFile: path.join(varDir, 'ops.log') });
+  const self = { worker, pid: process.pid };
+  let control: ControlSocket | undefined;
+  if (opts.control) {
+    const config = { maxMessage: server.maxMessage + WIRE_OVERHEAD };
+    control = await listenControl({ ...opts.control, serverId: server.id, config, onSession: (s) => serveSession(server, s, { ...self, local: true }) });
+  }
   // Refusals are logged at most one line a second (a stranger may cause thousands).
   const refusals = new RefusalLog((l) => server.oplog.say(l));
-  const endpoint = await listen(host, port, (s) => {
-    serveSession(server, s, { worker, pid: process.pid });
-    // A peer that breaks the protocol (garbage, too much data) is cut off; say so, as the
-    // handshake's refusals are.
-    void s.closed.then((e) => {
-      if (e.code === 'EPROTO' || e.code === 'EMSGSIZE') refusals.add(`rejecting connection: ${e.message}`, s.remote.replace(/:\d+$/, ''));
+  let endpoint: Endpoint | null = null;
+  try {
+    endpoint = bind && await listen(bind.host, bind.port, (s) => {
+      serveSession(server, s, self);
+      // A peer that breaks the protocol (garbage, too much data) is cut off; say so, as the
+      // handshake's refusals are.
+      void s.closed.then((e) => {
+        if (e.code === 'EPROTO' || e.code === 'EMSGSIZE') refusals.add(`rejecting connection: ${e.message}`, s.remote.replace(/:\d+$/, ''));
+      });
+    }, {
+      handshake: opts.handshake,
+      limits: opts.limits,
+      // A peer streaming a message larger than this server takes is cut off as the bytes come,
+      // instead of being assembled first and refused after.
+      config: { maxMessage: server.maxMessage + WIRE_OVERHEAD },
+      onError: (e, addr) => refusals.add(`rejecting connection: ${e.message}`, addr),
     });
-  }, {
-    handshake: opts.handshake,
-    limits: opts.limits,
-    // A peer streaming a message larger than this server takes is cut off as the bytes come,
-    // instead of being assembled first and refused after.
-    config: { maxMessage: server.maxMessage + WIRE_OVERHEAD },
-    onError: (e, addr) => refusals.add(`rejecting connection: ${e.message}`, addr),
-  });
-  server.url = formatUrl({ host: endpoint.host, port: endpoint.port, pid: process.pid, worker });
+  } catch (e) {
+    refusals.close();
+    await control?.close();
+    throw e;
+  }
+  server.url = endpoint ? formatUrl({ host: endpoint.host, port: endpoint.port, pid: process.pid, worker }) : '';
   return {
     server,
     url: server.url,
     worker,
     varDir,
-    endpoint,
+    endpoint: endpoint ?? undefined,
+    control,
     async close() {
-      await endpoint.close();
+      await control?.close();
+      await endpoint?.close();
       refusals.close();
       await server.shutdown();
       fs.rmSync(path.join(varDir, '.lock'), { force: true });

@@ -5,6 +5,10 @@ import type { Origin } from '../api/types';
  * The operations log: every operation, in execution order, as one JSON line with a sequence
  * number, time, origin, operation, path and result, appended to ops.log in the var folder. Make,
  * scrub and attach are also written to stderr in the original's timestamped form.
+ *
+ * Neither carries secrets or injections: a process's environment (`Env`, `env`) is logged by
+ * names only (`NAME=…`), and a stderr line's control characters are escaped, so that a name
+ * holding a newline (an anchor, a peer's id) cannot split a line or forge another one.
  */
 export interface OpRecord {
   op: string;
@@ -34,7 +38,8 @@ export class OpLog {
    */
   append(r: OpRecord): void {
     if (this.#fd === undefined) return;
-    this.#pending.push(JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...r }));
+    const rec = r.args === undefined ? r : { ...r, args: redactEnv(r.args) };
+    this.#pending.push(JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...rec }));
     if (this.#pending.length === 1) setImmediate(() => this.flush());
   }
 
@@ -51,7 +56,7 @@ export class OpLog {
 
   /** One line on stderr in the original's form: `YYYY/MM/DD HH:MM:SS text`. */
   say(text: string): void {
-    this.stderr(`${goTime()} ${text}`);
+    this.stderr(`${goTime()} ${oneLine(text)}`);
   }
 
   read(): Buffer {
@@ -69,4 +74,36 @@ export class OpLog {
 function goTime(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/**
+ * Text made safe for one log line: control characters (C0, DEL, C1) and the Unicode line and
+ * paragraph separators are escaped as \n, \r, \t or \xNN / \uNNNN. Names in lines are quoted
+ * (q) besides, so this is the safety net for text that is not.
+ */
+export function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const n = c.charCodeAt(0);
+    return n > 0xff ? `\\u${n.toString(16).padStart(4, '0')}` : `\\x${n.toString(16).padStart(2, '0')}`;
+  });
+}
+
+/** A quoted name for a log line: JSON string syntax (`"/X…/a b"`), so spaces and quotes are unambiguous. */
+export function q(name: string): string {
+  return JSON.stringify(name);
+}
+
+/** A copy of v in which every `Env`/`env` list of `NAME=VALUE` strings keeps the names only. */
+export function redactEnv(v: unknown, depth = 0): unknown {
+  if (depth > 8 || v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return v;
+  if (Array.isArray(v)) return v.map((x) => redactEnv(x, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    out[k] = /^env$/i.test(k) && Array.isArray(x) ? x.map((e) => (typeof e === 'string' ? e.replace(/=[\s\S]*$/, '=…') : '…')) : redactEnv(x, depth + 1);
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import type { Session } from '../cluster/session';
 import type { Server } from './server';
-import type { InputWriter, Origin, OutputReader } from '../api/types';
+import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type OutputReader } from '../api/types';
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 
@@ -11,14 +11,17 @@ import { SystemError, E } from '../kit/errors';
  * acknowledged (put back first in their channel). So a client that dies mid-call loses nothing.
  */
 export interface Hello {
-  via?: Origin['via'];
+  /** What the client says it is; recorded as `says`, never as the origin's `via`. */
+  via?: ClientLabel;
   /** The PID and worker id the dialler expects (from the URL); a mismatch is refused. */
   pid?: number;
   worker?: string;
 }
 
-export function serveSession(server: Server, session: Session, self: { worker: string; pid: number }): void {
-  let origin: Origin = { via: 'api', peer: session.remote };
+export function serveSession(server: Server, session: Session, self: { worker: string; pid: number; local?: boolean }): void {
+  // The origin is the server's to say: where the connection came from, never what it claims.
+  const base: Origin = self.local ? { via: 'socket', peer: 'local' } : { via: 'tcp', peer: session.remote };
+  let origin: Origin = base;
   const holds: string[] = [];
   const leases = new Map<number, OutputReader>();
   const inputs = new Map<number, InputWriter>();
@@ -57,7 +60,8 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         if ((h.worker && h.worker !== self.worker) || (h.pid && h.pid !== self.pid)) {
           throw new SystemError('EACCES', 'addressed server is gone or authentication failed: worker identity mismatch');
         }
-        origin = { via: h.via ?? 'api', peer: session.remote };
+        const says = CLIENT_LABELS.find((l) => l === h.via);
+        origin = says ? { ...base, says } : base;
         return { id: server.id, url: server.url };
       }
       case 'recv': {

@@ -8,7 +8,7 @@ import { AnchorTree, splitPath, type Anchor } from './anchor';
 import { NOT_KIND, type ElementContext, type Kind as KindPlugin, type VerbName, type VerbSigs } from './element';
 import { serverElement } from './kinds/server';
 import { KINDS } from './kinds';
-import { OpLog } from './oplog';
+import { OpLog, q } from './oplog';
 import { LocalView } from './view';
 import type { View } from './kinds/subscription';
 import { stackReport } from './stk';
@@ -170,7 +170,7 @@ export class Server extends EventEmitter implements Client {
       if (!k) throw E.notSupported(`unknown element kind ${kind}`);
       if (k.optIn && !this.#enabled.has(kind)) throw E.notSupported(k.optIn.off);
       const made = k.prepare(spec ?? k.defaultSpec); // null: what `mkdir KIND` makes
-      this.oplog.say(`Making ${kind} at ${p}, using ${made.describe}`);
+      this.oplog.say(`Making ${kind} at ${q(p)}, using ${made.describe}`);
       await this.tree.using(parts.slice(1), async (a) => {
         if (a.element || a.making) throw E.busyAnchor();
         a.making = true;
@@ -199,7 +199,7 @@ export class Server extends EventEmitter implements Client {
     await el.scrub();
     if (a.element !== el) return;
     a.element = undefined;
-    this.oplog.say(`Scrubbing /${this.id}${a.path === '/' ? '' : a.path}`);
+    this.oplog.say(`Scrubbing ${q(`/${this.id}${a.path === '/' ? '' : a.path}`)}`);
     this.tree.collect(a);
   }
 
@@ -243,7 +243,7 @@ export class Server extends EventEmitter implements Client {
     const remote = parts[0] !== this.id ? this.route(parts[0]) : undefined;
     if (remote) {
       void remote.unrecv?.(path, msg).catch((e: Error) =>
-        this.oplog.say(`cannot return a message to ${path}: ${e.message}`),
+        this.oplog.say(`cannot return a message to ${q(path)}: ${e.message}`),
       );
       return;
     }
@@ -363,7 +363,7 @@ export class Server extends EventEmitter implements Client {
       try {
         await a.element?.shutdown(this.graceMs);
       } catch (e) {
-        this.oplog.say(`shutdown of ${a.path}: ${(e as Error).message}`);
+        this.oplog.say(`shutdown of ${q(a.path)}: ${(e as Error).message}`);
       }
     }));
     this.oplog.append({ op: 'shutdown', path: '/' + this.id, ok: true, origin: { via: 'server' } });
@@ -429,7 +429,7 @@ export class Server extends EventEmitter implements Client {
     } catch (e) {
       const err: CircuitError = toCircuitError(e);
       this.oplog.append({ op, path, origin: opts?.origin, args, ok: false, error: { code: err.code, message: err.message } });
-      if (err.code === 'EIO') this.oplog.say(`${op} ${path}: ${err.message}`);
+      if (err.code === 'EIO') this.oplog.say(`${op} ${q(path)}: ${err.message}`);
       throw err;
     }
   }
@@ -451,5 +451,5 @@ function summary(r: unknown): unknown {
 function describeOrigin(opts?: CallOptions): string {
   const o = opts?.origin;
   if (!o) return 'unknown';
-  return [o.via, o.peer, o.uid !== undefined ? `uid ${o.uid}` : '', o.pid !== undefined ? `pid ${o.pid}` : ''].filter(Boolean).join(' ');
+  return [o.via, o.says && `(says ${o.says})`, o.peer, o.uid !== undefined ? `uid ${o.uid}` : '', o.pid !== undefined ? `pid ${o.pid}` : ''].filter(Boolean).join(' ');
 }

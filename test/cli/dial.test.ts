@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startServer, cli, type Running } from '../helpers/daemon';
+import { startServer, cli, NOBODY, type Running } from '../helpers/daemon';
 
 /** Choosing the server, flags and the CLI's general behaviour (docs/cli.md). */
 let d: Running;
@@ -66,10 +66,15 @@ t.test('dial: a malformed URL fails with one line, exit 1', async (t) => {
   }
 });
 
-t.test('dial: no dial information at all', async (t) => {
-  const r = await cli(null, ['ls', '/']);
+t.test('dial: no dial information and no server socket at all', async (t) => {
+  // An empty socket directory: $XDG_RUNTIME_DIR/circuit for a user other than root, so as root
+  // the CLI runs as nobody (root's directory, /run/circuit, is shared with other daemons).
+  const xdg = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-xdg-'));
+  fs.chmodSync(xdg, 0o755);
+  t.teardown(() => fs.rmSync(xdg, { recursive: true, force: true }));
+  const r = await cli(null, ['ls', '/'], '', { XDG_RUNTIME_DIR: xdg }, process.getuid?.() === 0 ? NOBODY : undefined);
   t.equal(r.code, 1);
-  t.equal(r.stderr, 'circuit: no dial or discovery addresses available; use -dial or -discover\n');
+  t.equal(r.stderr, `circuit: no dial or discovery addresses available, and no server's control socket in ${xdg}/circuit; use -dial, -discover or --socket, or start a server\n`);
 });
 
 t.test('dial: the dial error comes before the argument-count error', async (t) => {
@@ -143,8 +148,8 @@ t.test('dial: a wrong or missing key gives addressed server is gone or authentic
   const other = path.join(dir, 'other');
   const k = await cli(null, ['keygen']);
   t.equal(k.code, 0, k.stderr);
-  fs.writeFileSync(key, k.stdout);
-  fs.writeFileSync(other, (await cli(null, ['keygen'])).stdout);
+  fs.writeFileSync(key, k.stdout, { mode: 0o600 });
+  fs.writeFileSync(other, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const keyed = await startServer(['--no-mount'], { env: { CIRCUIT_HMAC: key } });
   t.teardown(() => keyed.stop());
   const ok = await cli(keyed.url, ['ls', '/'], '', { CIRCUIT_HMAC: key });

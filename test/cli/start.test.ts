@@ -116,13 +116,18 @@ t.test('start: the stderr log has the make and scrub lines; the operations log i
   await cli(d.url, ['send', a], 'hello');
   await cli(d.url, ['recv', a]);
   await cli(d.url, ['scrub', a]);
-  await eventually(() => d.stderr().includes(`Scrubbing ${a}`), 3000);
-  t.match(d.stderr(), new RegExp(`^${GO_TIME} Making chan at ${a}, using 3$`, 'm'));
-  t.equal(d.stderr().split('\n').filter((l) => l.endsWith(`Making chan at ${a}, using 3`)).length, 2, 'the failed make is logged too');
-  t.match(d.stderr(), new RegExp(`^${GO_TIME} Scrubbing ${a}$`, 'm'));
-  await cli(d.url, ['mkproc', `/${d.id}/p`], JSON.stringify({ Path: 'true' }));
+  await eventually(() => d.stderr().includes(`Scrubbing "${a}"`), 3000);
+  t.match(d.stderr(), new RegExp(`^${GO_TIME} Making chan at "${a}", using 3$`, 'm'), 'names are quoted');
+  t.equal(d.stderr().split('\n').filter((l) => l.endsWith(`Making chan at "${a}", using 3`)).length, 2, 'the failed make is logged too');
+  t.match(d.stderr(), new RegExp(`^${GO_TIME} Scrubbing "${a}"$`, 'm'));
+  await cli(d.url, ['mkproc', `/${d.id}/p`], JSON.stringify({ Path: 'true', Env: ['SECRET=hunter2', 'PATH=/bin'] }));
   await eventually(() => d.stderr().includes('Making proc at'), 3000);
-  t.match(d.stderr(), new RegExp(`^${GO_TIME} Making proc at /${d.id}/p, using \\{\\n\\t"env": null,\\n\\t"dir": "",\\n\\t"path": "true",`, 'm'), 'proc: the Cmd with lowercase keys');
+  t.match(d.stderr(), new RegExp(`^${GO_TIME} Making proc at "/${d.id}/p", using \\{"env":\\["SECRET=…","PATH=…"\\],"dir":"","path":"true",`, 'm'), 'proc: the Cmd on one line, lowercase keys, Env by names only');
+  // a newline in an anchor name cannot split or forge a line
+  await cli(d.url, ['mkchan', `/${d.id}/x\n2001/01/01 00:00:00 Attaching /Xforged as server`, '1']);
+  await eventually(() => d.stderr().includes('Xforged'), 3000);
+  t.notMatch(d.stderr(), /^2001\//m, 'no forged line');
+  t.match(d.stderr(), /Making chan at "\/X[0-9a-f]{16}\/x\\n2001\/01\/01 00:00:00 Attaching \/Xforged as server", using 1$/m, 'the name is quoted, its newline escaped');
 
   const file = path.join(d.varDir, 'ops.log');
   t.ok(fs.existsSync(file), 'ops.log in the var folder');
@@ -135,13 +140,18 @@ t.test('start: the stderr log has the make and scrub lines; the operations log i
   for (const r of mine) {
     t.type(r.seq, 'number');
     t.match(r.time, /^\d{4}-\d\d-\d\dT/);
-    t.equal(r.origin?.via, 'cli', 'origin says it came from the CLI');
+    t.equal(r.origin?.via, 'tcp', 'origin says it came over TCP (the server decides)');
+    t.equal(r.origin?.says, 'cli', 'and that its client said it was the CLI');
     t.match(r.origin?.peer, /^127\.0\.0\.1:\d+$/);
   }
   const seqs = recs.map((r) => r.seq);
   t.same(seqs, [...seqs].sort((x, y) => x - y), 'in sequence');
   t.equal(new Set(seqs).size, seqs.length, 'no sequence number twice');
   t.same(mine[1].error, { code: 'EBUSY', message: 'anchor already has an element' });
+  const proc = recs.find((r) => r.op === 'make' && r.path === `/${d.id}/p`);
+  t.same(proc?.args?.spec?.Env, ['SECRET=…', 'PATH=…'], 'ops.log keeps the names of Env, not the values');
+  t.notOk(fs.readFileSync(file, 'utf8').includes('hunter2'), 'no Env value anywhere in ops.log');
+  t.notOk(d.stderr().includes('hunter2'), 'nor on stderr');
   t.equal((fs.statSync(d.varDir).mode & 0o777).toString(8), '700', 'the var folder is private');
 
   const q = `/${d.id}/logged`;

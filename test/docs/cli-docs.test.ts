@@ -7,7 +7,8 @@ import { tmpDir } from '../helpers/tmp';
 
 /**
  * Runs the examples of docs/cli.md as written: each `$ ` line in a ```sh block is run by bash,
- * with `circuit` on PATH, $CIRCUIT naming a file holding a live server's URL and $X its anchor;
+ * with `circuit` on PATH, $CIRCUIT naming a file holding a live server's URL, $X its anchor and
+ * $SOCK its control socket;
  * the lines after it are the expected output (stdout and stderr together), `…` matching anything.
  */
 const ROOT = path.resolve(__dirname, '../../..');
@@ -46,7 +47,7 @@ t.test('docs/cli.md: every example gives the documented output', async (t) => {
   fs.symlinkSync(path.join(ROOT, 'bin/circuit'), path.join(dir, 'circuit'));
   const urlFile = path.join(dir, 'url');
   fs.writeFileSync(urlFile, srv.url + '\n');
-  const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, CIRCUIT: urlFile, X: '/' + srv.id, CIRCUIT_DISCOVER: '' };
+  const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, CIRCUIT: urlFile, X: '/' + srv.id, SOCK: srv.socket, CIRCUIT_DISCOVER: '' };
   const blocks = parseExamples(fs.readFileSync(path.join(ROOT, 'docs/cli.md'), 'utf8'));
   t.ok(blocks.length >= 3, 'the page has examples');
   for (const steps of blocks) {

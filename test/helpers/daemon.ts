@@ -1,6 +1,9 @@
 /**
  * Real daemons and the real CLI for end-to-end tests: `startServer` runs `circuit start` as a
  * child process (no mount unless asked) and reads its URL; `cli` runs one CLI command against it.
+ * `circuit start` opens no TCP port unless asked, so startServer asks for one on loopback
+ * (`-a 127.0.0.1:0`) unless told otherwise, and puts the control socket in the daemon's var
+ * folder (`--socket`), so test daemons never crowd the user's socket directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,13 +32,25 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * NODE_OPTIONS) back to any env we pass, so the child goes through `env -i`, which clears them
  * before node starts: the daemon is then unhooked and its processes see only what they should.
  */
-export function spawnCircuit(args: string[], env: NodeJS.ProcessEnv, stdio: Array<'pipe' | 'ignore'>): ChildProcess {
+export function spawnCircuit(args: string[], env: NodeJS.ProcessEnv, stdio: Array<'pipe' | 'ignore'>, as?: User): ChildProcess {
   const pairs = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-  return spawn('/usr/bin/env', ['-i', ...pairs, process.execPath, MAIN, ...args], { stdio: stdio as ['pipe', 'pipe', 'pipe'] });
+  const argv = ['/usr/bin/env', '-i', ...pairs, process.execPath, MAIN, ...args];
+  const user = as ? ['setpriv', '--reuid', String(as.uid), '--regid', String(as.gid), '--clear-groups'] : [];
+  return spawn(user[0] ?? argv[0], [...user.slice(1), ...(user.length ? argv : argv.slice(1))], { stdio: stdio as ['pipe', 'pipe', 'pipe'], cwd: as ? '/' : undefined });
 }
 
+/** Another local user, for commands run through setpriv (needs root). */
+export interface User {
+  uid: number;
+  gid: number;
+}
+export const NOBODY: User = { uid: 65534, gid: 65534 };
+
 export interface Running {
+  /** The URL of its TCP port, or with `tcp: false` the control socket's path. */
   url: string;
+  /** The control socket's path. */
+  socket: string;
   id: string;
   proc: ChildProcess;
   varDir: string;
@@ -66,18 +81,37 @@ export function urlOf(proc: ChildProcess, stderr: () => string): Promise<string>
   });
 }
 
-export async function startServer(args: string[] = ['--no-mount'], opts: { env?: NodeJS.ProcessEnv; varDir?: string } = {}): Promise<Running> {
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  varDir?: string;
+  /** false: add no `-a 127.0.0.1:0` (start's own default: no TCP port unless args ask). */
+  tcp?: boolean;
+  /** false: add no `--socket` (the socket goes to the user's default directory). */
+  socket?: boolean;
+}
+
+const has = (args: string[], re: RegExp) => args.some((a) => re.test(a));
+
+export async function startServer(args: string[] = ['--no-mount'], opts: StartOptions = {}): Promise<Running> {
   const varDir = opts.varDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-test-var-'));
   // Tests may read the var folder after the daemon stopped; it goes when the test process ends.
   if (!opts.varDir) process.once('exit', () => fs.rmSync(varDir, { recursive: true, force: true }));
-  const proc = spawnCircuit(['start', '--var', varDir, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
+  const extra: string[] = [];
+  // a key (flag or environment) or an address already asks for a port, with its own defaults
+  if (opts.tcp !== false && !has(args, /^--?(a|addr|hmac)(=|$)/) && !opts.env?.CIRCUIT_HMAC) extra.push('-a', '127.0.0.1:0');
+  const socketArg = args.findIndex((a) => /^--?socket(=|$)/.test(a));
+  let socket = socketArg >= 0 ? (args[socketArg].includes('=') ? args[socketArg].split('=')[1] : args[socketArg + 1]) : '';
+  if (socketArg < 0 && opts.socket !== false) extra.push('--socket', (socket = path.join(varDir, 'control.sock')));
+  const proc = spawnCircuit(['start', '--var', varDir, ...extra, ...args], cleanEnv(opts.env), ['ignore', 'pipe', 'pipe']);
   let err = '';
   proc.stderr!.on('data', (c) => (err += c));
   const url = await urlOf(proc, () => err);
   // The server's own id, from its attach line (`ls /` lists the whole cluster once it joined one).
   const id = (await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000)) as string;
+  socket ||= (await eventually(() => /Listening on (\S+) \(/.exec(err)?.[1], 5000)) as string;
   return {
     url,
+    socket,
     id,
     proc,
     varDir,
@@ -98,11 +132,11 @@ export interface Result {
   out: Buffer;
 }
 
-/** Runs `circuit ARGS -d URL` with input on stdin; resolves when it exits. */
-export function cli(url: string | null, args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<Result> {
+/** Runs `circuit ARGS -d URL` (with url null: no -d) with input on stdin, as us or `as`; resolves when it exits. */
+export function cli(url: string | null, args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}, as?: User): Promise<Result> {
   return new Promise((resolve, reject) => {
     const full = url ? [...args, '-d', url] : args;
-    const p = spawnCircuit(full, cleanEnv(env), ['pipe', 'pipe', 'pipe']);
+    const p = spawnCircuit(full, cleanEnv(env), ['pipe', 'pipe', 'pipe'], as);
     const out: Buffer[] = [];
     let err = '';
     p.stdout!.on('data', (c) => out.push(c));

@@ -105,8 +105,8 @@ t.test('server: the operations log gets one JSON line per operation', async (t) 
   t.same(recs.map((r) => r.ok), [true, false, true, true, true, true]);
   t.same(recs[1].error, { code: 'EBUSY', message: 'anchor already has an element' });
   t.same(recs[3].result, { bytes: 5 });
-  t.match(lines.join('\n'), new RegExp(`^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d Making chan at ${p}, using 1$`, 'm'));
-  t.match(lines.join('\n'), new RegExp(`^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d Scrubbing ${p}$`, 'm'));
+  t.match(lines.join('\n'), new RegExp(`^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d Making chan at "${p}", using 1$`, 'm'));
+  t.match(lines.join('\n'), new RegExp(`^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d Scrubbing "${p}"$`, 'm'));
 });
 
 t.test('server: a send over maxMessage fails EMSGSIZE and enqueues nothing', async (t) => {

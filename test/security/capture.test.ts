@@ -94,7 +94,7 @@ async function sendRecvCaptured(t: Test, d: Running, env: NodeJS.ProcessEnv, nam
 
 t.test('capture of loopback traffic during send and recv', { skip: haveTcpdump() ? false : 'tcpdump is not installed (scripts/setup.sh)' }, async (t) => {
   const keyFile = path.join(dir, 'key');
-  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout);
+  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const env = { CIRCUIT_HMAC: keyFile };
   const keyed = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env });
   t.teardown(() => keyed.stop());

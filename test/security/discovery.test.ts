@@ -42,7 +42,7 @@ const announce = (port: number) =>
 
 t.test('forged discovery datagrams are ignored; a valid one is acted on once', async (t) => {
   const keyFile = path.join(dir, 'key');
-  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout);
+  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const key = loadKey(keyFile);
   const wrong = randomBytes(64);
   const dport = await freeUdpPort();

@@ -325,7 +325,7 @@ t.test('fuzz without a key', async (t) => {
 });
 
 t.test('fuzz with a key', async (t) => {
-  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout);
+  fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const env = { CIRCUIT_HMAC: keyFile };
   const d = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env });
   t.teardown(() => d.stop());
@@ -390,7 +390,7 @@ function tlsRecords(bytes: Buffer): Array<{ at: number; type: number; len: numbe
 }
 
 t.test('with a key: a flipped bit closes that connection, others keep working; a replayed session is refused', async (t) => {
-  if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout);
+  if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const env = { CIRCUIT_HMAC: keyFile };
   const d = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env });
   t.teardown(() => d.stop());

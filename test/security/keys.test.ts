@@ -215,3 +215,48 @@ t.test('a keyless daemon logs the keyed client it refused', async (t) => {
   await eventually(() => /127\.0\.0\.1:\d+/.test(plain.stderr().split('\n').slice(3).join('\n')), 2000);
   t.pass('the refusal is on the daemon\'s stderr with the peer');
 });
+
+t.test('keygen -o creates the key file 0600, never overwrites, -f replaces', async (t) => {
+  const f = path.join(dir, 'made.key');
+  const r = await cli(null, ['keygen', '-o', f]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, '', 'nothing on stdout');
+  t.equal((fs.statSync(f).mode & 0o777).toString(8), '600', 'mode 0600');
+  const first = fs.readFileSync(f, 'utf8');
+  t.match(first, /^[A-Za-z0-9+/]{86}==\n$/);
+  const again = await cli(null, ['keygen', '-o', f]);
+  t.equal(again.code, 1);
+  t.equal(again.stderr, `circuit: key file ${f} exists; not overwriting it (use -f to replace it)\n`);
+  t.equal(fs.readFileSync(f, 'utf8'), first, 'the key is unchanged');
+  fs.chmodSync(f, 0o644);
+  const forced = await cli(null, ['keygen', '-o', f, '-f']);
+  t.equal(forced.code, 0, forced.stderr);
+  t.not(fs.readFileSync(f, 'utf8'), first, '-f replaced the key');
+  t.equal((fs.statSync(f).mode & 0o777).toString(8), '600', 'and the new file is 0600 whatever the old was');
+  const link = path.join(dir, 'link.key');
+  fs.symlinkSync(path.join(dir, 'link-target'), link);
+  const viaLink = await cli(null, ['keygen', '-o', link]);
+  t.equal(viaLink.code, 1, 'a symbolic link is not followed');
+  t.notOk(fs.existsSync(path.join(dir, 'link-target')), 'nothing was created through it');
+});
+
+t.test('a key file others may read is refused by start and by the CLI', async (t) => {
+  const f = file('open.key', fs.readFileSync(key, 'utf8'));
+  fs.chmodSync(f, 0o644);
+  const want = `circuit: key file ${f} is readable by others (mode 0644); chmod 600 ${f}\n`;
+  const start = await cli(null, ['start', '--no-mount', '--var', path.join(dir, 'var-open'), '--hmac', f]);
+  t.equal(start.code, 1);
+  t.ok(start.stderr.endsWith('\n' + want), `start: ${start.stderr.trim().split('\n').pop()}`);
+  t.equal(start.stdout, '', 'nothing served');
+  const client = await cli(keyed.url, ['ls', '/', '--hmac', f]);
+  t.equal(client.code, 1);
+  t.equal(client.stderr, want, 'the CLI refuses it too');
+  const viaEnv = await cli(keyed.url, ['ls', '/'], '', { CIRCUIT_HMAC: f });
+  t.equal(viaEnv.stderr, want, 'through $CIRCUIT_HMAC as well');
+  fs.chmodSync(f, 0o640);
+  t.equal((await cli(keyed.url, ['ls', '/', '--hmac', f])).stderr, want.replace('0644', '0640'), 'group-readable is refused');
+  fs.chmodSync(f, 0o620);
+  t.match((await cli(keyed.url, ['ls', '/', '--hmac', f])).stderr, /is writable by others \(mode 0620\); chmod 600/, 'so is group-writable');
+  fs.chmodSync(f, 0o400);
+  t.equal((await cli(keyed.url, ['ls', '/', '--hmac', f])).stdout, `/${keyed.id}\n`, '0400 is fine');
+});

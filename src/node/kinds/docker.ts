@@ -15,6 +15,7 @@
  * removes the container (force) instead of leaving it running; a missing image or a failed
  * create is an error from make and leaves no container behind; `Lxc` is ignored (a warning).
  */
+import { redactEnv } from '../oplog';
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { Writable } from 'node:stream';
@@ -343,7 +344,7 @@ export const docker: KindModule<DockerElement, DockerRun | null> = {
   kind: 'docker',
   defaultSpec: null,
   parse: (spec) => (spec === null || spec === undefined ? null : parseDockerRun(spec)),
-  describe: (run) => (run ? JSON.stringify(run) : 'an idle container'),
+  describe: (run) => (run ? JSON.stringify(redactEnv(run)) : 'an idle container'),
   async make(run, ctx) {
     if (!engineInUse) throw E.notSupported('docker not enabled on this server');
     return DockerElement.make(run, ctx, engineInUse);

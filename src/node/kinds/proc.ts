@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { redactEnv } from '../oplog';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ElementContext, ElementState, KindModule } from '../element';
@@ -165,7 +166,7 @@ export const proc: KindModule<Proc, ProcCmd | null> = {
   kind: 'proc',
   defaultSpec: null,
   parse: (spec) => (spec === null || spec === undefined ? null : parseProcCmd(spec)),
-  describe: (cmd) => (cmd ? JSON.stringify(lowerKeys(cmd), null, '\t') : 'an idle process'),
+  describe: (cmd) => (cmd ? JSON.stringify(redactEnv(lowerKeys(cmd))) : 'an idle process'),
   async make(cmd, ctx) {
     const p = new Proc(ctx);
     if (cmd) await p.start(cmd);
