@@ -10,6 +10,7 @@
  * replay window), so nobody without the key can add, suspect or kill members.
 
  */
+import { q } from './oplog';
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import * as net from 'node:net';
@@ -100,9 +101,9 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
       if (level !== 'debug') opts.log(msg);
     },
   });
-  membership.on('join', (m: Member) => m.id !== server.id && opts.log(`Member ${m.id} joined (${m.url})`));
+  membership.on('join', (m: Member) => m.id !== server.id && opts.log(`Member ${q(m.id)} joined (${q(m.url)})`));
   membership.on('leave', (m: Member) => {
-    opts.log(`Member ${m.id} ${m.state === 'left' ? 'left' : 'is dead'}`);
+    opts.log(`Member ${q(m.id)} ${m.state === 'left' ? 'left' : 'is dead'}`);
     pool.drop(m.id, `server ${m.id} ${m.state === 'left' ? 'left the cluster' : 'stopped answering (declared dead)'}`);
   });
   const pool = new Pool(opts.dial, (id) => {
@@ -212,7 +213,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
           if ((m && (m.state === 'alive' || m.state === 'suspect')) || joining.has(a.id)) return;
           joining.add(a.id);
           joinTarget(a.url, false)
-            .catch((e) => opts.log(`discovered ${a.id} at ${a.url}, but: ${toCircuitError(e).message}`))
+            .catch((e) => opts.log(`discovered ${q(a.id)} at ${q(a.url)}, but: ${toCircuitError(e).message}`))
             .finally(() => joining.delete(a.id));
         },
       });

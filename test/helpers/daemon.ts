@@ -5,7 +5,7 @@
  * (`-a 127.0.0.1:0`) unless told otherwise, and puts the control socket in the daemon's var
  * folder (`--socket`), so test daemons never crowd the user's socket directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -45,6 +45,16 @@ export interface User {
   gid: number;
 }
 export const NOBODY: User = { uid: 65534, gid: 65534 };
+
+/** Whether setpriv (util-linux) is there to run commands as another user. */
+export const haveSetpriv = (() => {
+  try {
+    execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 export interface Running {
   /** The URL of its TCP port, or with `tcp: false` the control socket's path. */

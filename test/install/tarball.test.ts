@@ -33,10 +33,12 @@ function run(): void {
 
   const npm = (args: string[], cwd: string) => spawnSync('npm', args, { cwd, env, encoding: 'utf8', timeout: 240_000 });
 
-  /** `circuit start` from the installed package; resolves with its URL, or rejects with its stderr. */
+  /** `circuit start` from the installed package; resolves with what it prints (its socket's path), or rejects with its stderr. */
   const start = async (args: string[]) => {
     const mnt = fs.mkdtempSync(path.join(dir, 'mnt-'));
-    const proc = spawn(path.join(prefix, 'bin/circuit'), ['start', '--mount', mnt, '--var', fs.mkdtempSync(path.join(dir, 'var-')), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const varDir = fs.mkdtempSync(path.join(dir, 'var-'));
+    // its control socket in its var folder, not in root's shared /run/circuit
+    const proc = spawn(path.join(prefix, 'bin/circuit'), ['start', '--mount', mnt, '--var', varDir, '--socket', path.join(varDir, 'control.sock'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     running.push(proc);
     mounts.push(mnt);
     let err = '';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startServer, cli, spawnCircuit, cleanEnv, NOBODY } from '../helpers/daemon';
+import { startServer, cli, spawnCircuit, cleanEnv, haveSetpriv, NOBODY } from '../helpers/daemon';
 
 /**
  * Issue 10, the local user: `circuit start` with no flag opens no TCP port, only its owner-only
@@ -13,14 +13,6 @@ import { startServer, cli, spawnCircuit, cleanEnv, NOBODY } from '../helpers/dae
  * this machine; test daemons elsewhere put their socket in their var folder (helpers/daemon.ts).
  */
 const isRoot = process.getuid?.() === 0;
-const haveSetpriv = (() => {
-  try {
-    execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const skip = !isRoot ? 'needs root (the default socket of root, and setpriv to another uid)' : !haveSetpriv ? 'no setpriv' : false;
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-sec-local-'));
 fs.chmodSync(base, 0o711); // other uids may pass through to what a test opens to them

@@ -3,7 +3,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startServer, cli, eventually, type Running } from '../helpers/daemon';
+import { startServer, cli, eventually, haveSetpriv, type Running } from '../helpers/daemon';
 
 /**
  * Issue 6: the mount admits only its owner unless --allow-other, and the operations log records
@@ -16,14 +16,6 @@ import { startServer, cli, eventually, type Running } from '../helpers/daemon';
  */
 const isRoot = process.getuid?.() === 0;
 const haveFuse = fs.existsSync('/dev/fuse');
-const haveSetpriv = (() => {
-  try {
-    execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const skip = !isRoot ? 'needs root (to mount and to switch to another uid)' : !haveFuse ? 'no /dev/fuse' : !haveSetpriv ? 'no setpriv' : false;
 
 const NOBODY = 65534;
@@ -105,6 +97,7 @@ t.test('with --allow-other another uid may look, not act; refusals and origins a
   const X = `${dir}/${d.id}`;
   // things for nobody to look at and to try to change: a channel and a process made by root
   fs.mkdirSync(path.join(X, 'by-root', 'chan'), { recursive: true });
+  fs.writeFileSync(path.join(X, 'by-root', 'chan', 'cap'), '2\n');
   fs.writeFileSync(path.join(X, 'by-root', 'chan', 'send'), 'for root\n');
   fs.mkdirSync(path.join(X, 'job', 'proc'), { recursive: true });
 
