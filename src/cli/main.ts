@@ -53,7 +53,7 @@ export function loadDial(): Promise<typeof import('./dial')> {
 }
 
 /** The dial flags (dialOptions) by spelling, for quickParse. */
-const DIAL_FLAGS: Record<string, keyof DialFlags> = { '-d': 'dial', '--dial': 'dial', '--discover': 'discover', '--hmac': 'hmac' };
+const DIAL_FLAGS: Record<string, keyof DialFlags> = { '-d': 'dial', '--dial': 'dial', '--discover': 'discover', '--hmac': 'hmac', '--socket': 'socket' };
 
 /**
  * A client command whose every word after the name is a positional argument (not starting with
