@@ -311,7 +311,7 @@ export class Server extends EventEmitter implements Client {
     if (remote) return remote.join(path, url, opts);
     return this.#op('join', normal(parts), opts, { url }, async () => {
       const joiner = this.listeners('join-request')[0] as ((url: string) => Promise<void>) | undefined;
-      if (!joiner) throw E.notSupported('this server is not part of a mesh');
+      if (!joiner) throw E.notSupported('this server has no network port, so it cannot join a cluster (start it with -a, --if, -j or --discover)');
       await joiner(url);
     });
   }

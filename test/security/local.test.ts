@@ -85,6 +85,9 @@ t.test('start with no flag: no TCP or UDP port, an owner-only socket that the CL
   t.equal(probe.trim(), 'EACCES', 'a raw connect by nobody fails EACCES');
   t.equal((await cli(null, ['peek', `/${d.id}/by-nobody`])).stdout.trim(), 'null', 'nothing was made');
 
+  const join = await cli(null, ['join', `/${d.id}`, '127.0.0.1:1']);
+  t.equal(join.stderr, 'circuit: join error: this server has no network port, so it cannot join a cluster (start it with -a, --if, -j or --discover)\n', 'a server without a port cannot join');
+
   t.equal(await d.stop(), 0);
   t.notOk(fs.existsSync(d.socket), 'a clean stop removes the socket');
 });
