@@ -149,7 +149,10 @@ export interface ChildDaemon {
 /** Starts `node bin/circuit start --var TMP ARGS` and reads its URL (and id) from stdout. */
 export async function spawnDaemon(args: string[] = ['--no-mount'], nodeArgs: string[] = []): Promise<ChildDaemon> {
   const varDir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-bench-var-'));
-  const proc = spawn(process.execPath, [...nodeArgs, CLI_MAIN, 'start', '--var', varDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // a TCP port on loopback unless args choose one (start opens none unless asked), and the
+  // control socket in the var folder rather than the user's shared socket directory
+  const net = args.some((a) => /^--?(a|addr|if|hmac)(=|$)/.test(a)) ? [] : ['-a', '127.0.0.1:0'];
+  const proc = spawn(process.execPath, [...nodeArgs, CLI_MAIN, 'start', '--var', varDir, '--socket', path.join(varDir, 'control.sock'), ...net, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr!.resume();
   const stop = async () => {
     await stopChild(proc);

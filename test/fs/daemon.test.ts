@@ -14,7 +14,7 @@ const main = join(process.cwd(), 'dist/src/cli/main.js');
 t.test('daemon: start --mount serves the shell; SIGTERM unmounts and frees blocked readers', { skip: !existsSync(main) && 'no CLI built' }, async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'circuit-daemon-'));
   const dir = join(base, 'mnt');
-  const d = spawn(process.execPath, [main, 'start', '--mount', dir, '--var', join(base, 'var')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const d = spawn(process.execPath, [main, 'start', '--mount', dir, '--var', join(base, 'var'), '--socket', join(base, 'control.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   d.stdout.on('data', (b) => (out += b));
@@ -24,7 +24,8 @@ t.test('daemon: start --mount serves the shell; SIGTERM unmounts and frees block
     d.kill('SIGKILL');
     await sh(`fusermount -uz ${dir} 2>/dev/null; rm -rf ${base}`);
   });
-  await eventually(() => /^circuit:\/\//m.test(out), 15_000).catch(() => t.fail(`no URL: ${err}`));
+  // with no network flag it prints its control socket's path
+  await eventually(() => out === `${join(base, 'control.sock')}\n`, 15_000).catch(() => t.fail(`no socket path: ${out} ${err}`));
 
   const r = await sh(`
     S=${dir}/$(readlink ${dir}/.self)

@@ -115,7 +115,7 @@ export class Lab {
   /** Starts `circuit start ARGS` inside a host's namespace and reads its URL and id. */
   async start(h: Host, args: string[], env: NodeJS.ProcessEnv = {}): Promise<NsDaemon> {
     const varDir = fs.mkdtempSync(path.join(this.dir, 'var-'));
-    const proc = spawn('ip', ['netns', 'exec', h.ns, process.execPath, MAIN, 'start', '--no-mount', '--var', varDir, ...args], {
+    const proc = spawn('ip', ['netns', 'exec', h.ns, process.execPath, MAIN, 'start', '--no-mount', '--var', varDir, '--socket', path.join(varDir, 'control.sock'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CIRCUIT: '', CIRCUIT_DISCOVER: '', ...env },
     });
