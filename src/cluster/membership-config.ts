@@ -37,11 +37,14 @@ export interface MembershipConfig {
   /** Period of the anti-entropy check with one random member (ms): a digest of the live set is
    *  compared (a ~100-byte exchange) and the full state only moves if the views differ. */
   syncInterval: number;
-  /** After a full-state sync, the next check waits this base period instead (ms)... */
+  /** Full-state syncs are paid from a token bucket: one token every fullSyncInterval (ms)... */
   fullSyncInterval: number;
   /** ...times max(1, n / syncScaleMembers), so the full-state bytes a member can spend per
-   *  second stay flat as the cluster grows. */
+   *  second stay flat as the cluster grows... */
   syncScaleMembers: number;
+  /** ...and at most this many tokens saved up: a burst of joins can be repaired by a few full
+   *  syncs in a row, at the same long-run rate. */
+  fullSyncBurst: number;
   /** How long one sync attempt waits for the other side (ms); a join attempt fails after it. */
   syncTimeout: number;
   /** Period of the attempt to reach one random dead member again, to heal partitions (ms). */
@@ -76,6 +79,7 @@ export const defaultConfig: Readonly<MembershipConfig> = Object.freeze({
   syncInterval: 5_000,
   fullSyncInterval: 30_000,
   syncScaleMembers: 32,
+  fullSyncBurst: 8,
   syncTimeout: 1_000,
   reconnectInterval: 10_000,
   deadRetention: 10 * 60_000,
@@ -111,7 +115,7 @@ export function retransmitLimit(mult: number, n: number): number {
   return mult * Math.ceil(Math.log10(n + 1));
 }
 
-/** The pause after a full-state sync in an n-member cluster (see syncScaleMembers). */
+/** The time to earn one full-state sync token in an n-member cluster (see syncScaleMembers). */
 export function syncPeriod(cfg: Pick<MembershipConfig, 'fullSyncInterval' | 'syncScaleMembers'>, n: number): number {
   return cfg.fullSyncInterval * Math.max(1, n / cfg.syncScaleMembers);
 }

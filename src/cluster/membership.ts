@@ -118,6 +118,9 @@ export class Membership extends EventEmitter {
   #lone = false;
   #closed = false;
   readonly #joins = new Set<(err: Error) => void>();
+  /** Full-state syncs we may still start, and when that count was last brought up to date. */
+  #syncTokens: number;
+  #syncTokensAt: number;
   /** When we last asked an unknown sender who it is, by id (bounded; see #askWhoIs). */
   readonly #asked = new Map<string, number>();
 
@@ -130,6 +133,8 @@ export class Membership extends EventEmitter {
     this.cfg = { ...defaultConfig, ...opts.config };
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
+    this.#syncTokens = this.cfg.fullSyncBurst;
+    this.#syncTokensAt = this.#clock.now();
     this.#log = opts.log ?? (() => {});
     this.#view = new MemberView({ id: this.id, url: this.url, addr: this.addr, inc: opts.incarnation ?? 0 }, {
       cfg: this.cfg,
@@ -342,15 +347,29 @@ export class Membership extends EventEmitter {
   }
 
   /**
-   * The anti-entropy round: compare digests with one random member every syncInterval; when
-   * the views differed and full state moved, wait syncPeriod(n) instead, which grows with the
-   * cluster so that the full-state bytes a member spends per second stay flat.
+   * The anti-entropy round: compare digests with one random member every syncInterval. When
+   * the views differ, full state moves, which costs a token (#syncTokens); without a token the
+   * check waits until one is earned. Tokens come one per syncPeriod(n), which grows with the
+   * cluster, so the full-state bytes a member spends per second stay flat; up to
+   * fullSyncBurst of them are saved, so that after a burst of joins, anti-entropy keeps
+   * repairing what gossip missed instead of falling silent for syncPeriod(n) (15 min at
+   * n = 1 000) after its first full sync, which is what made convergence after 1 000 staggered
+   * joins take anywhere from 9 to 71 s.
    */
   #syncTick(): void {
+    const period = syncPeriod(this.cfg, this.#view.live);
+    const now = this.#clock.now();
+    this.#syncTokens = Math.min(this.cfg.fullSyncBurst, this.#syncTokens + (now - this.#syncTokensAt) / period);
+    this.#syncTokensAt = now;
+    const jitter = () => 0.75 + 0.5 * this.#random();
+    if (this.#syncTokens < 1) {
+      this.#after(Math.max(this.cfg.syncInterval, (1 - this.#syncTokens) * period) * jitter(), () => this.#syncTick());
+      return;
+    }
     const [peer] = this.#view.randomLive(1);
     const next = (r: SyncResult) => {
-      const pause = r === 'synced' ? syncPeriod(this.cfg, this.#view.live) : this.cfg.syncInterval;
-      this.#after(pause * (0.75 + 0.5 * this.#random()), () => this.#syncTick());
+      if (r === 'synced') this.#syncTokens -= 1;
+      this.#after(this.cfg.syncInterval * jitter(), () => this.#syncTick());
     };
     if (peer) this.#sync.start(peer.addr, 'check', this.cfg.syncTimeout, next);
     else next('same');
