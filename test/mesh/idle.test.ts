@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { cli, eventually, startServer, type Running } from '../helpers/daemon';
 
 const started: Running[] = [];
-t.teardown(() => Promise.all(started.map((s) => s.stop('SIGKILL'))));
+t.teardown(() => Promise.all(started.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null).map((s) => s.stop('SIGKILL'))));
 
 /** Established TCP connections that process pid has open to port. */
 function connsTo(pid: number, port: number): number {
