@@ -1,0 +1,312 @@
+/**
+ * The chaos suite (issue 12): real daemons in network namespaces whose links lose, delay,
+ * duplicate and reorder packets (tc netem), while workloads run through the CLI across hosts and
+ * faults hit at random moments (a partition that heals, SIGSTOP/SIGCONT of a daemon, kill -9 of
+ * clients). It checks invariants and returns a table:
+ *
+ *   messages sent / received / lost / duplicated  (a work queue: a channel on host 1, producers
+ *                                                  on host 2, consumers on host 3)
+ *   stream bytes expected / got                   (a process's stdout on host 1, read from host 3)
+ *   processes started / finished                  (process churn on host 2, made from host 3)
+ *   calls outliving their deadline                (a CLI call still running 30 s after it began)
+ *   daemon RSS and fds before / after
+ *
+ * It touches only its own namespaces (test/helpers/netns.ts) and stops by itself: every loop is
+ * bounded by the run's duration, every CLI call by its deadline. `npm run chaos` runs it for
+ * 60 s; `npm run chaos -- --long` for 10 minutes; the short test in npm test for 20 s.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { Lab, type NsDaemon } from '../helpers/netns';
+import { MAIN } from '../helpers/daemon';
+
+export interface ChaosOptions {
+  /** How long the workloads run (ms). */
+  durationMs: number;
+  /** Seed for the fault schedule. */
+  seed?: number;
+  log?: (line: string) => void;
+}
+
+export interface ChaosReport {
+  durationMs: number;
+  /** what the links did */
+  network: string;
+  faults: string[];
+  sent: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  /** sends the CLI reported as failed (not counted as sent: nothing was promised) */
+  sendErrors: number;
+  /** recv clients killed with -9 in the middle of a call */
+  killedReceivers: number;
+  streamExpected: number;
+  streamGot: number;
+  streamEqual: boolean;
+  procsStarted: number;
+  procsFinished: number;
+  hung: number;
+  rssBeforeMb: number[];
+  rssAfterMb: number[];
+  fdsBefore: number[];
+  fdsAfter: number[];
+}
+
+/** CLI calls that run longer than this are counted as hung (and killed). */
+const DEADLINE_MS = 30_000;
+
+function rand(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssMb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function fds(pid: number): number {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The daemon process inside `ip netns exec` (its only child). */
+function daemonPid(d: NsDaemon): number {
+  try {
+    const kids = execFileSync('pgrep', ['-P', String(d.proc.pid)]).toString().split(/\s+/).filter(Boolean);
+    return Number(kids[0] ?? d.proc.pid);
+  } catch {
+    return d.proc.pid!;
+  }
+}
+
+interface CallResult {
+  code: number | null;
+  out: Buffer;
+  err: string;
+  hung: boolean;
+  killed: boolean;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+  const log = opts.log ?? (() => {});
+  const rnd = rand(opts.seed ?? Date.now());
+  const lab = new Lab(3);
+  const r: ChaosReport = {
+    durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0,
+    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, hung: 0,
+    rssBeforeMb: [], rssAfterMb: [], fdsBefore: [], fdsAfter: [],
+  };
+  let hung = 0;
+  let errors = 0;
+  /** One CLI call inside a host's namespace, bounded by DEADLINE_MS; `kill` lets chaos end it. */
+  const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: () => void) => void): Promise<CallResult> =>
+    new Promise((resolve) => {
+      const d = lab.daemons[h]!;
+      const p = spawn('ip', ['netns', 'exec', d.host.ns, process.execPath, MAIN, ...args, '-d', d.url], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+      const out: Buffer[] = [];
+      let err = '';
+      let late = false;
+      let killed = false;
+      p.stdout.on('data', (c: Buffer) => out.push(c));
+      p.stderr.on('data', (c) => (err += c));
+      p.stdin.on('error', () => {});
+      p.stdin.end(input ?? '');
+      const t = setTimeout(() => {
+        late = true;
+        hung++;
+        p.kill('SIGKILL');
+      }, DEADLINE_MS);
+      onSpawn?.(() => {
+        killed = true;
+        p.kill('SIGKILL');
+      });
+      p.on('close', (code) => {
+        clearTimeout(t);
+        if (code !== 0 && !killed && errors++ < 3) log(`chaos: ${args.join(' ')} at host ${h + 1}: exit ${code}: ${err.trim()}`);
+        resolve({ code, out: Buffer.concat(out), err, hung: late, killed });
+      });
+    });
+  try {
+    // netem on every host's link: both directions of each veth pair see it
+    // Where the kernel lacks sch_netem, 1% loss comes from iptables' statistic match instead,
+    // and the report says that delay, duplication and reordering were not applied.
+    let network = 'netem 5±3 ms, 1% loss, 1% duplication, 5% reordering';
+    for (const h of lab.hosts) {
+      try {
+        execFileSync('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'netem', 'delay', '5ms', '3ms', 'loss', '1%', 'duplicate', '1%', 'reorder', '5%'], { stdio: 'pipe' });
+      } catch {
+        execFileSync('ip', ['netns', 'exec', h.ns, 'iptables', '-A', 'INPUT', '-i', 'eth0', '-m', 'statistic', '--mode', 'random', '--probability', '0.01', '-j', 'DROP']);
+        network = 'no netem in this kernel: 1% loss (iptables statistic) only; no delay, duplication or reordering';
+      }
+    }
+    r.network = network;
+    const at = (i: number) => ['-a', `${lab.hosts[i]!.addr}:0`];
+    const a = await lab.start(lab.hosts[0]!, at(0));
+    await lab.start(lab.hosts[1]!, [...at(1), '-j', a.url]);
+    await lab.start(lab.hosts[2]!, [...at(2), '-j', a.url]);
+    const [X1] = [a.id];
+    // wait for one view
+    for (let i = 0; i < 100; i++) {
+      const ls = await call(2, ['ls', '/']);
+      if (lab.daemons.every((d) => ls.out.toString().includes(d.id))) break;
+      await sleep(200);
+    }
+    const pids = lab.daemons.map(daemonPid);
+    r.rssBeforeMb = pids.map(rssMb);
+    r.fdsBefore = pids.map(fds);
+    const end = Date.now() + opts.durationMs;
+    log(`chaos: 3 hosts (${lab.daemons.map((d) => d.id).join(' ')}), ${r.network}; ${opts.durationMs / 1000} s`);
+
+    // ---- workload 1: a work queue across hosts ------------------------------------------
+    const ch = `/${X1}/chaos/q`;
+    await call(1, ['mkchan', ch, '4']);
+    const got = new Map<string, number>();
+    const sentOk = new Set<string>();
+    let producing = true;
+    const producer = (async () => {
+      for (let i = 0; Date.now() < end; i++) {
+        const msg = `job-${i}`;
+        const res = await call(1, ['send', ch], msg);
+        if (res.code === 0) sentOk.add(msg);
+        else r.sendErrors++;
+      }
+      producing = false;
+    })();
+    const consumer = (async () => {
+      // runs past the end until the queue is drained (bounded: 60 s more at most)
+      const stop = end + 60_000;
+      while (Date.now() < stop) {
+        if (!producing && [...sentOk].every((m) => got.has(m))) break;
+        let kill: (() => void) | undefined;
+        const pending = call(2, ['recv', ch], undefined, (k) => (kill = k));
+        // now and then a receiver dies mid-call (kill -9): its message must stay in the channel
+        if (Date.now() < end && rnd() < 0.15) {
+          const at = 200 + rnd() * 1500;
+          setTimeout(() => kill?.(), at);
+        }
+        const res = await pending;
+        if (res.killed) r.killedReceivers++;
+        if (res.code === 0) {
+          const m = res.out.toString();
+          got.set(m, (got.get(m) ?? 0) + 1);
+        }
+      }
+    })();
+
+    // ---- workload 2: a stream across hosts ----------------------------------------------
+    const stream = (async () => {
+      const p = `/${X1}/chaos/stream`;
+      const n = 200_000;
+      const script = `seq 1 ${n}`;
+      const want = execFileSync('sh', ['-c', script], { maxBuffer: 64 << 20 });
+      r.streamExpected = want.length;
+      await call(2, ['mkproc', p], JSON.stringify({ Path: '/bin/sh', Args: ['-c', script] }));
+      // read it in pieces from host 3, each reader interrupted by a timeout, then one to the end
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 3 && Date.now() < end; i++) {
+        let kill: (() => void) | undefined;
+        const pending = call(2, ['stdout', p], undefined, (k) => (kill = k));
+        setTimeout(() => kill?.(), 300 + rnd() * 700);
+        parts.push((await pending).out);
+      }
+      // the lease of a reader killed a moment ago goes once its server sees its connection end
+      let rest = await call(2, ['stdout', p]);
+      for (let i = 0; i < 20 && /already has a reader/.test(rest.err); i++) {
+        await sleep(500);
+        rest = await call(2, ['stdout', p]);
+      }
+      parts.push(rest.out);
+      const gotBytes = Buffer.concat(parts);
+      r.streamGot = gotBytes.length;
+      r.streamEqual = createHash('sha256').update(gotBytes).digest('hex') === createHash('sha256').update(want).digest('hex');
+      await call(2, ['scrub', p]);
+    })();
+
+    // ---- workload 3: process churn -------------------------------------------------------
+    const churn = (async () => {
+      for (let i = 0; Date.now() < end; i++) {
+        const p = `/${lab.daemons[1]!.id}/chaos/churn-${i}`;
+        const mk = await call(2, ['mkproc', p], JSON.stringify({ Path: '/bin/sh', Args: ['-c', 'echo hi; sleep 0.1'] }));
+        if (mk.code !== 0) continue;
+        r.procsStarted++;
+        const w = await call(2, ['wait', p]);
+        if (w.code === 0) r.procsFinished++;
+        await call(2, ['scrub', p]);
+      }
+    })();
+
+    // ---- faults ------------------------------------------------------------------------------
+    const faults = (async () => {
+      while (Date.now() + 4000 < end) {
+        await sleep(1000 + rnd() * 3000);
+        const f = rnd();
+        const victim = 1 + Math.floor(rnd() * 2); // host 2 or 3: host 1 holds the queue and the stream
+        const d = lab.daemons[victim]!;
+        if (f < 0.5) {
+          const ms = 500 + Math.floor(rnd() * 2000);
+          r.faults.push(`partition host ${victim + 1} ${ms} ms`);
+          lab.link(d.host, false);
+          await sleep(ms);
+          lab.link(d.host, true);
+        } else {
+          const ms = 300 + Math.floor(rnd() * 1500);
+          r.faults.push(`SIGSTOP daemon ${victim + 1} ${ms} ms`);
+          const pid = daemonPid(d);
+          process.kill(pid, 'SIGSTOP');
+          await sleep(ms);
+          process.kill(pid, 'SIGCONT');
+        }
+      }
+    })();
+
+    await Promise.all([producer, consumer, stream, churn, faults]);
+    r.sent = sentOk.size;
+    for (const m of sentOk) if (!got.has(m)) r.lost++;
+    for (const c of got.values()) if (c > 1) r.duplicated += c - 1;
+    r.received = got.size; // distinct messages; one whose send reported failure may arrive too
+    r.hung = hung;
+    await sleep(1000);
+    r.rssAfterMb = pids.map(rssMb);
+    r.fdsAfter = pids.map(fds);
+    return r;
+  } finally {
+    lab.destroy();
+  }
+}
+
+/** The report as a table (markdown, so RELIABILITY.md can quote it). */
+export function table(r: ChaosReport): string {
+  const mb = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' / ');
+  const rows: Array<[string, string]> = [
+    ['duration', `${r.durationMs / 1000} s`],
+    ['network', r.network],
+    ['faults', `${r.faults.length} (${r.faults.filter((f) => f.startsWith('partition')).length} partitions, ${r.faults.filter((f) => f.startsWith('SIGSTOP')).length} SIGSTOPs), ${r.killedReceivers} receivers killed -9`],
+    ['messages sent (send exit 0)', String(r.sent)],
+    ['messages received', String(r.received)],
+    ['messages lost', String(r.lost)],
+    ['messages duplicated', String(r.duplicated)],
+    ['sends that failed (exit 1)', String(r.sendErrors)],
+    ['stream bytes expected / got / equal', `${r.streamExpected} / ${r.streamGot} / ${r.streamEqual ? 'yes' : 'NO'}`],
+    ['processes started / finished', `${r.procsStarted} / ${r.procsFinished}`],
+    [`calls outliving their deadline (${DEADLINE_MS / 1000} s)`, String(r.hung)],
+    ['daemon RSS before → after (MB)', `${mb(r.rssBeforeMb)} → ${mb(r.rssAfterMb)}`],
+    ['daemon fds before → after', `${r.fdsBefore.join(' / ')} → ${r.fdsAfter.join(' / ')}`],
+  ];
+  return ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}
