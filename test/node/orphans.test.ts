@@ -75,8 +75,9 @@ t.test('orphans: a container whose server was killed with -9 is removed at the n
   const { ensureImage, containerListed } = await import('../helpers/docker');
   const image = await ensureImage();
   const d = await startServer(['--no-mount', '--docker']).catch((e: Error) => {
-    // Seen on main at 22:40 on 2026-11-30: dockerode's lazy load fails in daemons spawned by
-    // node ("A dynamic import callback was not specified"); the engine is not ours to fix here.
+    // Seen on main since the bundled CLI: bin/circuit runs dist/circuit.js through a vm.Script
+    // (src/cli/launch.ts) without importModuleDynamically, so its `import('dockerode')` fails
+    // ("A dynamic import callback was not specified") and --docker cannot start.
     if (/cannot use docker/.test(e.message)) return undefined;
     throw e;
   });
