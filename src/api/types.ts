@@ -125,6 +125,15 @@ export interface Member {
   state: 'alive' | 'suspect' | 'dead' | 'left';
 }
 
+/** A message received but not yet acknowledged by its final receiver (Client.recvUnacked). */
+export interface Received {
+  msg: Buffer;
+  /** The receiver has it: its home forgets it. Resolves once the home confirmed. */
+  ack(): Promise<void>;
+  /** The receiver could not take it: it goes back first in its channel. */
+  giveBack(): Promise<void>;
+}
+
 export interface Client {
   /** The server this client talks to. */
   home(): Promise<ServerInfo>;
@@ -153,6 +162,12 @@ export interface Client {
   close(path: string, opts?: CallOptions): Promise<void>;
   /** Puts a received message (or event) back first: its receiver vanished before it got it. */
   unrecv?(path: string, msg: Buffer): Promise<void>;
+  /**
+   * recv whose message stays its home's until ack() (resolves once the home forgot it) or goes
+   * back first with giveBack(); if this client's connection, or a server in the middle, ends
+   * first, the home puts it back. So a message is delivered once end to end.
+   */
+  recvUnacked?(path: string, opts?: CallOptions): Promise<Received>;
 
   /** Starts an idle proc or docker element. */
   start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void>;

@@ -87,12 +87,13 @@ export const COMMANDS: Command[] = [
     name: 'recv', usage: 'PATH', summary: 'receive one message (or one subscription event)',
     args: one, argsError: 'recv needs one anchor argument', op: 'recv',
     async run(c, a) {
-      // The message is acknowledged only once written: a recv killed before that leaves it queued.
-      const r = c as Client & { recvUnacked?: (p: string) => Promise<{ msg: Buffer; ack(): void }> };
-      if (!r.recvUnacked) return writeOut(await c.recv(P(a[0])));
-      const { msg, ack } = await r.recvUnacked(P(a[0]));
-      await writeOut(msg);
-      ack();
+      // The message stays its home's until this recv acknowledged it, end to end (through a
+      // server in the middle too), and it is written out only once that is confirmed: a recv
+      // killed before, or whose middle server died, leaves it queued; none writes it twice.
+      if (!c.recvUnacked) return writeOut(await c.recv(P(a[0])));
+      const r = await c.recvUnacked(P(a[0]));
+      await r.ack();
+      await writeOut(r.msg);
     },
   },
   {

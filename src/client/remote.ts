@@ -1,4 +1,4 @@
-import type { Client, CallOptions, ClientLabel, InputWriter, OutputReader, ServerInfo } from '../api/types';
+import type { Received, Client, CallOptions, ClientLabel, InputWriter, OutputReader, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
 import { dial, type Handshake } from '../cluster/tcp';
 import * as net from 'node:net';
@@ -61,6 +61,7 @@ type Plain = { [M in PlainMethod]: Client[M] };
 export interface RemoteClient extends Plain {}
 
 export class RemoteClient implements Client {
+  #tok = 1;
   constructor(
     readonly session: Session,
     readonly info: ServerInfo,
@@ -79,19 +80,32 @@ export class RemoteClient implements Client {
   }
 
   async recv(path: string, opts?: CallOptions): Promise<Buffer> {
-    const { msg, ack } = await this.recvUnacked(path, opts);
-    ack();
-    return msg;
+    const r = await this.recvUnacked(path, opts);
+    void r.ack().catch(() => {});
+    return r.msg;
   }
 
   /**
-   * Receives a message that stays the channel's until ack() is called: if this client's
-   * connection ends first, the message goes back to the front of the channel. The CLI acks only
-   * once the message is written out.
+   * Receives a message that stays its home's until ack() (a request: it resolves once the home,
+   * through any server in the middle, forgot the message) or giveBack(). The token is ours, so
+   * a recv whose answer never came (interrupted) can still be given back by name.
    */
-  async recvUnacked(path: string, opts?: CallOptions): Promise<{ msg: Buffer; ack(): void }> {
-    const [tok, msg] = (await this.session.call('recv', [path], { signal: opts?.signal })) as [number, Buffer];
-    return { msg, ack: () => this.session.notify('ack', tok) };
+  async recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    const tok = this.#tok++;
+    let msg: Buffer;
+    try {
+      [, msg] = (await this.session.call('recv', [path, tok], { signal: opts?.signal })) as [number, Buffer];
+    } catch (e) {
+      if (opts?.signal?.aborted) this.session.notify('nack', tok); // in case it was taken meanwhile
+      throw e;
+    }
+    return {
+      msg,
+      ack: async () => {
+        await this.session.call('ackRecv', [tok]);
+      },
+      giveBack: async () => this.session.notify('nack', tok),
+    };
   }
 
   /** Gives a message back to its channel (used by a server routing for a client that vanished). */

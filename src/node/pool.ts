@@ -12,7 +12,7 @@
  * 60 s; 0 keeps it) is closed; the next call dials again. Connections to members a server talked
  * to once do not pile up for as long as the member lives.
  */
-import type { CallOptions, Client, InputWriter, OutputReader, ServerInfo } from '../api/types';
+import type { CallOptions, Client, InputWriter, OutputReader, Received, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
 import type { Session } from '../cluster/session';
 import { SystemError, toCircuitError } from '../kit/errors';
@@ -21,6 +21,7 @@ import { SystemError, toCircuitError } from '../kit/errors';
 export type Conn = Client & {
   readonly session: Session;
   unrecv(path: string, msg: Buffer): Promise<void>;
+  recvUnacked(path: string, opts?: CallOptions): Promise<Received>;
 };
 
 /** Dials a member's URL (the daemon's key handshake, a short connect timeout). */
@@ -217,6 +218,11 @@ class Routed implements Client {
 
   recv(path: string, opts?: CallOptions): Promise<Buffer> {
     return this.#call((c) => c.recv(path, opts));
+  }
+
+  /** The home keeps the message until ack() of the final receiver; giveBack() returns it. */
+  recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    return this.#call((c) => c.recvUnacked(path, opts));
   }
 
   /** Gives a message received through this server back to its home (its reader vanished). */

@@ -1,6 +1,6 @@
 import type { Session } from '../cluster/session';
 import type { Server } from './server';
-import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type OutputReader } from '../api/types';
+import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type OutputReader, type Received } from '../api/types';
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 
@@ -25,11 +25,24 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   const holds: string[] = [];
   const leases = new Map<number, OutputReader>();
   const inputs = new Map<number, InputWriter>();
-  const unacked = new Map<number, { path: string; msg: Buffer }>();
+  // Messages handed to the client and not yet acknowledged by it, by the client's token. For a
+  // path of another server, the entry holds that server's own acknowledgement: the home keeps
+  // the message until the final receiver acknowledged it (issue 12), and takes it back if this
+  // connection, or this server, goes first.
+  const unacked = new Map<number, Received>();
+  const giveBack = (tok: number) => {
+    const r = unacked.get(tok);
+    unacked.delete(tok);
+    void r?.giveBack().catch(() => {});
+  };
   let next = 1;
 
   session.noteHandler = (op, args) => {
-    if (op === 'ack') unacked.delete(Number(args));
+    if (op === 'ack') {
+      const r = unacked.get(Number(args));
+      unacked.delete(Number(args));
+      void r?.ack().catch(() => {});
+    } else if (op === 'nack') giveBack(Number(args));
     else if (op === 'ackOutput' && Array.isArray(args)) {
       // a reader behind this connection wrote bytes out: they are delivered
       try {
@@ -65,11 +78,24 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         return { id: server.id, url: server.url };
       }
       case 'recv': {
+        // [path, token]: the token is the client's (older clients send none: one is made)
         const path = String(args[0]);
-        const msg = await server.recv(path, opts);
-        const tok = next++;
-        unacked.set(tok, { path, msg });
-        return [tok, msg];
+        const tok = typeof args[1] === 'number' ? args[1] : -next++;
+        const r = await server.recvUnacked(path, opts);
+        unacked.set(tok, r);
+        if (ctx.signal.aborted) {
+          giveBack(tok); // the client gave up: its answer has nowhere to go
+          throw E.interrupted();
+        }
+        return [tok, r.msg];
+      }
+      case 'ackRecv': {
+        // the final receiver has the message: the home forgets it, then the receiver is told
+        const r = unacked.get(Number(args[0]));
+        if (!r) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
+        unacked.delete(Number(args[0]));
+        await r.ack();
+        return null;
       }
       case 'openOutput': {
         const lease = await server.openOutput(String(args[0]), args[1] === 'stderr' ? 'stderr' : 'stdout', opts);
@@ -127,7 +153,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   };
 
   session.once('close', () => {
-    for (const { path, msg } of unacked.values()) void server.unrecv(path, msg);
+    for (const tok of [...unacked.keys()]) giveBack(tok);
     for (const l of leases.values()) l.abandon();
     for (const w of inputs.values()) void w.close().catch(() => {});
     for (const p of holds) void server.unhold(p).catch(() => {});

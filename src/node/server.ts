@@ -2,7 +2,7 @@ import { MESSAGE_MAX } from '../api/limits';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type {
-  CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, ServerInfo,
+  CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, Received, ServerInfo,
 } from '../api/types';
 import { AnchorTree, splitPath, type Anchor } from './anchor';
 import { NOT_KIND, type ElementContext, type Kind as KindPlugin, type VerbName, type VerbSigs } from './element';
@@ -228,6 +228,18 @@ export class Server extends EventEmitter implements Client {
 
   async recv(path: string, opts?: CallOptions): Promise<Buffer> {
     return this.#verb(path, opts, 'recv', [], undefined, (r) => r.recv(path, opts));
+  }
+
+  /**
+   * recv for a receiver that acknowledges: here the message is taken and giveBack() puts it back
+   * first; for a path of another server, its home keeps it until ack() (end to end, issue 12).
+   */
+  async recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    const parts = this.#parts(path);
+    const remote = this.#remote(parts);
+    if (remote?.recvUnacked) return remote.recvUnacked(path, opts);
+    const msg = await this.recv(path, opts);
+    return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
   }
 
   async tryrecv(path: string, opts?: CallOptions): Promise<Buffer> {

@@ -87,3 +87,42 @@ t.test('exactly once across servers', async (t) => {
     t.same(compare(text, n), { lost: 0, twice: 0, order: true }, 'every line once, in order');
   });
 });
+
+t.test('a routed message is acknowledged end to end: a middle server that dies, a receiver that is killed', async (t) => {
+  const h: Running = await startServer(['--no-mount']);
+  const m: Running = await startServer(['--no-mount', '-j', h.url]);
+  t.teardown(async () => {
+    if (m.proc.exitCode === null && m.proc.signalCode === null) await m.stop('SIGKILL');
+    await h.stop();
+  });
+  await eventually(async () => (await cli(m.url, ['ls', '/'])).stdout.includes(h.id), 5000);
+  const ch = `/${h.id}/once/ch`;
+  t.equal((await cli(h.url, ['mkchan', ch, '1'])).code, 0);
+
+  // A receiver through M gets the message but is stopped before it acknowledges; it is killed.
+  const r1 = cliBackground(m.url, ['recv', ch]);
+  await new Promise((res) => setTimeout(res, 500));
+  r1.kill('SIGSTOP');
+  t.equal((await cli(h.url, ['send', ch], 'one')).code, 0);
+  await new Promise((res) => setTimeout(res, 300));
+  await kill(r1);
+  t.equal(r1.stdoutBytes().length, 0, 'the killed receiver wrote nothing');
+  const again = await cli(m.url, ['recv', ch]);
+  t.equal(again.stdout, 'one', 'the next receiver gets it');
+
+  // Now M dies while its receiver holds the message, unacknowledged: the home takes it back.
+  const r2 = cliBackground(m.url, ['recv', ch]);
+  await new Promise((res) => setTimeout(res, 500));
+  r2.kill('SIGSTOP');
+  t.equal((await cli(h.url, ['send', ch], 'two')).code, 0);
+  await new Promise((res) => setTimeout(res, 300));
+  const dead = new Promise((res) => m.proc.once('exit', res));
+  m.proc.kill('SIGKILL');
+  await dead;
+  r2.kill('SIGCONT');
+  const code = await r2.exited;
+  t.equal(r2.stdoutBytes().toString(), '', `the receiver whose middle server died did not write it (exit ${code}: ${r2.errors().trim()})`);
+  const got = await Promise.race([cli(h.url, ['recv', ch]), new Promise<null>((res) => setTimeout(() => res(null), 5000))]);
+  t.equal(got?.stdout, 'two', 'the home still had it: the next receiver gets it, once');
+  t.match(JSON.parse((await cli(h.url, ['peek', ch])).stdout), { NumSend: 2, NumRecv: 2 });
+});

@@ -124,6 +124,21 @@ export function inputStream(name: string): FileSpec {
  * first in its channel or subscription and the read fails with EINTR, so nothing is lost.
  */
 export async function recvOrGiveBack(ctx: Ctx): Promise<Buffer> {
+  if (ctx.client.recvUnacked) {
+    // Acknowledged end to end before it is handed over: its home keeps it until then, also
+    // across a server in the middle that dies (issue 12).
+    const r = await ctx.client.recvUnacked(ctx.anchor, ctx.call);
+    if (ctx.interrupted?.()) {
+      await r.giveBack();
+      throw E.interrupted();
+    }
+    await r.ack();
+    if (ctx.interrupted?.() && ctx.client.unrecv) {
+      await ctx.client.unrecv(ctx.anchor, r.msg);
+      throw E.interrupted();
+    }
+    return r.msg;
+  }
   const msg = await ctx.client.recv(ctx.anchor, ctx.call);
   if (ctx.interrupted?.() && ctx.client.unrecv) {
     await ctx.client.unrecv(ctx.anchor, msg);
