@@ -58,9 +58,9 @@ async function viaDiscovery(mcast: string, hmac: string | undefined): Promise<st
 }
 
 /** Dials the chosen server, with the key of --hmac or $CIRCUIT_HMAC when one is given. */
-export async function dialClient(flags: DialFlags): Promise<RemoteClient> {
+export async function dialClient(flags: DialFlags, via: 'cli' | 'mount' = 'cli'): Promise<RemoteClient> {
   const url = await resolveUrl(flags);
-  if (isSocketPath(url)) return connectSocket(url, { via: 'cli' });
+  if (isSocketPath(url)) return connectSocket(url, { via });
   const handshake = keyedHandshake(resolveKey(flags.hmac));
-  return connect(url, { handshake, via: 'cli' });
+  return connect(url, { handshake, via });
 }

@@ -32,8 +32,8 @@ function fail(e: unknown, op?: string): never {
  * Loads the client side only when a command needs it. A short-lived client gains nothing from
  * msgpackr's native decoder and pays for loading it, so it is switched off here (not for start).
  */
-async function dialClient(f: DialFlags) {
-  return (await loadDial()).dialClient(f);
+async function dialClient(f: DialFlags, via?: 'cli' | 'mount') {
+  return (await loadDial()).dialClient(f, via);
 }
 
 /**
@@ -171,7 +171,7 @@ export function program(): Commander {
     .action(async (dir: string, f: DialFlags & { allowOther?: boolean; allowUid?: string; allowGroup?: string; allowUnsafeMount?: boolean }) => {
       try {
         const { mountOnly } = await import('./start');
-        await mountOnly(dir, await dialClient(f), f);
+        await mountOnly(dir, await dialClient(f, 'mount'), f);
       } catch (e) {
         fail(e);
       }
