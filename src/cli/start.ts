@@ -60,6 +60,8 @@ export async function start(flags: StartFlags): Promise<void> {
     handshake: keyedHandshake(key),
     varDir: flags.var,
     graceMs: flags.grace ? Number(flags.grace) : undefined,
+    // a `stop` request (circuit stop, server/ctl) stops this daemon as a signal would
+    onStop: () => void stop('stop request'),
   });
   const { server } = daemon;
   const cleanups: Array<() => Promise<void>> = [];
@@ -87,7 +89,6 @@ export async function start(flags: StartFlags): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void stop('SIGHUP'));
-  server.on('stop-request', () => void stop('stop request'));
 
   try {
     if (flags.docker) cleanups.push(await server.enable('docker'));

@@ -110,8 +110,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
     const m = membership.member(id);
     return m && (m.state === 'alive' || m.state === 'suspect') ? m.url : undefined;
   }, { idleMs: opts.idleMs });
-  server.view = new MeshView(membership);
-  server.route = (id) => pool.route(id);
+  const view = new MeshView(membership);
 
 
   let closed = false;
@@ -153,14 +152,18 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
     }
     throw new SystemError('ECANCELED', 'the server is stopping');
   };
-  server.on('join-request', async (target: string) => {
-    try {
-      await joinTarget(target.trim(), false);
-    } catch (e) {
-      const err = toCircuitError(e);
-      if (err.code === 'EINVAL') throw err;
-      throw new SystemError(err.code, `panic joining: ${err.message}`, { cause: e });
-    }
+  server.useMesh({
+    view,
+    route: (id) => pool.route(id),
+    async join(target) {
+      try {
+        await joinTarget(target.trim(), false);
+      } catch (e) {
+        const err = toCircuitError(e);
+        if (err.code === 'EINVAL') throw err;
+        throw new SystemError(err.code, `panic joining: ${err.message}`, { cause: e });
+      }
+    },
   });
 
   const mesh: Mesh = {
@@ -169,7 +172,7 @@ export async function startMesh(server: Server, opts: MeshOptions): Promise<Mesh
     async close() {
       closed = true;
       mesh.discovery?.close();
-      server.route = () => undefined;
+      server.useMesh(null);
       await membership.leave().catch(() => {});
       pool.close();
     },

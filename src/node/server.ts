@@ -1,5 +1,4 @@
 import { MESSAGE_MAX } from '../api/limits';
-import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type {
   CallOptions, Client, DockerRun, Entry, InputWriter, Kind, MakeSpec, Member, OutputReader, ProcCmd, Received, ServerInfo,
@@ -33,10 +32,22 @@ export interface ServerOptions {
   stderr?: (line: string) => void;
   /** The kinds this server makes (default: the registration list, src/node/kinds/index.ts). */
   kinds?: readonly KindPlugin[];
+  /** Runs on a `stop` request: whoever runs the daemon stops it (without, `stop` is refused). */
+  onStop?: () => void;
 }
 
 /** Calls on paths of other servers go here (the mesh's router); absent on a lone server. */
 export type Route = (id: string) => Client | undefined;
+
+/** What the mesh (src/node/mesh.ts) gives a server to make it part of a cluster. */
+export interface MeshHooks {
+  /** The membership view: `ls /`, @join/@leave, `members`. */
+  view: View & { members(): Member[] };
+  /** The client for another server's paths; undefined for a server not in the view. */
+  route: Route;
+  /** `join` requests (circuit join, server/ctl). */
+  join(target: string): Promise<void>;
+}
 
 export const DEFAULT_MAX_MESSAGE = MESSAGE_MAX;
 
@@ -49,7 +60,7 @@ export function newServerId(): string {
  * own id and hands paths of other servers to the router. Every operation is serialised per anchor
  * where it matters (make/scrub) and appended to the operations log with its origin and result.
  */
-export class Server extends EventEmitter implements Client {
+export class Server implements Client {
   readonly id: string;
   url: string;
   readonly tree: AnchorTree;
@@ -62,12 +73,12 @@ export class Server extends EventEmitter implements Client {
   readonly maxMessage: number;
   readonly graceMs: number;
   readonly started = new Date();
-  view: View & { members(): Member[] };
-  route: Route = () => undefined;
+  readonly #localView: View & { members(): Member[] };
+  readonly #onStop: (() => void) | undefined;
+  #mesh: MeshHooks | null = null;
   #stopping = false;
 
   constructor(opts: ServerOptions = {}) {
-    super();
     this.id = opts.id ?? newServerId();
     this.url = opts.url ?? '';
     this.clock = opts.clock ?? systemClock;
@@ -75,7 +86,8 @@ export class Server extends EventEmitter implements Client {
     this.graceMs = opts.graceMs ?? 3000;
     this.tree = new AnchorTree(this.id);
     this.oplog = new OpLog(opts.logFile, opts.stderr);
-    this.view = new LocalView(() => ({ id: this.id, url: this.url, state: 'alive' }));
+    this.#localView = new LocalView(() => ({ id: this.id, url: this.url, state: 'alive' }));
+    this.#onStop = opts.onStop;
     this.#outputWindow = opts.outputWindow;
     this.kinds = new Map((opts.kinds ?? KINDS).map((k) => [k.kind, k]));
     this.tree.root.element = serverElement(this);
@@ -91,6 +103,21 @@ export class Server extends EventEmitter implements Client {
     const undo = await k.optIn.enable((l) => this.oplog.say(l));
     this.#enabled.add(kind);
     return undo;
+  }
+
+  /** Joins the server to a cluster (the mesh's hooks), or with null leaves it alone again. */
+  useMesh(hooks: MeshHooks | null): void {
+    this.#mesh = hooks;
+  }
+
+  /** This server's membership view: its mesh's, or itself alone. */
+  get view(): View & { members(): Member[] } {
+    return this.#mesh?.view ?? this.#localView;
+  }
+
+  /** The client for another server's paths (through the mesh); undefined when there is none. */
+  route(id: string): Client | undefined {
+    return this.#mesh?.route(id);
   }
 
   /** Logs the original's attach line; the daemon calls it once it serves. */
@@ -322,9 +349,8 @@ export class Server extends EventEmitter implements Client {
     const remote = this.#remote(parts);
     if (remote) return remote.join(path, url, opts);
     return this.#op('join', normal(parts), opts, { url }, async () => {
-      const joiner = this.listeners('join-request')[0] as ((url: string) => Promise<void>) | undefined;
-      if (!joiner) throw E.notSupported('this server has no network port, so it cannot join a cluster (start it with -a, --if, -j or --discover)');
-      await joiner(url);
+      if (!this.#mesh) throw E.notSupported('this server has no network port, so it cannot join a cluster (start it with -a, --if, -j or --discover)');
+      await this.#mesh.join(url);
     });
   }
 
@@ -333,8 +359,10 @@ export class Server extends EventEmitter implements Client {
     const remote = this.#remote(parts);
     if (remote) return remote.stop(path, opts);
     return this.#op('stop', normal(parts), opts, undefined, async () => {
+      const stop = this.#onStop;
+      if (!stop) throw E.notSupported('this server is not run by a daemon that can stop it');
       this.oplog.say(`Stopping on request from ${describeOrigin(opts)}`);
-      setImmediate(() => this.emit('stop-request'));
+      setImmediate(stop);
     });
   }
 
