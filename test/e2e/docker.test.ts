@@ -156,7 +156,7 @@ t.test('docker through the mount: mkdir, cmd, stdout, exit, cmd read back, signa
   const D = `${S}/X/box/docker`;
   let r = await bash(`mkdir -p ${D} && ls ${D} && cat ${D}/peek`);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /^cmd\nerror\nexit\npeek\nsignal\nstderr\nstdin\nstdout\nwait\n/, 'the files of proc');
+  t.match(r.stdout, /^cmd\nenv\nerror\nexit\nhelp\npeek\nsignal\nstderr\nstdin\nstdout\nwait\n/, 'the files of proc (and help, env)');
   t.match(r.stdout, /"Status": "idle"/, 'idle until cmd is written');
   t.same(await containersOf(d.proc.pid!), [], 'no container yet');
 

@@ -66,8 +66,10 @@ function processRuns(pid: number): boolean {
 export async function connectEngine(timeoutMs = 5000): Promise<Docker> {
   let engine: Docker;
   try {
-    // Loaded here, not at the top: a daemon without --docker never pays for dockerode.
-    const { default: Docker } = await import('dockerode');
+    // Loaded here, not at the top: a daemon without --docker never pays for dockerode. A plain
+    // require, not import(): the bundled CLI runs in a vm.Script (src/cli/launch.ts), where a
+    // dynamic import has no loader and fails.
+    const Docker = require('dockerode') as typeof import('dockerode');
     engine = process.env.DOCKER_HOST ? new Docker() : new Docker({ socketPath: '/var/run/docker.sock' });
   } catch (err) {
     throw new AppError('EINVAL', `cannot use docker: ${messageOf(err)}`, { cause: err });
