@@ -4,6 +4,9 @@
 # left is listed, then removed (mounts are detached first; rm never crosses into a mount).
 set -u
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/circuit-tests-XXXXXX")
+# Like /tmp itself (sticky, everyone may enter): the tests that act as a second uid (nobody)
+# make their folders here and must reach them.
+chmod 1777 "$tmp"
 status=0
 TMPDIR=$tmp "$@" || status=$?
 # v8-compile-cache-UID is the test runner's own code cache, not something a test made.
