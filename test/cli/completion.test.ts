@@ -35,7 +35,7 @@ t.test('completion bash: commands, flags and anchors from the server', async (t)
     return rest.filter(Boolean).sort();
   };
   t.same(complete(['circuit', 'mkc']), ['mkchan'], 'a command');
-  t.same(complete(['circuit', 'st']), ['start', 'stderr', 'stdin', 'stdout', 'stop'], 'commands sharing a prefix');
+  t.same(complete(['circuit', 'st']), ['start', 'stderr', 'stdin', 'stdout', 'stk', 'stop'], 'commands sharing a prefix');
   t.same(complete(['circuit', 'start', '--allow-']), ['--allow-group', '--allow-other', '--allow-uid', '--allow-unsafe-mount'], "start's flags");
   t.same(complete(['circuit', 'ls', '--d']), ['--de', '--depth', '--dial', '--discover'], "ls's flags");
   t.same(complete(['circuit', 'completion', '']), ['bash', 'zsh'], 'the shells');
