@@ -168,6 +168,8 @@ export interface Client {
    * first, the home puts it back. So a message is delivered once end to end.
    */
   recvUnacked?(path: string, opts?: CallOptions): Promise<Received>;
+  /** tryrecv whose message stays its home's until ack(), like recvUnacked (EAGAIN when none). */
+  tryrecvUnacked?(path: string, opts?: CallOptions): Promise<Received>;
 
   /** Starts an idle proc or docker element. */
   start(path: string, cmd: ProcCmd | DockerRun, opts?: CallOptions): Promise<void>;

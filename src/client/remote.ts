@@ -73,6 +73,12 @@ export class RemoteClient implements Client {
         return session.call(m, a.slice(0, n), { signal: opts?.signal });
       };
     }
+    // tryrecv too keeps its message at home until this side has it (a lost answer gives it back)
+    this.tryrecv = async (path, opts) => {
+      const r = await this.tryrecvUnacked(path, opts);
+      void r.ack().catch(() => {});
+      return r.msg;
+    };
   }
 
   async home(): Promise<ServerInfo> {
@@ -90,11 +96,34 @@ export class RemoteClient implements Client {
    * through any server in the middle, forgot the message) or giveBack(). The token is ours, so
    * a recv whose answer never came (interrupted) can still be given back by name.
    */
-  async recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+  recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    return this.#take('recv', path, opts);
+  }
+
+  /** tryrecv as recvUnacked; a server too old for it answers a plain tryrecv. */
+  async tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    if (this.#oldTry) return this.#plainTry(path, opts);
+    try {
+      return await this.#take('tryrecvUnacked', path, opts);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOTSUP' || !/unknown operation/.test((e as Error).message)) throw e;
+      this.#oldTry = true;
+      return this.#plainTry(path, opts);
+    }
+  }
+
+  #oldTry = false;
+
+  async #plainTry(path: string, opts?: CallOptions): Promise<Received> {
+    const msg = (await this.session.call('tryrecv', [path], { signal: opts?.signal })) as Buffer;
+    return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
+  }
+
+  async #take(op: 'recv' | 'tryrecvUnacked', path: string, opts?: CallOptions): Promise<Received> {
     const tok = this.#tok++;
     let msg: Buffer;
     try {
-      [, msg] = (await this.session.call('recv', [path, tok], { signal: opts?.signal })) as [number, Buffer];
+      [, msg] = (await this.session.call(op, [path, tok], { signal: opts?.signal })) as [number, Buffer];
     } catch (e) {
       if (opts?.signal?.aborted) this.session.notify('nack', tok); // in case it was taken meanwhile
       throw e;

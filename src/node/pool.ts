@@ -22,6 +22,7 @@ export type Conn = Client & {
   readonly session: Session;
   unrecv(path: string, msg: Buffer): Promise<void>;
   recvUnacked(path: string, opts?: CallOptions): Promise<Received>;
+  tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received>;
 };
 
 /** Dials a member's URL (the daemon's key handshake, a short connect timeout). */
@@ -223,6 +224,10 @@ class Routed implements Client {
   /** The home keeps the message until ack() of the final receiver; giveBack() returns it. */
   recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
     return this.#call((c) => c.recvUnacked(path, opts));
+  }
+
+  tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    return this.#call((c) => c.tryrecvUnacked(path, opts));
   }
 
   /** Gives a message received through this server back to its home (its reader vanished). */

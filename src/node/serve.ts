@@ -77,11 +77,12 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         origin = says ? { ...base, says } : base;
         return { id: server.id, url: server.url };
       }
-      case 'recv': {
+      case 'recv':
+      case 'tryrecvUnacked': {
         // [path, token]: the token is the client's (older clients send none: one is made)
         const path = String(args[0]);
         const tok = typeof args[1] === 'number' ? args[1] : -next++;
-        const r = await server.recvUnacked(path, opts);
+        const r = op === 'recv' ? await server.recvUnacked(path, opts) : await server.tryrecvUnacked(path, opts);
         unacked.set(tok, r);
         if (ctx.signal.aborted) {
           giveBack(tok); // the client gave up: its answer has nowhere to go

@@ -269,6 +269,14 @@ export class Server implements Client {
     return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
   }
 
+  /** tryrecv for a receiver that acknowledges, as recvUnacked. */
+  async tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received> {
+    const remote = this.#remote(this.#parts(path));
+    if (remote?.tryrecvUnacked) return remote.tryrecvUnacked(path, opts);
+    const msg = await this.tryrecv(path, opts);
+    return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
+  }
+
   async tryrecv(path: string, opts?: CallOptions): Promise<Buffer> {
     return this.#verb(path, opts, 'tryrecv', [], undefined, (r) => r.tryrecv(path, opts));
   }

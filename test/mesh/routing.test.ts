@@ -66,6 +66,27 @@ t.test('routing: through a middle server', async (t) => {
     t.equal((await client.recv(ch)).toString(), 'two');
   });
 
+  t.test('routing: a routed tryrecv whose caller vanished gives its message back too', async (t) => {
+    const ch = `/${hid}/tc`;
+    await client.make(ch, 'chan', { cap: 4 });
+    await t.rejects(client.tryrecv(ch), { code: 'EAGAIN' }, 'EAGAIN on an empty channel');
+    await client.send(ch, Buffer.from('one'));
+    await client.send(ch, Buffer.from('two'));
+    const raw = await connect(mid.d.url);
+    const [, msg] = (await raw.session.call('tryrecvUnacked', [ch, 1])) as [number, Buffer];
+    t.equal(Buffer.from(msg).toString(), 'one');
+    raw.session.destroy(); // never acknowledged
+    let back = false;
+    for (let i = 0; i < 100 && !back; i++) {
+      back = (await client.log('/' + hid)).toString().split('\n').filter((l) => l.includes('"op":"unrecv"') && l.includes('/tc')).length > 0;
+      if (!back) await new Promise((r) => setTimeout(r, 20));
+    }
+    t.ok(back, 'the home took it back');
+    t.equal((await client.tryrecv(ch)).toString(), 'one', 'the unacknowledged message is first again');
+    t.equal((await client.tryrecv(ch)).toString(), 'two');
+    await t.rejects(client.tryrecv(ch), { code: 'EAGAIN' });
+  });
+
   t.test('routing: an output reader that vanished gives its bytes back', async (t) => {
     const p = `/${hid}/p`;
     await client.make(p, 'proc', { Env: null, Dir: '', Path: '/bin/sh', Args: ['-c', 'printf abcdef'], Scrub: false });
