@@ -16,7 +16,7 @@ t.teardown(() => Promise.all(started.filter((s) => s.proc.exitCode === null && s
 /** The live members a daemon's log shows (others than itself). */
 function viewOf(s: Running): Set<string> {
   const live = new Set<string>();
-  for (const m of s.stderr().matchAll(/Member (X[0-9a-f]{16}) (joined|is dead|left)/g)) {
+  for (const m of s.stderr().matchAll(/Member "(X[0-9a-f]{16})" (joined|is dead|left)/g)) {
     if (m[2] === 'joined') live.add(m[1]!);
     else live.delete(m[1]!);
   }
