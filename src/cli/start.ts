@@ -121,7 +121,16 @@ export async function start(flags: StartFlags): Promise<void> {
   }
   server.attach();
   say(`Listening on ${daemon.control!.path}${flags.group ? ` (owner and group ${flags.group})` : ' (owner only)'}${daemon.url ? ` and ${daemon.url}` : '; no TCP port (ask with -a HOST:PORT)'}`);
+  say(reachHint(daemon.url, flags.mount === false ? undefined : flags.mount ?? '/circuit'));
   process.stdout.write((daemon.url || daemon.control!.path) + '\n');
+}
+
+/** The line that tells a new user how to use what just started (README, "Set up"). */
+function reachHint(url: string | undefined, mounted: string | undefined): string {
+  const here = 'circuit ls / (the CLI finds this server by itself, as this user on this machine)';
+  const there = url ? `; from elsewhere: circuit ls / -d ${url}` : '';
+  const files = mounted ? `; or as files: ls ${mounted}` : '';
+  return `Use it: ${here}${there}${files}`;
 }
 
 /** --allow-uid UID[,UID…] and --allow-group GROUP[,GROUP…]: who may act through an --allow-other mount. */
