@@ -1,0 +1,257 @@
+import { constants } from 'fs';
+import type { Ops, Stat } from 'fuse-native';
+import type { Client, Origin } from '../../api/types';
+import { CircuitError, E, SystemError, toCircuitError } from '../../kit/errors';
+import { describe, errno, toErrno } from '../errno';
+import type { Ctx } from '../files/control';
+import { type Handle, Handles } from '../handles';
+import { CallerWatch, callerProgress, interruptedNow } from '../interrupts';
+import { type Node, ROUTES, type Routes } from '../routes';
+
+/**
+ * The state every FUSE op shares (the client, the open-file table, the routes, the ops in flight,
+ * the last failure of each element) and the steps they share: answering, logging a failure,
+ * resolving a path, opening and releasing a handle, running an op on a handle under an abort
+ * signal. The ops themselves are in the other files of this folder; index.ts assembles them.
+ */
+
+/** Who made the request being dispatched: from the patched fuse-native, null without it. */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface OpsDeps {
+  client: Client;
+  /** The caller of the op being dispatched right now (read synchronously at op entry). */
+  caller(): Caller | null;
+  log(line: string): void;
+  /** Owner reported for every file: the mounting user. */
+  uid: number;
+  gid: number;
+  watch?: CallerWatch;
+  /** After an abort, how long a Client call may take to honour it before EINTR is sent anyway. */
+  abortGraceMs?: number;
+  /** The mount's shape (default: every registered kind's file table). */
+  routes?: Routes;
+}
+
+/** One FUSE op, as fuse-native calls it. */
+export type Op<K extends keyof Ops> = NonNullable<Ops[K]>;
+
+export type Reply = (code: number) => void;
+
+const { O_WRONLY, O_RDWR } = constants;
+const ACCMODE = 3; // O_ACCMODE
+export const DIR = 0o040755;
+export const LINK = 0o120777;
+export const FILE_MODE = { r: 0o100444, w: 0o100222, rw: 0o100666 } as const;
+
+export class OpsContext {
+  readonly client: Client;
+  readonly routes: Routes;
+  readonly handles = new Handles();
+  readonly watch: CallerWatch;
+  /** The last failure of each element, by anchor: its `error` file. */
+  readonly lastErrors = new Map<string, string>();
+  private readonly grace: number;
+  private readonly inFlight = new Set<AbortController>();
+  private readonly started = new Date();
+  /** Set by shutdown: element ops fail EIO from then on. */
+  closed = false;
+
+  constructor(private readonly deps: OpsDeps) {
+    this.client = deps.client;
+    this.routes = deps.routes ?? ROUTES;
+    this.watch = deps.watch ?? new CallerWatch();
+    this.grace = deps.abortGraceMs ?? 1000;
+  }
+
+  caller(): Caller | null {
+    return this.deps.caller();
+  }
+
+  resolve(path: string): Node {
+    return this.routes.resolve(path);
+  }
+
+  origin(c: Caller | null): Origin {
+    return { via: 'mount', ...(c ? { pid: c.pid, uid: c.uid } : {}) };
+  }
+
+  attr(mode: number): Stat {
+    const { started } = this;
+    return {
+      mode, uid: this.deps.uid, gid: this.deps.gid, size: 0, nlink: mode === DIR ? 2 : 1,
+      mtime: started, atime: started, ctime: started,
+    };
+  }
+
+  /**
+   * Runs act and replies with its result or its errno. Failures are logged; successes are not
+   * (the server's operations log records every operation with its caller).
+   */
+  answer<T>(op: string, path: string, caller: Caller | null, act: () => Promise<T>, reply: (err: number, v?: T) => void, quiet = false) {
+    act().then(
+      (v) => reply(0, v),
+      (err) => {
+        // A lookup of a name that is not there is routine, not worth a log line.
+        if (quiet && err instanceof CircuitError && err.code === 'ENOENT') return reply(toErrno(err));
+        reply(this.failure(op, path, caller, err));
+      },
+    );
+  }
+
+  failure(op: string, path: string, caller: Caller | null, err: unknown): number {
+    this.deps.log(`fs: ${op} ${path}${who(caller)}: ${describe(err)}`);
+    return toErrno(err, this.deps.log);
+  }
+
+  /**
+   * A name under the root is a server of this mount's view or nothing (ENOENT), as `ls` shows:
+   * a made-up name is not a server that cannot be reached (EHOSTDOWN). The view is local, so
+   * this costs no request; a server in the view that does not answer still fails EHOSTDOWN.
+   */
+  async knownServer(anchor: string, call: { origin: Origin }) {
+    if (depth(anchor) !== 1) return;
+    const name = anchor.slice(1);
+    if (!/^X[0-9a-f]{16}$/.test(name) || !(await this.client.list('/', call)).some((e) => e.name === name)) {
+      throw new CircuitError('ENOENT', `no server ${name} in this mount's view`);
+    }
+  }
+
+  /** A failed mkdir or rmdir of an element is that element's last failure too (its `error` file). */
+  noteElement<T>(n: Node, act: () => Promise<T>): Promise<T> {
+    return act().catch((err) => {
+      const e = toCircuitError(err);
+      if (n.type === 'element') this.lastErrors.set(n.anchor, describe(e));
+      throw e;
+    });
+  }
+
+  /** An element must exist for its directory and files to; anything else is ENOENT. */
+  async ensureElement(n: { anchor: string; kind: string }, call = {}) {
+    const st = await this.client.stat(n.anchor, call);
+    if (st.kind !== n.kind) throw new CircuitError('ENOENT', `no ${n.kind} at ${n.anchor}`);
+  }
+
+  /**
+   * Runs one op on an open control file: with an abort signal, a watch on its caller when the
+   * file blocks, and an early EINTR when a Client call ignores its abort for too long. done
+   * gets the byte count (read, write) or 0, or a negative errno.
+   */
+  onHandle(op: string, path: string, fd: number, act: (h: Handle, ctx: Ctx) => Promise<number>, done: Reply) {
+    const caller = this.deps.caller();
+    const h = this.handles.get(fd);
+    if (!h) return later(done, errno('EBADF'));
+    if (this.closed) return later(done, errno('EIO'));
+    const ctrl = new AbortController();
+    this.inFlight.add(ctrl);
+    let replied = false;
+    let graceTimer: NodeJS.Timeout | null = null;
+    const reply = (code: number) => {
+      if (replied) return;
+      replied = true;
+      unwatch();
+      this.inFlight.delete(ctrl);
+      if (graceTimer) clearTimeout(graceTimer);
+      done(code);
+    };
+    ctrl.signal.addEventListener('abort', () => {
+      graceTimer = setTimeout(() => {
+        this.deps.log(`fs: ${op} ${path}: the client did not honour an abort within ${this.grace} ms; answering anyway`);
+        reply(toErrno(ctrl.signal.reason));
+      }, this.grace);
+      graceTimer.unref();
+    });
+    const unwatch =
+      h.spec.blocking && caller && caller.pid > 0
+        ? this.watch.watch(caller.pid, () => ctrl.abort(E.interrupted()))
+        : () => {};
+    const ctx: Ctx = {
+      client: this.client, anchor: h.anchor, kind: h.kind,
+      call: { signal: ctrl.signal, origin: this.origin(caller) },
+      lastError: () => this.lastErrors.get(h.anchor) ?? '',
+      // Asked just before an answer is handed over: a signal may have come since the watch's
+      // last look, even for a call that did not wait (a routed read is a round trip long).
+      interrupted: () => Boolean(h.spec.blocking && caller && caller.pid > 0 && interruptedNow(caller.pid)),
+      progress: () => {
+        const p = caller && caller.pid > 0 ? callerProgress(caller.pid) : null;
+        return p && caller ? { pid: caller.pid, ...p } : null;
+      },
+    };
+    act(h, ctx).then(
+      (n) => {
+        if (replied) return;
+        reply(n);
+      },
+      (err) => {
+        if (replied) return;
+        // An abort the Client reported in its own words is still an interrupt.
+        const e = ctrl.signal.aborted ? toCircuitError(ctrl.signal.reason) : toCircuitError(err);
+        if (e.code !== 'EINTR') this.lastErrors.set(h.anchor, describe(e));
+        reply(this.failure(op, path, caller, e));
+      },
+    );
+  }
+
+  fileNode(path: string): Extract<Node, { type: 'file' }> {
+    const n = this.resolve(path);
+    if (n.type === 'file') return n;
+    if (n.type === 'none') throw new CircuitError('ENOENT', `no such file: ${path}`);
+    throw new CircuitError('EISDIR', `${path} is a directory`);
+  }
+
+  openHandle(path: string, flags: number, caller: Caller | null): number {
+    const n = this.fileNode(path);
+    const acc = flags & ACCMODE;
+    const wantsWrite = acc === O_WRONLY || acc === O_RDWR;
+    const wantsRead = acc !== O_WRONLY;
+    if ((wantsWrite && !n.file.mode.includes('w')) || (wantsRead && !n.file.mode.includes('r'))) {
+      throw new CircuitError('EACCES', `${path} is ${n.file.mode === 'r' ? 'read' : 'write'}-only`);
+    }
+    const file = n.file.open(flags);
+    return this.handles.add({ path, pid: caller?.pid ?? 0, fresh: true, anchor: n.anchor, kind: n.kind, spec: n.file, file }).fd;
+  }
+
+  async releaseHandle(h: Handle, path: string, caller: Caller | null) {
+    const ctx: Ctx = {
+      client: this.client, anchor: h.anchor, kind: h.kind, call: { origin: this.origin(caller) },
+      lastError: () => this.lastErrors.get(h.anchor) ?? '',
+    };
+    try {
+      await h.file.release?.(ctx);
+    } catch (err) {
+      this.lastErrors.set(h.anchor, describe(err));
+      this.failure('release', path, caller, err);
+    }
+  }
+
+  /** Answers every op in flight (EIO), releases every handle, refuses new element ops. */
+  async shutdown() {
+    this.closed = true;
+    const gone = new SystemError('EIO', 'the mount is going away');
+    for (const ctrl of [...this.inFlight]) ctrl.abort(gone);
+    this.watch.close();
+    const { handles } = this;
+    await Promise.all(handles.all().map((h) => (handles.delete(h.fd), this.releaseHandle(h, '(unmount)', null))));
+  }
+}
+
+export function depth(anchor: string): number {
+  return anchor.split('/').filter(Boolean).length;
+}
+
+function who(c: Caller | null): string {
+  return c ? ` (pid ${c.pid} uid ${c.uid})` : '';
+}
+
+/**
+ * Replies once the op has returned, in the same turn of the event loop: FUSE callbacks never run
+ * inside the op that received them, and an answer that waits for nothing does not wait for the
+ * loop's next phase either.
+ */
+export function later<A extends unknown[]>(cb: (...a: A) => void, ...args: A): void {
+  process.nextTick(() => cb(...args));
+}

@@ -1,0 +1,56 @@
+import type { Ops } from 'fuse-native';
+import { errno } from '../errno';
+import type { Handles } from '../handles';
+import { type OpsDeps, OpsContext, later } from './context';
+import { access, create, ftruncate, open, release, truncate } from './files';
+import { flush, read, write } from './io';
+import { getattr, mkdir, readdir, readlink, rmdir } from './tree';
+
+export type { Caller, OpsDeps } from './context';
+
+/**
+ * The FUSE ops: a thin adapter. Every op logs, resolves its path through the table (routes.ts),
+ * acts on the Client, and replies, always asynchronously and after copying any buffer FUSE
+ * lends. Blocking ops run under an AbortController that fires when their caller is interrupted
+ * (interrupts.ts) or the mount goes away. The state they share is an OpsContext (context.ts);
+ * the ops are in tree.ts (directories), files.ts (control files by path) and io.ts (open files).
+ */
+
+export interface FsOps {
+  ops: Ops;
+  handles: Handles;
+  /** Answers every op in flight (EIO), releases every handle, refuses new element ops. */
+  shutdown(): Promise<void>;
+}
+
+export function createOps(deps: OpsDeps): FsOps {
+  const c = new OpsContext(deps);
+  const ops: Ops = {
+    init: (cb) => later(cb, 0),
+    getattr: getattr(c),
+    readdir: readdir(c),
+    readlink: readlink(c),
+    mkdir: mkdir(c),
+    rmdir: rmdir(c),
+    open: open(c),
+    create: create(c),
+    read: read(c),
+    write: write(c),
+    flush: flush(c),
+    release: release(c),
+    truncate: truncate(c),
+    ftruncate: ftruncate(c),
+    utimens: (_path, _a, _m, cb) => later(cb, 0),
+    access: access(c),
+    getxattr: (_path, _name, _pos, cb) => later(() => cb(0, null)),
+    listxattr: (_path, cb) => later(() => cb(0, [])),
+    chmod: (_path, _m, cb) => later(cb, errno('EPERM')),
+    chown: (_path, _u, _g, cb) => later(cb, errno('EPERM')),
+    unlink: (_path, cb) => later(cb, errno('EPERM')),
+    rename: (_s, _d, cb) => later(cb, errno('EPERM')),
+    link: (_s, _d, cb) => later(cb, errno('EPERM')),
+    symlink: (_s, _d, cb) => later(cb, errno('EPERM')),
+    mknod: (_p, _m, _d, cb) => later(cb, errno('EPERM')),
+  };
+  return { ops, handles: c.handles, shutdown: () => c.shutdown() };
+}

@@ -1,0 +1,36 @@
+import { CircuitError } from '../../kit/errors';
+import type { Op, OpsContext } from './context';
+
+/** The ops on an open control file: read, write, flush, each run by OpsContext.onHandle. */
+
+export const read = (c: OpsContext): Op<'read'> => (path, fd, buf, len, pos, cb) => {
+  // An answer already rendered (the second read of a snapshot, the EOF read) needs no watch,
+  // abort signal or promise: it is copied and answered at once.
+  const ready = c.closed ? undefined : c.handles.get(fd)?.file.readNow?.(len, pos);
+  if (ready) return process.nextTick(cb, ready.copy(buf, 0, 0, Math.min(len, ready.length)));
+  c.onHandle('read', path, fd, async (h, ctx) => {
+    if (!h.file.read) throw new CircuitError('EBADF', `${path} is not readable`);
+    const data = await h.file.read(len, pos, ctx);
+    return data.copy(buf, 0, 0, Math.min(len, data.length));
+  }, cb);
+};
+
+export const write = (c: OpsContext): Op<'write'> => (path, fd, buf, len, _pos, cb) => {
+  const data = Buffer.from(buf.subarray(0, len)); // FUSE reuses buf once we return
+  const fresh = c.handles.get(fd);
+  if (fresh) fresh.fresh = false;
+  c.onHandle('write', path, fd, async (h, ctx) => {
+    if (!h.file.write) throw new CircuitError('EBADF', `${path} is not writable`);
+    await h.file.write(data, ctx);
+    return data.length;
+  }, cb);
+};
+
+export const flush = (c: OpsContext): Op<'flush'> => (path, fd, cb) => {
+  const h = c.closed ? undefined : c.handles.get(fd);
+  if (h && !h.file.flush) return process.nextTick(cb, 0); // nothing to judge: answered at once
+  c.onHandle('flush', path, fd, async (h, ctx) => {
+    await h.file.flush?.(ctx);
+    return 0;
+  }, cb);
+};
