@@ -10,13 +10,14 @@ t.test('chaos: a short run under loss, delay, duplication, reordering, partition
   const r = await runChaos({ durationMs: 20_000, seed: 12 });
   t.comment('\n' + table(r));
   t.ok(r.sent > 0 && r.procsStarted > 0, 'the workloads ran');
-  // Until routed calls fail at their deadline and routed channel messages are acknowledged end to
-  // end (issue 12 point 1), these may fail; they are todo so the run reports them without
-  // turning npm test red. RELIABILITY.md has the last run's table.
-  const todo = 'issue 12 point 1: end-to-end acknowledgement of routed messages, deadlines on routed recv';
+  // The workloads retry what an operator's script would: a `wait` or stream reader that failed at
+  // once because a partition cut its server off. Lost and hung stay todo: 60 s runs still see a
+  // routed call outlive its deadline now and then, and the message a hung receiver holds counts as
+  // lost (RELIABILITY.md, last runs; issue 12 point 1). They report without turning npm test red.
+  const todo = 'issue 12 point 1: a routed call under partitions and SIGSTOP at times outlives its deadline';
   t.equal(r.lost, 0, 'no message lost', { todo });
-  t.equal(r.duplicated, 0, 'no message duplicated', { todo });
-  t.ok(r.streamEqual, 'the stream read across hosts, readers interrupted, is byte-exact', { todo });
+  t.equal(r.duplicated, 0, 'no message duplicated');
+  t.ok(r.streamEqual, 'the stream read across hosts, readers interrupted and resumed, is byte-exact');
   t.equal(r.hung, 0, 'no call outlived its deadline', { todo });
-  t.equal(r.procsFinished, r.procsStarted, 'every process started was waited for', { todo });
+  t.equal(r.procsFinished, r.procsStarted, 'every process started was waited for');
 });

@@ -47,6 +47,12 @@ export interface ChaosReport {
   streamEqual: boolean;
   procsStarted: number;
   procsFinished: number;
+  /** `wait`s repeated after a call failed with an error a retry can cure (a partition, a stop) */
+  waitRetries: number;
+  /** stream readers started again after one failed that way (each resumes at the stream's offset) */
+  streamRetries: number;
+  /** the errors of `wait`s and stream readers given up on (not retryable, or out of attempts) */
+  gaveUp: string[];
   hung: number;
   rssBeforeMb: number[];
   rssAfterMb: number[];
@@ -68,6 +74,18 @@ function rand(seed: number): () => number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Errors an operator's script retries: the call's server was cut off or stopped (it failed at
+ * once, as it should, rather than hang) or, declared dead, is not back in the caller's view yet;
+ * or a reader killed a moment ago still holds the stream's lease until its server sees its
+ * connection end. Anything else is not retried.
+ */
+const RETRYABLE = /stopped answering|declared dead|left the cluster|unreachable|not in this server's view|EHOSTDOWN|ECONNRESET|ECONNREFUSED|ETIMEDOUT|already has a reader/;
+
+/** At most this many attempts of one retried call, backing off from 250 ms to 2 s. */
+const MAX_ATTEMPTS = 30;
+const backoff = (attempt: number) => Math.min(2000, 250 * 2 ** attempt);
 
 function rssMb(pid: number): number {
   try {
@@ -109,7 +127,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const lab = new Lab(3);
   const r: ChaosReport = {
     durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0,
-    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, hung: 0,
+    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0,
     rssBeforeMb: [], rssAfterMb: [], fdsBefore: [], fdsAfter: [],
   };
   let hung = 0;
@@ -226,12 +244,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         parts.push((await pending).out);
       }
       // the lease of a reader killed a moment ago goes once its server sees its connection end
-      let rest = await call(2, ['stdout', p]);
-      for (let i = 0; i < 20 && /already has a reader/.test(rest.err); i++) {
-        await sleep(500);
-        rest = await call(2, ['stdout', p]);
+      // a reader whose server a partition cut off fails at once; like an operator's script, start
+      // a new one, which resumes at the offset the last left off (streams are exactly-once by
+      // offset), so the parts concatenated must equal the bytes produced
+      const stop = end + 60_000;
+      for (let attempt = 0; ; attempt++) {
+        const rest = await call(2, ['stdout', p]);
+        parts.push(rest.out);
+        if (rest.code === 0) break;
+        if (!RETRYABLE.test(rest.err) || attempt + 1 >= MAX_ATTEMPTS || Date.now() > stop) {
+          r.gaveUp.push(`stdout: exit ${rest.code}: ${rest.err.trim()}`);
+          break;
+        }
+        r.streamRetries++;
+        await sleep(backoff(attempt));
       }
-      parts.push(rest.out);
       const gotBytes = Buffer.concat(parts);
       r.streamGot = gotBytes.length;
       r.streamEqual = createHash('sha256').update(gotBytes).digest('hex') === createHash('sha256').update(want).digest('hex');
@@ -245,8 +272,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const mk = await call(2, ['mkproc', p], JSON.stringify({ Path: '/bin/sh', Args: ['-c', 'echo hi; sleep 0.1'] }));
         if (mk.code !== 0) continue;
         r.procsStarted++;
-        const w = await call(2, ['wait', p]);
-        if (w.code === 0) r.procsFinished++;
+        // a wait whose server a partition cut off fails at once: retry it, bounded
+        for (let attempt = 0; ; attempt++) {
+          const w = await call(2, ['wait', p]);
+          if (w.code === 0) {
+            r.procsFinished++;
+            break;
+          }
+          if (!RETRYABLE.test(w.err) || attempt + 1 >= MAX_ATTEMPTS || Date.now() > end + 60_000) {
+            r.gaveUp.push(`wait: exit ${w.code}: ${w.err.trim()}`);
+            break;
+          }
+          r.waitRetries++;
+          await sleep(backoff(attempt));
+        }
         await call(2, ['scrub', p]);
       }
     })();
@@ -304,6 +343,8 @@ export function table(r: ChaosReport): string {
     ['sends that failed (exit 1)', String(r.sendErrors)],
     ['stream bytes expected / got / equal', `${r.streamExpected} / ${r.streamGot} / ${r.streamEqual ? 'yes' : 'NO'}`],
     ['processes started / finished', `${r.procsStarted} / ${r.procsFinished}`],
+    ['retried after error (wait / stream reader)', `${r.waitRetries} / ${r.streamRetries}`],
+    ['given up after error', r.gaveUp.length ? r.gaveUp.join('; ').replace(/\|/g, '/') : '0'],
     [`calls outliving their deadline (${DEADLINE_MS / 1000} s)`, String(r.hung)],
     ['daemon RSS before → after (MB)', `${mb(r.rssBeforeMb)} → ${mb(r.rssAfterMb)}`],
     ['daemon fds before → after', `${r.fdsBefore.join(' / ')} → ${r.fdsAfter.join(' / ')}`],

@@ -1,6 +1,7 @@
 /**
  * `npm run chaos [-- --long | --seconds N | --seed N]`: runs the chaos suite (chaos.ts) and prints
- * its table; exits 1 if a message was lost or duplicated, the stream differs or a call hung.
+ * its table; exits 1 if a message was lost or duplicated, the stream differs, a call hung or a
+ * process was not waited for.
  */
 import { runChaos, table } from './chaos';
 
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   const r = await runChaos({ durationMs: seconds * 1000, seed, log: (l) => console.log(l) });
   console.log(`seed ${seed}; faults: ${r.faults.join(', ') || 'none'}`);
   console.log(table(r));
-  const ok = r.lost === 0 && r.duplicated === 0 && r.hung === 0 && r.streamEqual;
+  const ok = r.lost === 0 && r.duplicated === 0 && r.hung === 0 && r.streamEqual && r.procsFinished === r.procsStarted;
   console.log(ok ? 'chaos: all invariants held' : 'chaos: INVARIANTS BROKEN (see the table)');
   process.exit(ok ? 0 : 1);
 }
