@@ -8,9 +8,8 @@
  * WINDOW requests in flight, the same payload size; one request/response per message.
  */
 import * as net from 'node:net';
-import { startDaemon } from '../src/node/daemon';
 import { connect } from '../src/client/remote';
-import { nowMs, round, versus, type Measure } from './util';
+import { nowMs, round, versus, benchDaemon, type Measure } from './util';
 
 const WINDOW = 64;
 
@@ -19,7 +18,7 @@ export async function benchChan(opts: { quick: boolean }): Promise<Measure[]> {
     { label: '16 B', bytes: 16, n: opts.quick ? 2_000 : 60_000 },
     { label: '64 KiB', bytes: 64 * 1024, n: opts.quick ? 200 : 6_000 },
   ];
-  const daemon = await startDaemon({ stderr: () => {} });
+  const daemon = await benchDaemon();
   const client = await connect(daemon.url);
   const echo = await echoServer();
   const rows: Measure[] = [];

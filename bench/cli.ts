@@ -6,12 +6,11 @@
  * connect + call + exit is the difference; and the same peek from the bundle without its code
  * cache and from tsc's one-module-a-file output, which is what the bundle and the cache save.
  */
-import { startDaemon } from '../src/node/daemon';
-import { CLI_LAUNCH, CLI_MAIN, CLI_TSC, median, round, run, versus, type Measure } from './util';
+import { CLI_LAUNCH, CLI_MAIN, CLI_TSC, median, round, run, versus, benchDaemon, type Measure } from './util';
 
 export async function benchCli(opts: { quick: boolean }): Promise<Measure[]> {
   const n = opts.quick ? 3 : 30;
-  const daemon = await startDaemon({ stderr: () => {} });
+  const daemon = await benchDaemon();
   try {
     const id = daemon.server.id;
     const node = process.execPath;

@@ -5,13 +5,12 @@
  * its exit event, from the same process.
  */
 import { spawn } from 'node:child_process';
-import { startDaemon } from '../src/node/daemon';
 import { connect } from '../src/client/remote';
-import { median, nowMs, quantile, round, versus, type Measure } from './util';
+import { median, nowMs, quantile, round, versus, benchDaemon, type Measure } from './util';
 
 export async function benchProc(opts: { quick: boolean }): Promise<Measure[]> {
   const n = opts.quick ? 20 : 300;
-  const daemon = await startDaemon({ stderr: () => {} });
+  const daemon = await benchDaemon();
   const client = await connect(daemon.url);
   try {
     const base = `/${daemon.server.id}/bench`;

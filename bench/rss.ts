@@ -14,11 +14,13 @@ import { firstLine, round, stopChild, type Measure } from './util';
 const DAEMON_JS = path.resolve(__dirname, '../src/node/daemon.js');
 const CHILD = `
 const { startDaemon } = require(${JSON.stringify(DAEMON_JS)});
-startDaemon({ stderr: () => {} }).then((d) => {
+const fs = require('node:fs');
+const varDir = fs.mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'circuit-bench-rss-'));
+startDaemon({ stderr: () => {}, varDir }).then((d) => {
   console.log(d.url);
   process.on('message', (m) => {
     if (m === 'gc') { global.gc(); global.gc(); setTimeout(() => { global.gc(); process.send(process.memoryUsage()); }, 100); }
-    if (m === 'stop') d.close().then(() => process.exit(0));
+    if (m === 'stop') d.close().finally(() => { fs.rmSync(varDir, { recursive: true, force: true }); process.exit(0); });
   });
 });`;
 

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '../src/client/remote';
+import { startDaemon, type Daemon } from '../src/node/daemon';
 
 /** One row of the table. The first four fields are the common bench signature; the rest are optional. */
 export interface Measure {
@@ -205,4 +206,28 @@ export function unmountLazy(dir: string): void {
   } catch {
     /* busy or gone */
   }
+}
+
+/**
+ * An in-process daemon for a bench, its var folder a fresh temporary one that close() removes:
+ * the default var folder ($TMPDIR/circuit-Q…-P…) keeps ops.log after a stop, and the test run
+ * fails when anything is left in its $TMPDIR (scripts/tmpcheck.sh).
+ */
+export async function benchDaemon(): Promise<Daemon> {
+  const varDir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-bench-var-'));
+  const d = await startDaemon({ stderr: () => {}, varDir }).catch((e: unknown) => {
+    fs.rmSync(varDir, { recursive: true, force: true });
+    throw e;
+  });
+  const close = d.close.bind(d);
+  return {
+    ...d,
+    close: async () => {
+      try {
+        await close();
+      } finally {
+        fs.rmSync(varDir, { recursive: true, force: true });
+      }
+    },
+  };
 }
