@@ -5,18 +5,10 @@
  * middle that dies, or by a receiver that is killed, are neither lost nor delivered twice.
  */
 import t from 'tap';
-import { execFile, execFileSync } from 'node:child_process';
+import { bash as sh, mountedPair } from '../helpers/mesh-mount';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { cli, cliBackground, eventually, kill, startServer, type Running } from '../helpers/daemon';
-
-const sh = (script: string, env: Record<string, string>) =>
-  new Promise<{ code: number; out: string; err: string }>((resolve) => {
-    execFile('bash', ['-c', script], { env: { ...process.env, ...env }, maxBuffer: 1 << 26 }, (e, out, err) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: out.toString(), err: err.toString() }),
-    );
-  });
 
 /** A process printing 1..n in bursts of 500 lines, 0.1 s apart, so readers come and go while it writes. */
 const slowSeq = (n: number) =>
@@ -38,16 +30,7 @@ function compare(text: string, n: number): { lost: number; twice: number; order:
 }
 
 t.test('exactly once across servers', async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-once-'));
-  const M = path.join(base, 'mnt');
-  const b: Running = await startServer(['--no-mount']);
-  const a: Running = await startServer(['--mount', M, '-j', b.url]);
-  t.teardown(async () => {
-    await a.stop();
-    await b.stop();
-    try { execFileSync('fusermount', ['-uz', M]); } catch { /* already gone */ }
-    fs.rmSync(base, { recursive: true, force: true });
-  });
+  const { base, M, a, b } = await mountedPair(t, 'circuit-once-');
   const env = { M, A: a.id, B: b.id, OUT: path.join(base, 'out') };
   await eventually(async () => (await sh('ls "$M"', env)).out.split('\n').filter(Boolean).length === 2, 5000);
 

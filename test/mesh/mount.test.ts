@@ -4,31 +4,13 @@
  * streams come back whole.
  */
 import t from 'tap';
-import { execFile, execFileSync } from 'node:child_process';
+import { bash as sh, mountedPair } from '../helpers/mesh-mount';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { eventually, startServer, type Running } from '../helpers/daemon';
-
-const sh = (script: string, env: Record<string, string>) =>
-  new Promise<{ code: number; out: string; err: string }>((resolve) => {
-    execFile('bash', ['-c', script], { env: { ...process.env, ...env }, maxBuffer: 1 << 26, encoding: 'buffer' }, (e, out, err) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: out.toString('latin1'), err: err.toString() }),
-    );
-  });
+import { eventually } from '../helpers/daemon';
 
 t.test('mesh through the mount: another server\'s channel, process and listing', async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-mesh-mnt-'));
-  const M = path.join(base, 'mnt');
-  const b: Running = await startServer(['--no-mount']);
-  const a: Running = await startServer(['--mount', M, '-j', b.url]);
-  t.teardown(async () => {
-    await a.stop();
-    await b.stop();
-    try { execFileSync('fusermount', ['-uz', M]); } catch { /* already gone */ }
-    fs.rmSync(base, { recursive: true, force: true });
-  });
+  const { M, a, b } = await mountedPair(t, 'circuit-mesh-mnt-');
   const env = { M, A: a.id, B: b.id };
   await eventually(async () => (await sh('ls "$M"', env)).out.split('\n').filter(Boolean).sort().join(' ') === [a.id, b.id].sort().join(' '), 5000);
   t.pass('ls of the mount lists both servers');
