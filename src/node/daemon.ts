@@ -8,6 +8,7 @@ import { listen, type Endpoint, type Handshake, type ListenLimits } from '../clu
 import { RefusalLog } from '../cluster/refusal-log';
 import { formatUrl, newWorkerId, parseHostPort } from '../cluster/url';
 import { AppError } from '../kit/errors';
+import { processRuns } from '../kit/pid';
 import { listenControl, type ControlSocket } from './control';
 
 /**
@@ -98,19 +99,10 @@ function lockVar(dir: string, say: ((l: string) => void) | undefined): void {
   const lock = path.join(dir, '.lock');
   try {
     const pid = Number(fs.readFileSync(lock, 'utf8').trim());
-    if (pid && pid !== process.pid && alive(pid)) throw new AppError('EBUSY', `obtain lock (${lock}): held by running process ${pid}`);
+    if (pid && pid !== process.pid && processRuns(pid)) throw new AppError('EBUSY', `obtain lock (${lock}): held by running process ${pid}`);
   } catch (e) {
     if (e instanceof AppError) throw e;
   }
   fs.writeFileSync(lock, String(process.pid) + '\n', { mode: 0o600 });
   (say ?? ((l: string) => process.stderr.write(l + '\n')))(`Created and locked ${lock}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -26,6 +26,7 @@ import { ProcessStdio, type StdinStream } from '../stdio';
 import { decodeJson } from '../../api/cmd';
 import { parseSignal } from '../signals';
 import { AppError, E, type ErrorCode } from '../../kit/errors';
+import { processRuns } from '../../kit/pid';
 
 /** Containers made by this process and not yet removed: what removeAllContainers() removes. */
 const registry = new Map<string, Docker.Container>();
@@ -51,15 +52,6 @@ export async function removeOrphanContainers(engine: Docker): Promise<number> {
   });
   const res = await Promise.allSettled(dead.map((c) => engine.getContainer(c.Id).remove({ force: true, v: true })));
   return res.filter((r) => r.status === 'fulfilled' || isGone(r.reason)).length;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Connects to the engine at DOCKER_HOST or /var/run/docker.sock and pings it (5 s bound). */
