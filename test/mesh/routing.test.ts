@@ -66,6 +66,25 @@ t.test('routing: through a middle server', async (t) => {
     t.equal((await client.recv(ch)).toString(), 'two');
   });
 
+  t.test('routing: a plain recv acknowledges with a one-way note: the message is not given back when its receiver leaves', async (t) => {
+    for (const [where, url] of [['at its home', home.d.url], ['through the middle', mid.d.url]] as const) {
+      const ch = `/${hid}/acked-${where.split(' ').pop()}`;
+      await client.make(ch, 'chan', { cap: 4 });
+      await client.send(ch, Buffer.from('one'));
+      await client.send(ch, Buffer.from('two'));
+      const r = await connect(url);
+      t.equal((await r.recv(ch)).toString(), 'one', where);
+      t.equal((await r.tryrecv(ch)).toString(), 'two', where);
+      await r.disconnect(); // right after the notes: they go first on the same connection
+      await new Promise((res) => setTimeout(res, 300)); // a give-back on close takes milliseconds
+      await t.rejects(client.tryrecv(ch), { code: 'EAGAIN' }, `${where}: neither message came back`);
+      const stat = (await client.peek(ch)) as { NumRecv: number };
+      t.equal(stat.NumRecv, 2, `${where}: two receives, no give-back`);
+      const log = (await client.log('/' + hid)).toString();
+      t.notOk(log.split('\n').some((l) => l.includes('"op":"unrecv"') && l.includes(ch)), `${where}: no unrecv logged`);
+    }
+  });
+
   t.test('routing: a routed tryrecv whose caller vanished gives its message back too', async (t) => {
     const ch = `/${hid}/tc`;
     await client.make(ch, 'chan', { cap: 4 });
