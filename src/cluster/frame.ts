@@ -16,13 +16,6 @@ export function encodeFrame(body: Buffer): Buffer {
   return out;
 }
 
-/** The 4-byte header alone, for writing header and body without a copy. */
-export function frameHeader(len: number): Buffer {
-  const h = Buffer.allocUnsafe(HEADER);
-  h.writeUInt32BE(len, 0);
-  return h;
-}
-
 export class FrameTooLarge extends SystemError {
   constructor(readonly declared: number, readonly max: number) {
     super('EMSGSIZE', `frame of ${declared} bytes exceeds the maximum of ${max} bytes`);

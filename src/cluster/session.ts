@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { Packr } from 'msgpackr';
-import { FrameDecoder, frameHeader, DEFAULT_MAX_FRAME } from './frame';
+import { Packr, RESERVE_START_SPACE } from 'msgpackr';
+import { FrameDecoder, HEADER, DEFAULT_MAX_FRAME } from './frame';
 import { CircuitError, SystemError, fromWire, toCircuitError, E, type WireError } from '../kit/errors';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
 
@@ -76,12 +76,24 @@ export type NoteHandler = (op: string, args: unknown, session: Session) => void;
 
 interface OutStream {
   sid: number;
+  /** The packed message; its first HEADER bytes are the unused frame header. */
   body: Buffer;
   off: number;
   credit: number;
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
+
+/**
+ * A message packed as a whole frame, length header included: msgpackr leaves the header's bytes
+ * free in front of the body, so a frame is one buffer and one write (on TLS, a writev of header
+ * and body was copied into one buffer before sealing).
+ */
+function packFrame(msg: unknown[]): Buffer {
+  const f = packr.pack(msg, RESERVE_START_SPACE | HEADER);
+  f.writeUInt32BE(f.length - HEADER, 0);
+  return f;
+}
 
 export class Session extends EventEmitter {
   readonly #sock: Socket;
@@ -100,6 +112,7 @@ export class Session extends EventEmitter {
   readonly #maxMessage: number;
   readonly #maxAssembly: number;
   readonly #remote: string;
+  /** Whole frames (header included) waiting to be written. */
   #control: Buffer[] = [];
   #streams: OutStream[] = [];
   #blocked = false;
@@ -243,16 +256,16 @@ export class Session extends EventEmitter {
   }
 
   #send(msg: unknown[]): void {
-    let body: Buffer;
+    let frame: Buffer;
     try {
-      body = packr.pack(msg);
+      frame = packFrame(msg);
     } catch (e) {
       throw new SystemError('EINVAL', `cannot encode message: ${(e as Error).message}`);
     }
-    if (body.length <= this.#maxFrame) {
-      this.#control.push(body);
+    if (frame.length - HEADER <= this.#maxFrame) {
+      this.#control.push(frame);
     } else {
-      this.#streams.push({ sid: this.#nextSid++, body, off: 0, credit: this.#window });
+      this.#streams.push({ sid: this.#nextSid++, body: frame, off: HEADER, credit: this.#window });
     }
     this.#pump();
   }
@@ -260,20 +273,20 @@ export class Session extends EventEmitter {
   /** Writes queued frames while the socket takes them: control first, then streams round-robin. */
   #pump(): void {
     while (!this.#blocked && !this.#closed) {
-      let body = this.#control.shift();
-      if (!body) {
+      let frame = this.#control.shift();
+      if (!frame) {
         const s = this.#streams.find((x) => x.credit > 0);
         if (!s) return;
         const end = Math.min(s.off + this.#chunkSize, s.body.length);
         const last = end === s.body.length;
-        body = packr.pack([T.CHUNK, s.sid, last, s.body.subarray(s.off, end)]);
+        frame = packFrame([T.CHUNK, s.sid, last, s.body.subarray(s.off, end)]);
         s.off = end;
         s.credit--;
         // round-robin: the stream goes to the back (or away when finished)
         this.#streams.splice(this.#streams.indexOf(s), 1);
         if (!last) this.#streams.push(s);
       }
-      this.#writeFrame(body);
+      this.#writeFrame(frame);
     }
   }
 
@@ -281,7 +294,7 @@ export class Session extends EventEmitter {
    * Frames written in one tick go out in one writev: the socket is corked at the first and
    * uncorked on the next tick (a syscall per frame cost a quarter of the time at 16-byte messages).
    */
-  #writeFrame(body: Buffer): void {
+  #writeFrame(frame: Buffer): void {
     if (!this.#corked) {
       this.#corked = true;
       this.#sock.cork();
@@ -290,8 +303,7 @@ export class Session extends EventEmitter {
         this.#sock.uncork();
       });
     }
-    this.#sock.write(frameHeader(body.length));
-    if (!this.#sock.write(body)) this.#blocked = true;
+    if (!this.#sock.write(frame)) this.#blocked = true;
   }
 
   #onData(chunk: Buffer): void {
