@@ -99,6 +99,12 @@ export interface OutputReader {
    * nothing.
    */
   read(max: number, opts?: CallOptions, at?: number): Promise<Buffer | null>;
+  /**
+   * The same read when it need not wait: copies up to max bytes from offset at into `into` and
+   * returns their count, or null at the end of the stream; undefined when no byte is here yet
+   * (or the read would fail): then read() is the way. Optional: a reader may not have it.
+   */
+  readNow?(into: Buffer, max: number, at: number): number | null | undefined;
   /** The bytes before at were delivered (a reader that wrote them out before its next read). */
   ack(at: number): void;
   /** Gives the stream back; bytes from at (default: the end of the last read) stay for the next reader. */

@@ -115,6 +115,22 @@ export class OutputBuffer {
     return out.length === 1 ? out[0] : Buffer.concat(out, n);
   }
 
+  /** Internal: copies up to max bytes from absolute offset at (which must be buffered) into `into`; the count. */
+  copyAt(at: number, into: Buffer, max: number): number {
+    let skip = at - this.#base;
+    let n = 0;
+    for (const c of this.#chunks) {
+      if (n >= max) break;
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      n += c.copy(into, n, skip, Math.min(c.length, skip + (max - n)));
+      skip = 0;
+    }
+    return n;
+  }
+
   /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
   ready(at: number, signal?: AbortSignal): Promise<void> {
     if (this.#base + this.#size > at || this.#ended) return Promise.resolve();
@@ -175,6 +191,18 @@ export class Lease implements OutputReader {
     const b = this.buf.peekAt(this.#start + at, Math.max(1, max));
     this.#cursor = at + b.length;
     return b;
+  }
+
+  readNow(into: Buffer, max: number, at: number): number | null | undefined {
+    if (this.#done || max <= 0 || !Number.isSafeInteger(at) || at < this.#acked || at > this.#cursor) return undefined;
+    this.ack(at);
+    const from = this.#start + at;
+    if (this.buf.base + this.buf.buffered > from) {
+      const n = this.buf.copyAt(from, into, Math.min(max, into.length));
+      this.#cursor = at + n;
+      return n;
+    }
+    return this.buf.ended ? null : undefined;
   }
 
   ack(at: number): void {

@@ -148,6 +148,7 @@ export class ProcessStdio {
     this.#started();
     const lease = this[which].acquire();
     const read = lease.read.bind(lease);
+    const readNow = lease.readNow.bind(lease);
     const ack = lease.ack.bind(lease);
     const release = lease.release.bind(lease);
     const abandon = lease.abandon.bind(lease);
@@ -156,6 +157,11 @@ export class ProcessStdio {
       const b = await read(max, opts, at);
       this.#maybeDetach();
       return b;
+    };
+    lease.readNow = (into: Buffer, max: number, at: number) => {
+      const n = readNow(into, max, at);
+      if (n !== undefined) this.#maybeDetach();
+      return n;
     };
     lease.ack = (at: number) => {
       ack(at);

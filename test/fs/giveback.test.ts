@@ -39,3 +39,26 @@ t.test('giveback: a message received for an interrupted caller goes back first',
   t.equal((await recvOrGiveBack(ctx(client, false))).toString(), 'm1', 'a live caller keeps it');
   t.same(back, ['m1'], 'and nothing more is given back');
 });
+
+t.test('giveback: a stream read answered without waiting goes back when its reader dies before writing it', async (t) => {
+  const buf = new OutputBuffer('stdout');
+  const client = { openOutput: async () => buf.acquire() };
+  const f = outputStream('stdout').open(0);
+  const into = Buffer.alloc(4);
+  const wrote = () => ({ pid: 7, wrote: 100 });
+  t.equal(f.readInto!(into, 4, wrote), undefined, 'no lease yet: the read that waits takes it');
+  const first = f.read!(4, 0, ctx(client, false));
+  t.equal(f.readInto!(into, 4, wrote), undefined, 'a read is waiting: none overtakes it');
+  buf.push(Buffer.from('abcdefghij'));
+  t.equal((await first).toString(), 'abcd');
+  t.equal(f.readInto!(into, 4, wrote), 4, 'bytes here: answered at once');
+  t.equal(into.toString(), 'efgh');
+  // The reader dies of a signal having written nothing since: those four bytes stay.
+  const dying = { ...ctx(client, false), progress: () => ({ pid: 7, wrote: 100, dying: true }) };
+  await f.flush!(dying);
+  await f.release!(dying);
+  const g = outputStream('stdout').open(0);
+  buf.end();
+  t.equal((await g.read!(100, 0, ctx(client, false))).toString(), 'efghij', 'the next reader gets them, and the rest');
+  t.equal(g.readInto!(into, 4, wrote), 0, 'then the end, at once');
+});

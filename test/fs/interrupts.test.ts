@@ -1,5 +1,7 @@
 import t from 'tap';
-import { CallerWatch, interrupted } from '../../src/fs/interrupts';
+import { CallerWatch, callerProgress, callerWrote, interrupted } from '../../src/fs/interrupts';
+import { spawn } from 'node:child_process';
+import { writeSync } from 'node:fs';
 import { eventually } from './helpers';
 
 const status = (f: Partial<Record<'State' | 'SigPnd' | 'ShdPnd' | 'SigBlk' | 'SigIgn', string>>) =>
@@ -50,4 +52,17 @@ t.test('interrupts: the watch aborts an interrupted caller and only while watche
   await new Promise((r) => setTimeout(r, 30));
   t.equal(reads, before, 'no polling while nothing is watched');
   t.same(aborted, [1], 'an unwatched caller is never aborted');
+});
+
+t.test('interrupts: callerWrote follows a caller\'s writes, and a new task behind a reused pid', async (t) => {
+  const before = callerWrote(process.pid);
+  t.equal(before, callerProgress(process.pid)?.wrote, 'the same count as callerProgress');
+  writeSync(2, '# callerWrote\n');
+  t.ok(callerWrote(process.pid)! >= before! + 14, 'the open file is read afresh: the write is counted');
+  const child = spawn('sleep', ['10']);
+  await new Promise((r) => child.once('spawn', r));
+  t.type(callerWrote(child.pid!), 'number', 'another caller');
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  t.equal(callerWrote(child.pid!), null, 'a task that is gone: null (its kept file fails, opening again fails)');
 });

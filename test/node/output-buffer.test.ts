@@ -127,3 +127,26 @@ t.test('output-buffer: ack without a read (a reader that wrote part of its last 
   l.abandon();
   t.equal((await b.acquire().read(10))!.toString(), '6789', 'exactly what was not acknowledged');
 });
+
+t.test('output-buffer: readNow copies what is here across chunks, or says it would wait', async (t) => {
+  const b = new OutputBuffer('stdout');
+  const l = b.acquire();
+  const into = Buffer.alloc(8);
+  t.equal(l.readNow(into, 8, 0), undefined, 'nothing here yet: the read would wait');
+  b.push(B('abc'));
+  b.push(B('defgh'));
+  b.push(B('ijk'));
+  t.equal(l.readNow(into, 8, 0), 8);
+  t.equal(into.toString(), 'abcdefgh', 'one copy across chunk boundaries');
+  t.equal(l.readNow(into, 2, 99), undefined, 'an offset it was never given: left to read(), which refuses it');
+  t.equal(l.readNow(into, 2, 4), 2, 'an earlier offset serves the same bytes again');
+  t.equal(into.subarray(0, 2).toString(), 'ef');
+  t.equal(b.buffered, 7, 'reading at 4 acknowledged the first four bytes');
+  t.equal(l.readNow(into, 8, 6), 5);
+  t.equal(into.subarray(0, 5).toString(), 'ghijk');
+  t.equal(l.readNow(into, 8, 11), undefined, 'all read: it would wait');
+  b.end();
+  t.equal(l.readNow(into, 8, 11), null, 'then the end');
+  await l.release();
+  t.equal(l.readNow(into, 8, 11), undefined, 'a released lease leaves it to read(), which refuses it');
+});

@@ -20,7 +20,11 @@ export interface Ctx {
   interrupted?(): boolean;
   /** The caller's pid, bytes written so far and whether it is dying of a signal (interrupts.ts); null when unknown. */
   progress?(): { pid: number; wrote: number; dying: boolean } | null;
+  /** The caller's pid and the bytes it has written so far, as progress but cheap (one pread); null when unknown. */
+  wrote?(): Written | null;
 }
+
+export type Written = { pid: number; wrote: number };
 
 /**
  * One open of a control file: the state that lives between open(2) and the last close. Opening
@@ -34,6 +38,12 @@ export interface OpenFile {
    * then replies at once, without setting up what a read that waits needs. Undefined otherwise.
    */
   readNow?(len: number, pos: number): Buffer | undefined;
+  /**
+   * A stream's read when its bytes are here already: copied straight into `into` (the buffer
+   * FUSE answers from); the count (0 is the end), or undefined when it must wait and read()
+   * runs instead. `wrote` samples the caller (Ctx.wrote).
+   */
+  readInto?(into: Buffer, len: number, wrote: () => Written | null): number | undefined;
   /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
   write?(data: Buffer, ctx: Ctx): Promise<void>;
   /** close(2) of one descriptor: judges a request still incomplete (may come more than once). */
@@ -74,6 +84,7 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
       return {
         read: r.read?.bind(r),
         readNow: r.readNow?.bind(r),
+        readInto: r.readInto?.bind(r),
         write: w.write?.bind(w),
         truncate: w.truncate?.bind(w),
         flush: w.flush?.bind(w),

@@ -21,6 +21,10 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
     blocking: true,
     open(): OpenFile {
       let lease: Promise<OutputReader> | null = null;
+      // The lease once it is in hand, for reads answered without waiting.
+      let reader: OutputReader | null = null;
+      // Reads queued or under way: a read without waiting never overtakes them.
+      let waiting = 0;
       let ended = false;
       let delivered = 0;
       // The last answer and what its reader had written when it got it: a reader killed before
@@ -34,7 +38,7 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
           lease = null;
           throw err;
         });
-        const reader = await lease;
+        reader = await lease;
         const chunk = await reader.read(len, ctx.call, delivered);
         if (chunk === null) {
           ended = true;
@@ -44,15 +48,37 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
         // delivered; the next read asks for them again.
         if (ctx.call.signal?.aborted || ctx.interrupted?.()) throw E.interrupted();
         delivered += chunk.length;
-        last = { n: chunk.length, by: ctx.progress?.() ?? null };
+        last = { n: chunk.length, by: ctx.wrote?.() ?? null };
         return chunk;
       };
       return {
         read(len, _pos, ctx) {
           last = null; // the reader came back for more: the last answer was delivered
-          const r = queue.then(() => readOnce(len, ctx));
+          waiting++;
+          const r = queue.then(() => readOnce(len, ctx)).finally(() => waiting--);
           queue = r.catch(() => {});
           return r;
+        },
+        // Bytes that are here already are answered in the turn the read came, without a look at
+        // the caller's signals: that window is as short as the one between such a look and the
+        // answer. A caller that dies of a signal after this answer, having written nothing, gives
+        // the bytes back at its flush, as after any other read.
+        readInto(into, len, wrote) {
+          if (ended) {
+            last = null;
+            return 0;
+          }
+          if (!reader?.readNow || waiting > 0) return undefined;
+          const n = reader.readNow(into, len, delivered);
+          if (n === undefined) return undefined;
+          last = null;
+          if (n === null) {
+            ended = true;
+            return 0;
+          }
+          delivered += n;
+          last = { n, by: wrote() };
+          return n;
         },
         async flush(ctx) {
           // A close by the reader's own exit after a fatal signal, with nothing written since

@@ -5,7 +5,7 @@ import { CircuitError, E, SystemError, toCircuitError } from '../../kit/errors';
 import { describe, errno, toErrno } from '../errno';
 import type { Ctx } from '../files/control';
 import { type Handle, Handles } from '../handles';
-import { CallerWatch, callerProgress, interruptedNow } from '../interrupts';
+import { CallerWatch, callerProgress, callerWrote, interruptedNow } from '../interrupts';
 import { type Node, ROUTES, type Routes } from '../routes';
 
 /**
@@ -180,6 +180,7 @@ export class OpsContext {
         const p = caller && caller.pid > 0 ? callerProgress(caller.pid) : null;
         return p && caller ? { pid: caller.pid, ...p } : null;
       },
+      wrote: () => wroteBy(caller),
     };
     act(h, ctx).then(
       (n) => {
@@ -241,6 +242,12 @@ export class OpsContext {
 
 export function depth(anchor: string): number {
   return anchor.split('/').filter(Boolean).length;
+}
+
+/** The caller's pid and bytes written so far (Ctx.wrote); null when unknown. */
+export function wroteBy(caller: Caller | null): { pid: number; wrote: number } | null {
+  const wrote = caller && caller.pid > 0 ? callerWrote(caller.pid) : null;
+  return wrote === null ? null : { pid: caller!.pid, wrote };
 }
 
 function who(c: Caller | null): string {

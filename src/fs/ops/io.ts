@@ -1,13 +1,21 @@
 import { CircuitError } from '../../kit/errors';
-import type { Op, OpsContext } from './context';
+import type { OpenFile, Written } from '../files/control';
+import { type Op, type OpsContext, wroteBy } from './context';
 
 /** The ops on an open control file: read, write, flush, each run by OpsContext.onHandle. */
 
 export const read = (c: OpsContext): Op<'read'> => (path, fd, buf, len, pos, cb) => {
   // An answer already rendered (the second read of a snapshot, the EOF read) needs no watch,
   // abort signal or promise: it is copied and answered at once.
-  const ready = c.closed ? undefined : c.handles.get(fd)?.file.readNow?.(len, pos);
+  const file = c.closed ? undefined : c.handles.get(fd)?.file;
+  const ready = file?.readNow?.(len, pos);
   if (ready) return process.nextTick(cb, ready.copy(buf, 0, 0, Math.min(len, ready.length)));
+  // A stream's bytes that are here already go straight into FUSE's buffer, in this turn.
+  if (file?.readInto) {
+    const caller = c.caller();
+    const n = readInto(file.readInto, buf, len, () => wroteBy(caller));
+    if (n !== undefined) return process.nextTick(cb, n);
+  }
   c.onHandle('read', path, fd, async (h, ctx) => {
     if (!h.file.read) throw new CircuitError('EBADF', `${path} is not readable`);
     const data = await h.file.read(len, pos, ctx);
@@ -34,3 +42,12 @@ export const flush = (c: OpsContext): Op<'flush'> => (path, fd, cb) => {
     return 0;
   }, cb);
 };
+
+/** readInto, with a failure left to the read that waits (it reports it as any op's). */
+function readInto(f: NonNullable<OpenFile['readInto']>, buf: Buffer, len: number, wrote: () => Written | null): number | undefined {
+  try {
+    return f(buf, len, wrote);
+  } catch {
+    return undefined;
+  }
+}
