@@ -172,7 +172,17 @@ export class RemoteClient implements Client {
    * same place and nothing is skipped.
    */
   async openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader> {
-    const h = await this.session.call('openOutput', [path, which], { signal: opts?.signal });
+    // The handle is ours to name, so a lease granted for a call we gave up on (interrupted, its
+    // answer dropped) can still be given back: without that, the server kept it for as long as
+    // the connection lived and every later reader was refused (`already has a reader`).
+    const tok = this.#tok++;
+    let h: unknown;
+    try {
+      h = await this.session.call('openOutput', [path, which, tok], { signal: opts?.signal });
+    } catch (e) {
+      if (opts?.signal?.aborted) this.session.notify('abandonOutput', tok);
+      throw e;
+    }
     let cursor = 0;
     let done = false;
     return {

@@ -3,6 +3,7 @@ import type { Server } from './server';
 import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type OutputReader, type Received } from '../api/types';
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
+import { q } from './oplog';
 
 /**
  * Serves the Client API on one session. Besides the plain methods (one request, one answer) it
@@ -29,7 +30,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   // path of another server, the entry holds that server's own acknowledgement: the home keeps
   // the message until the final receiver acknowledged it (issue 12), and takes it back if this
   // connection, or this server, goes first.
-  const unacked = new Map<number, Received>();
+  const unacked = new Map<number, Received & { path: string }>();
   const giveBack = (tok: number) => {
     const r = unacked.get(tok);
     unacked.delete(tok);
@@ -43,7 +44,12 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       unacked.delete(Number(args));
       void r?.ack().catch(() => {});
     } else if (op === 'nack') giveBack(Number(args));
-    else if (op === 'ackOutput' && Array.isArray(args)) {
+    else if (op === 'abandonOutput') {
+      // the client gave up on an openOutput whose answer it did not see: its lease, if granted
+      const h = Number(args);
+      leases.get(h)?.abandon();
+      leases.delete(h);
+    } else if (op === 'ackOutput' && Array.isArray(args)) {
       // a reader behind this connection wrote bytes out: they are delivered
       try {
         leases.get(Number(args[0]))?.ack(Number(args[1]));
@@ -83,7 +89,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const path = String(args[0]);
         const tok = typeof args[1] === 'number' ? args[1] : -next++;
         const r = op === 'recv' ? await server.recvUnacked(path, opts) : await server.tryrecvUnacked(path, opts);
-        unacked.set(tok, r);
+        unacked.set(tok, { ...r, path });
         if (ctx.signal.aborted) {
           giveBack(tok); // the client gave up: its answer has nowhere to go
           throw E.interrupted();
@@ -96,11 +102,28 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         if (!r) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
         unacked.delete(Number(args[0]));
         await r.ack();
+        if (ctx.signal.aborted) {
+          // The receiver's connection ended before it heard that: it writes a message out only
+          // once told, so it never did. Its acknowledgement had gone on to the home (through
+          // this server in the middle, or held up by a stop); the message goes back there first.
+          server.oplog.say(`a receiver of ${q(r.path)} left before its acknowledgement was confirmed: its message goes back`);
+          await server.unrecv(r.path, r.msg);
+          throw E.interrupted();
+        }
         return null;
       }
       case 'openOutput': {
+        // [path, which, handle]: the handle is the client's (older clients send none: one is
+        // made), so it can give back a lease whose grant it never saw (`abandonOutput`).
         const lease = await server.openOutput(String(args[0]), args[1] === 'stderr' ? 'stderr' : 'stdout', opts);
-        const h = next++;
+        if (ctx.signal.aborted) {
+          // the caller gave up (or its connection ended) while the lease was being granted:
+          // nobody will read or release it, so it goes now
+          lease.abandon();
+          throw E.interrupted();
+        }
+        const h = typeof args[2] === 'number' ? args[2] : -next++;
+        leases.get(h)?.abandon();
         leases.set(h, lease);
         return h;
       }
@@ -133,6 +156,11 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       }
       case 'openInput': {
         const w = await server.openInput(String(args[0]), opts);
+        if (ctx.signal.aborted) {
+          // as for openOutput: a writer nobody holds would keep stdin open for good
+          void w.close().catch(() => {});
+          throw E.interrupted();
+        }
         const h = next++;
         inputs.set(h, w);
         return h;

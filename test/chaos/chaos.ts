@@ -54,6 +54,12 @@ export interface ChaosReport {
   /** the errors of `wait`s and stream readers given up on (not retryable, or out of attempts) */
   gaveUp: string[];
   hung: number;
+  /**
+   * Each call that outlived its deadline: the command, the host it ran on, when it began and
+   * ended (s into the run), the faults and the daemons' log lines from 5 s before it began to
+   * its deadline, so a hang can be traced to its cause.
+   */
+  hungCalls: string[];
   rssBeforeMb: number[];
   rssAfterMb: number[];
   fdsBefore: number[];
@@ -127,11 +133,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const lab = new Lab(3);
   const r: ChaosReport = {
     durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0,
-    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0,
+    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0, hungCalls: [],
     rssBeforeMb: [], rssAfterMb: [], fdsBefore: [], fdsAfter: [],
   };
   let hung = 0;
   let errors = 0;
+  const t0 = Date.now();
+  const secs = (t: number) => ((t - t0) / 1000).toFixed(1);
+  /** Faults and daemon log lines, stamped as they happen (ms since t0). */
+  const events: Array<[number, string]> = [];
+  const note = (what: string) => events.push([Date.now(), what]);
+  /** What happened around a call that hung, for the report. */
+  const describeHang = (h: number, args: string[], began: number, err: string) => {
+    const from = began - 5000;
+    const around = events.filter(([t]) => t >= from).map(([t, l]) => `    ${secs(t)} s ${l}`);
+    return `${args.join(' ')} at host ${h + 1}, ${secs(began)} s → ${secs(Date.now())} s${err.trim() ? ` (stderr: ${err.trim()})` : ''}\n${around.join('\n')}`;
+  };
   /** One CLI call inside a host's namespace, bounded by DEADLINE_MS; `kill` lets chaos end it. */
   const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: () => void) => void): Promise<CallResult> =>
     new Promise((resolve) => {
@@ -145,17 +162,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       p.stderr.on('data', (c) => (err += c));
       p.stdin.on('error', () => {});
       p.stdin.end(input ?? '');
+      const began = Date.now();
       const t = setTimeout(() => {
         late = true;
         hung++;
+        const what = describeHang(h, args, began, err);
+        r.hungCalls.push(what);
+        log(`chaos: HUNG: ${what}`);
         p.kill('SIGKILL');
       }, DEADLINE_MS);
       onSpawn?.(() => {
+        if (!late) note(`chaos kills ${args.join(' ')} at host ${h + 1} (began ${secs(began)} s)`);
         killed = true;
         p.kill('SIGKILL');
       });
       p.on('close', (code) => {
         clearTimeout(t);
+        if (code !== 0 && !killed && !late) note(`${args.join(' ')} at host ${h + 1} (began ${secs(began)} s): exit ${code}: ${err.trim()}`);
         if (code !== 0 && !killed && errors++ < 3) log(`chaos: ${args.join(' ')} at host ${h + 1}: exit ${code}: ${err.trim()}`);
         resolve({ code, out: Buffer.concat(out), err, hung: late, killed });
       });
@@ -179,6 +202,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await lab.start(lab.hosts[1]!, [...at(1), '-j', a.url]);
     await lab.start(lab.hosts[2]!, [...at(2), '-j', a.url]);
     const [X1] = [a.id];
+    lab.daemons.forEach((d, i) => {
+      let part = '';
+      d.proc.stderr!.on('data', (c: Buffer) => {
+        const lines = (part + c.toString()).split('\n');
+        part = lines.pop() ?? '';
+        for (const l of lines) if (l.trim()) note(`daemon ${i + 1}: ${l}`);
+      });
+    });
     // wait for one view
     for (let i = 0; i < 100; i++) {
       const ls = await call(2, ['ls', '/']);
@@ -300,16 +331,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         if (f < 0.5) {
           const ms = 500 + Math.floor(rnd() * 2000);
           r.faults.push(`partition host ${victim + 1} ${ms} ms`);
+          note(`fault: partition host ${victim + 1} for ${ms} ms`);
           lab.link(d.host, false);
           await sleep(ms);
           lab.link(d.host, true);
+          note(`fault: host ${victim + 1} linked again`);
         } else {
           const ms = 300 + Math.floor(rnd() * 1500);
           r.faults.push(`SIGSTOP daemon ${victim + 1} ${ms} ms`);
           const pid = daemonPid(d);
+          note(`fault: SIGSTOP daemon ${victim + 1} for ${ms} ms`);
           process.kill(pid, 'SIGSTOP');
           await sleep(ms);
           process.kill(pid, 'SIGCONT');
+          note(`fault: SIGCONT daemon ${victim + 1}`);
         }
       }
     })();
