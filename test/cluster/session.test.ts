@@ -69,6 +69,28 @@ t.test('session: a large message is chunked and does not hold up a small one', a
   ca.destroy(); cb.destroy(); done();
 });
 
+t.test('session: messages of every size around frame, chunk and TLS record boundaries arrive byte-exact, with and without a key', async (t) => {
+  const { handshake } = await import('../../src/cluster/handshake');
+  const { randomBytes } = await import('node:crypto');
+  const key = randomBytes(32);
+  const config = { maxFrame: 64 * 1024, chunkSize: 40 * 1024 };
+  // 16 KiB is a TLS record's most, 64 KiB the frame's here (a larger message goes in 40 KiB chunks)
+  const sizes = [0, 1, 16 * 1024 - 40, 16 * 1024, 16 * 1024 + 1, 64 * 1024 - 20, 64 * 1024, 64 * 1024 + 1, 200 * 1024 + 3, 3 << 20];
+  for (const keyed of [false, true]) {
+    const [a, b, done] = await pair();
+    const [sa, sb] = keyed ? await Promise.all([handshake(a, key, 'dialer'), handshake(b, key, 'listener')]) : [a, b];
+    const ca = new Session(sa, { config }), cb = new Session(sb, { config });
+    cb.handler = async (_op, args) => Buffer.concat([(args as Buffer[])[0]!, Buffer.from('!')]);
+    const msgs = sizes.map((n) => randomBytes(n));
+    // all at once, so frames and chunks of several messages share the connection and its records
+    const answers = (await Promise.all(msgs.map((m) => ca.call('echo', [m])))) as Buffer[];
+    for (const [i, m] of msgs.entries()) {
+      t.ok(answers[i]!.equals(Buffer.concat([m, Buffer.from('!')])), `${keyed ? 'with' : 'without'} a key: ${m.length} bytes there and back, byte-exact`);
+    }
+    ca.destroy(); cb.destroy(); done();
+  }
+});
+
 t.test('session: a silent peer is declared dead within deadMs and pending calls fail', async (t) => {
   const [a, b, done] = await pair();
   const clock = new ManualClock(0);
