@@ -19,6 +19,8 @@ interface Entry {
   prefix?: string;
   /** Turns the rows into the table's rows (targets, derived rows). */
   post?: (rows: Measure[], quick: boolean) => Measure[];
+  /** Runs only when named with --only (too long for the full run). */
+  optIn?: boolean;
 }
 
 /** In table order; benchmarks whose module is missing are listed as such. */
@@ -28,6 +30,7 @@ export const BENCHES: Entry[] = [
   { name: 'proc', file: 'proc', fn: 'benchProc' },
   { name: 'cli', file: 'cli', fn: 'benchCli' },
   { name: 'membership', file: 'membership', fn: 'benchMembership', prefix: '#8 membership ', post: membershipFlatness },
+  { name: 'membership-seeds', file: 'membership', fn: 'benchMembershipSeeds', prefix: '#8 membership ', optIn: true },
   { name: 'idle', file: 'idle', fn: 'benchIdle' },
   { name: 'rss', file: 'rss', fn: 'benchRss' },
   { name: 'dns', file: 'dns', fn: 'benchDns' },
@@ -82,7 +85,7 @@ function load(e: Entry): Bench | string {
 export async function runAll(quick: boolean, only: string[] | null, say: (l: string) => void): Promise<Measure[]> {
   const rows: Measure[] = [];
   for (const e of BENCHES) {
-    if (only && !only.includes(e.name)) continue;
+    if (only ? !only.includes(e.name) : e.optIn) continue;
     const fn = load(e);
     if (typeof fn === 'string') {
       rows.push({ measure: `${e.name}`, value: NaN, unit: '', notMeasured: fn });

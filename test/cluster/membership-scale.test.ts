@@ -50,7 +50,7 @@ t.test('membership: 1 000 members converge after joins, and all detect a failure
 
 // The same run over ten seeds, two at a time in worker threads: every seed must converge within
 // 10 s of the last join. A seed costs 30-60 s of CPU, so this runs with CIRCUIT_SCALE_SEEDS=10
-// (npm run test:scale) and the bench's row (bench/membership.ts); npm test runs seed 3 above.
+// (npm run test:scale) and `npm run bench -- --only membership-seeds`; npm test runs seed 3 above.
 t.test('membership: 1 000 staggered joins converge within 10 s for each of 10 seeds', { skip: process.env.CIRCUIT_SCALE_SEEDS ? false : 'costs 5-10 min of CPU: set CIRCUIT_SCALE_SEEDS=10 (npm run test:scale)' }, async (t) => {
   const count = Number(process.env.CIRCUIT_SCALE_SEEDS) || 10;
   const seeds = Array.from({ length: count }, (_, i) => i + 1);
