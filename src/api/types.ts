@@ -7,6 +7,8 @@
  * Every method fails with a CircuitError: AppError for answers (busy anchor, closed channel, bad
  * input), SystemError when the call may not have reached the element's home.
  */
+import type { Now } from '../kit/now';
+
 /**
  * An element kind's name. The built-in ones are below; a kind is a plugin (docs/kinds.md), so any
  * name a server registers is one.
@@ -199,6 +201,16 @@ export interface Client {
   log(path: string, opts?: CallOptions): Promise<Buffer>;
   /** Server element: the daemon's report (stacks, pending operations, handles, loop delay, heap). */
   stk(path: string, opts?: CallOptions): Promise<string>;
+
+  /**
+   * list, stat and peek answered in the call itself where this client can (a server in the same
+   * process, for its own anchors and elements): the value, or a promise where it must wait. Same
+   * answers and errors as the forms above, thrown where those reject. The mount uses them to
+   * answer a request in the turn it arrives.
+   */
+  listNow?(path: string, opts?: CallOptions): Now<Entry[]>;
+  statNow?(path: string, opts?: CallOptions): Now<{ kind: Kind | null; children: number }>;
+  peekNow?(path: string, opts?: CallOptions): Now<unknown>;
 
   /** Ends this client; a remote client's holds and leases are released by its server. */
   disconnect(): Promise<void>;

@@ -15,7 +15,8 @@ export class LocalClient implements Client {
   ) {}
 
   #o(opts?: CallOptions): CallOptions {
-    return { ...opts, origin: opts?.origin ?? this.origin };
+    // The mount brings its caller's origin on every call: nothing to copy then.
+    return opts?.origin ? opts : { ...opts, origin: this.origin };
   }
 
   home: Client['home'] = () => this.server.home();
@@ -31,6 +32,9 @@ export class LocalClient implements Client {
     if (i >= 0) this.#holds.splice(i, 1);
   };
   peek: Client['peek'] = (p, o) => this.server.peek(p, this.#o(o));
+  listNow: NonNullable<Client['listNow']> = (p, o) => this.server.listNow(p, this.#o(o));
+  statNow: NonNullable<Client['statNow']> = (p, o) => this.server.statNow(p, this.#o(o));
+  peekNow: NonNullable<Client['peekNow']> = (p, o) => this.server.peekNow(p, this.#o(o));
   make: Client['make'] = (p, k, s, o) => this.server.make(p, k, s, this.#o(o));
   scrub: Client['scrub'] = (p, o) => this.server.scrub(p, this.#o(o));
   setCap: Client['setCap'] = (p, c, o) => this.server.setCap(p, c, this.#o(o));

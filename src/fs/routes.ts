@@ -31,13 +31,14 @@ const ROOT_HELP = [
   { name: SELF, help: 'a symlink to the server this mount dialled' },
   { name: 'help', help: 'this list' },
 ];
-const rootHelp = doc('this list', snapshot('help', async () => {
+const rootHelp = doc('this list', snapshot('help', () => {
   const w = Math.max(...ROOT_HELP.map((e) => e.name.length));
   return ROOT_HELP.map((e) => `${e.name.padEnd(w)}  ${e.help}\n`).join('');
 }));
 
 export class Routes {
   readonly #dirs = new Map<string, readonly FileSpec[]>();
+  readonly #seen = new Map<string, Node>();
 
   /** `kinds`: the file tables (default: src/fs/kinds/index.ts); a test may add its own kind. */
   constructor(kinds: ReadonlyArray<{ kind: Kind; files: readonly FileSpec[] }> = FS_KINDS) {
@@ -53,7 +54,23 @@ export class Routes {
     return this.#dirs.get(kind) ?? [];
   }
 
+  /**
+   * The node of a path. Paths repeat (a loop over one file asks about it at every open), and the
+   * answer depends on the path alone, so the last few thousand (of ordinary length) are kept.
+   */
   resolve(path: string): Node {
+    let n = this.#seen.get(path);
+    if (n === undefined) {
+      n = this.#resolve(path);
+      if (path.length <= SEEN_PATH_MAX) {
+        if (this.#seen.size >= SEEN_MAX) this.#seen.clear();
+        this.#seen.set(path, n);
+      }
+    }
+    return n;
+  }
+
+  #resolve(path: string): Node {
     const parts = path.split('/').filter((p) => p !== '');
     if (parts.length === 0) return { type: 'root' };
     if (parts.length === 1 && parts[0] === SELF) return { type: 'self' };
@@ -69,5 +86,9 @@ export class Routes {
     return { type: 'anchor', anchor: '/' + parts.join('/') };
   }
 }
+
+/** How many resolved paths a Routes keeps, and how long each may be (about 1 MB at most). */
+const SEEN_MAX = 4096;
+const SEEN_PATH_MAX = 256;
 
 export const ROUTES = new Routes();

@@ -13,6 +13,7 @@ import type { View } from './kinds/subscription';
 import { stackReport } from './stk';
 import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
 import { systemClock, type Clock } from '../kit/clock';
+import type { Now } from '../kit/now';
 
 export { VERSION } from '../kit/version';
 
@@ -133,6 +134,11 @@ export class Server implements Client {
   // ---- anchors ----
 
   async list(path: string, opts?: CallOptions): Promise<Entry[]> {
+    return this.listNow(path, opts);
+  }
+
+  /** list, answered in the call where nothing waits (this server's anchors, the view). */
+  listNow(path: string, opts?: CallOptions): Now<Entry[]> {
     const parts = splitPath(path);
     if (parts.length === 0) {
       return this.view
@@ -151,6 +157,11 @@ export class Server implements Client {
   }
 
   async stat(path: string, opts?: CallOptions): Promise<{ kind: Kind | null; children: number }> {
+    return this.statNow(path, opts);
+  }
+
+  /** stat, answered in the call for this server's anchors. */
+  statNow(path: string, opts?: CallOptions): Now<{ kind: Kind | null; children: number }> {
     const parts = this.#parts(path);
     const remote = this.#remote(parts);
     if (remote) return remote.stat(path, opts);
@@ -178,12 +189,17 @@ export class Server implements Client {
   }
 
   async peek(path: string, opts?: CallOptions): Promise<unknown> {
+    return this.peekNow(path, opts);
+  }
+
+  /** peek, answered in the call for an element of this server whose peek waits for nothing. */
+  peekNow(path: string, opts?: CallOptions): Now<unknown> {
     const parts = splitPath(path);
     if (parts.length === 0) return null;
     const remote = this.#remote(parts);
     if (remote) return remote.peek(path, opts);
     const el = this.tree.find(parts.slice(1))?.element;
-    return el ? await el.peek() : null;
+    return el ? el.peek() : null;
   }
 
   async make<K extends string>(path: string, kind: K, spec: K extends keyof MakeSpec ? MakeSpec[K] : unknown, opts?: CallOptions): Promise<void> {

@@ -20,10 +20,10 @@ t.test('giveback: stdout bytes read for an interrupted caller stay for the next 
   buf.push(Buffer.from('precious'));
   buf.end();
   const client = { openOutput: async () => buf.acquire() };
-  const f = outputStream('stdout').open(0);
+  const f = outputStream('stdout').open(0, ctx(client, false));
   await t.rejects(f.read!(100, 0, ctx(client, true)), { code: 'EINTR' });
   await f.release?.(ctx(client, false));
-  const g = outputStream('stdout').open(0);
+  const g = outputStream('stdout').open(0, ctx(client, false));
   t.equal((await g.read!(100, 0, ctx(client, false))).toString(), 'precious', 'the next reader gets every byte');
   t.equal((await g.read!(100, 0, ctx(client, false))).length, 0, 'then the end');
 });
@@ -43,7 +43,7 @@ t.test('giveback: a message received for an interrupted caller goes back first',
 t.test('giveback: a stream read answered without waiting goes back when its reader dies before writing it', async (t) => {
   const buf = new OutputBuffer('stdout');
   const client = { openOutput: async () => buf.acquire() };
-  const f = outputStream('stdout').open(0);
+  const f = outputStream('stdout').open(0, ctx(client, false));
   const into = Buffer.alloc(4);
   const wrote = () => ({ pid: 7, wrote: 100 });
   t.equal(f.readInto!(into, 4, wrote), undefined, 'no lease yet: the read that waits takes it');
@@ -57,7 +57,7 @@ t.test('giveback: a stream read answered without waiting goes back when its read
   const dying = { ...ctx(client, false), progress: () => ({ pid: 7, wrote: 100, dying: true }) };
   await f.flush!(dying);
   await f.release!(dying);
-  const g = outputStream('stdout').open(0);
+  const g = outputStream('stdout').open(0, ctx(client, false));
   buf.end();
   t.equal((await g.read!(100, 0, ctx(client, false))).toString(), 'efghij', 'the next reader gets them, and the rest');
   t.equal(g.readInto!(into, 4, wrote), 0, 'then the end, at once');

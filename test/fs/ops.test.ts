@@ -1,6 +1,11 @@
+import { createHook } from 'async_hooks';
 import { constants } from 'fs';
+import type { Ops } from 'fuse-native';
 import t from 'tap';
+import { LocalClient } from '../../src/client/local';
 import { CallerWatch } from '../../src/fs/interrupts';
+import { SystemError } from '../../src/kit/errors';
+import { Server } from '../../src/node/server';
 import { FakeClient, SERVER } from './fake-client';
 import { errnoOf, harness } from './harness';
 
@@ -53,7 +58,7 @@ t.test('ops: mkdir makes anchors and elements, rmdir removes them', async (t) =>
   t.equal((await h.rmdir(S)).err, errnoOf('EPERM'));
 });
 
-t.test('ops: nothing happens on open; a probe consumes nothing', async (t) => {
+t.test('ops: nothing happens on open; a probe consumes nothing (a snapshot only looks)', async (t) => {
   const { c, h, dir } = await withChan(1);
   await c.send(`${S}/a/ch`, Buffer.from('m'));
   const before = c.calls.length;
@@ -69,7 +74,7 @@ t.test('ops: nothing happens on open; a probe consumes nothing', async (t) => {
     t.equal(await h.release(`${dir}/${f}`, fd), 0);
   }
   t.equal(await h.truncate(`${dir}/send`), 0);
-  t.same(c.calls.slice(before), [], 'no client calls');
+  t.same(c.calls.slice(before), [`peek ${S}/a/ch`, `peek ${S}/a/ch`], 'only the snapshots opened for reading (peek, cap) looked');
   t.equal(await h.cat(`${dir}/recv`), 'm', 'the message is still there');
 });
 
@@ -123,6 +128,90 @@ t.test('ops: later reads of a rendered answer, a flush with nothing to judge and
   t.equal(first + rest, whole, 'the slices make the answer');
   t.equal(eof, '', 'then end of file');
   t.equal(c.calls.length, calls, 'no client call after the first read');
+});
+
+/**
+ * Calls op, which replies through done: the promises it made while it ran (a wait on anything
+ * makes one), and whether its reply came before the loop's next turn.
+ */
+function promisesUntilReply<A extends unknown[]>(op: (done: (...a: A) => void) => void): Promise<{ promises: number; sameTurn: boolean; args: A }> {
+  let turned = false;
+  setImmediate(() => (turned = true));
+  let n = 0;
+  const hook = createHook({ init: (_id, type) => void (type === 'PROMISE' && n++) });
+  return new Promise((resolve) => {
+    hook.enable();
+    let promises = -1;
+    op((...args) => resolve({ promises, sameTurn: !turned, args }));
+    hook.disable();
+    promises = n;
+  });
+}
+
+t.test('ops: with an in-process server, getattr, open, every read of peek, flush and release wait for nothing', async (t) => {
+  const server = new Server();
+  t.teardown(() => server.shutdown());
+  const client = new LocalClient(server, { via: 'mount' });
+  const ops = harness(client).fs.ops as Required<Ops>;
+  const anchor = `/${server.id}/a/ch`;
+  const dir = `${anchor}/chan`;
+  await client.make(anchor, 'chan', { cap: 3 });
+  await client.send(anchor, Buffer.from('x'));
+  const want = JSON.stringify(await client.peek(anchor), null, '\t') + '\n';
+  for (const p of [`/${server.id}`, anchor, dir, `${dir}/peek`]) {
+    const r = await promisesUntilReply<[number, unknown?]>((done) => ops.getattr(p, done));
+    t.same(r, { promises: 0, sameTurn: true, args: [0, r.args[1]] }, `getattr ${p}: answered at once`);
+  }
+  const nope = await promisesUntilReply<[number, unknown?]>((done) => ops.getattr(`/${server.id}/a/nope/chan/peek`, done));
+  t.same(nope, { promises: 0, sameTurn: true, args: [errnoOf('ENOENT')] }, 'no element: ENOENT, also at once');
+  const open = await promisesUntilReply<[number, number?]>((done) => ops.open(`${dir}/peek`, 0, done));
+  t.same([open.promises, open.sameTurn, open.args[0]], [0, true, 0], 'open (which renders the peek) waited for nothing');
+  const fd = open.args[1]!;
+  const got: string[] = [];
+  for (const [len, pos] of [[5, 0], [4096, 5], [4096, want.length]]) {
+    const buf = Buffer.alloc(len!);
+    const r = await promisesUntilReply<[number]>((done) => ops.read(`${dir}/peek`, fd, buf, len!, pos!, done));
+    t.same([r.promises, r.sameTurn], [0, true], `read at ${pos}: answered from the open file`);
+    got.push(buf.subarray(0, r.args[0]).toString());
+  }
+  t.same(got, [want.slice(0, 5), want.slice(5), ''], 'the answer is the peek rendered at open, then end of file');
+  t.same(await promisesUntilReply((done) => ops.flush(`${dir}/peek`, fd, done)), { promises: 0, sameTurn: true, args: [0] }, 'flush');
+  t.same(await promisesUntilReply((done) => ops.release(`${dir}/peek`, fd, done)), { promises: 0, sameTurn: true, args: [0] }, 'release');
+  // The counter sees the waits of a client that has no synchronous path.
+  const fake = new FakeClient();
+  const slow = harness(fake);
+  await slow.mkdir(`${S}/a/ch/chan`);
+  const r = await promisesUntilReply((done) => (slow.fs.ops as Required<Ops>).getattr(`${S}/a/ch/chan/peek`, done));
+  t.ok(r.promises > 0, 'a client without statNow is waited for');
+});
+
+t.test('ops: a snapshot rendered at open keeps its failure for the first read; the open succeeds', async (t) => {
+  for (const how of ['thrown', 'rejected'] as const) {
+    const c = new FakeClient();
+    const h = harness(c);
+    await h.mkdir(`${S}/a/ch`);
+    await h.mkdir(`${S}/a/ch/chan`);
+    let fail = true;
+    const gone = () => new SystemError('EIO', 'the element\'s server does not answer');
+    if (how === 'thrown') {
+      Object.assign(c, { peekNow: (p: string) => { if (fail) throw gone(); return c.peek(p); } });
+    } else {
+      const peek = c.peek.bind(c);
+      c.peek = async (p: string) => { if (fail) throw gone(); return peek(p); };
+    }
+    const p = `${S}/a/ch/chan/peek`;
+    const fd = await h.open(p);
+    t.ok(fd > 0, `${how}: the open succeeds`);
+    fail = false;
+    t.equal(await h.read(p, fd, 4096, 0), errnoOf('EIO'), `${how}: the first read returns the failure met at open`);
+    t.match(await h.cat(`${S}/a/ch/chan/error`), /^EIO: the element's server does not answer/, `${how}: and the error file says it`);
+    t.match(String(await h.read(p, fd, 4096, 0)), /"Cap"/, `${how}: the next read renders again`);
+    await h.release(p, fd);
+    fail = true;
+    const probe = await h.open(p);
+    t.equal(await h.flush(p, probe), 0, `${how}: an open closed unread reports nothing`);
+    t.equal(await h.release(p, probe), 0);
+  }
 });
 
 t.test('ops: an interrupted recv answers EINTR and consumed nothing', async (t) => {

@@ -1,4 +1,8 @@
+import { constants } from 'fs';
 import type { CallOptions, Client, Kind } from '../../api/types';
+
+const { O_WRONLY } = constants;
+const ACCMODE = 3; // O_ACCMODE
 
 /**
  * What every control file gets for one operation: the client, the element it belongs to, and the
@@ -28,7 +32,8 @@ export type Written = { pid: number; wrote: number };
 
 /**
  * One open of a control file: the state that lives between open(2) and the last close. Opening
- * creates it and does nothing else (FS.md rule 1); the first read or write acts.
+ * creates it and acts on nothing (docs/fs.md): the first read or write acts; a read-only
+ * snapshot is rendered at open, which only looks (snapshot.ts).
  */
 export interface OpenFile {
   /** Bytes at pos, at most len; an empty buffer is end of file. */
@@ -60,8 +65,11 @@ export interface FileSpec {
   mode: 'r' | 'w' | 'rw';
   /** An operation on it may wait for as long as it must: the caller is watched for interrupts. */
   blocking: boolean;
-  /** A fresh open; flags are open(2)'s (O_APPEND, O_TRUNC when the kernel passes it). */
-  open(flags: number): OpenFile;
+  /**
+   * A fresh open; flags are open(2)'s (O_APPEND, O_TRUNC when the kernel passes it); ctx is the
+   * opener's (no abort signal: nothing at open waits for the caller).
+   */
+  open(flags: number, ctx: Ctx): OpenFile;
   /** One line on what the file does, for the directory's `help` file. */
   help?: string;
 }
@@ -78,9 +86,10 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
     help: reader.help ?? writer.help,
     mode: 'rw',
     blocking: reader.blocking || writer.blocking,
-    open(flags) {
-      const r = reader.open(flags);
-      const w = writer.open(flags);
+    open(flags, ctx) {
+      // An open for writing only never reads: its reader is not rendered.
+      const r = (flags & ACCMODE) === O_WRONLY ? {} as OpenFile : reader.open(flags, ctx);
+      const w = writer.open(flags, ctx);
       return {
         read: r.read?.bind(r),
         readNow: r.readNow?.bind(r),

@@ -1,6 +1,7 @@
 import { constants } from 'fs';
 import type { Ops, Stat } from 'fuse-native';
-import type { Client, Origin } from '../../api/types';
+import type { CallOptions, Client, Entry, Kind, Origin } from '../../api/types';
+import { isPromise, type Now, then } from '../../kit/now';
 import { CircuitError, E, SystemError, toCircuitError } from '../../kit/errors';
 import { describe, errno, toErrno } from '../errno';
 import type { Ctx } from '../files/control';
@@ -58,6 +59,7 @@ export class OpsContext {
   private readonly grace: number;
   private readonly inFlight = new Set<AbortController>();
   private readonly started = new Date();
+  private readonly attrs = new Map<number, Stat>();
   /** Set by shutdown: element ops fail EIO from then on. */
   closed = false;
 
@@ -80,27 +82,39 @@ export class OpsContext {
     return { via: 'mount', ...(c ? { pid: c.pid, uid: c.uid } : {}) };
   }
 
+  /** The attributes of a directory, link or control file of this mode (one object per mode). */
   attr(mode: number): Stat {
-    const { started } = this;
-    return {
-      mode, uid: this.deps.uid, gid: this.deps.gid, size: 0, nlink: mode === DIR ? 2 : 1,
-      mtime: started, atime: started, ctime: started,
-    };
+    let a = this.attrs.get(mode);
+    if (!a) {
+      const { started } = this;
+      a = {
+        mode, uid: this.deps.uid, gid: this.deps.gid, size: 0, nlink: mode === DIR ? 2 : 1,
+        mtime: started, atime: started, ctime: started,
+      };
+      this.attrs.set(mode, a);
+    }
+    return a;
   }
 
   /**
-   * Runs act and replies with its result or its errno. Failures are logged; successes are not
-   * (the server's operations log records every operation with its caller).
+   * Runs act and replies with its result or its errno: in the same turn when act answers without
+   * waiting, else once its promise settles. Failures are logged; successes are not (the server's
+   * operations log records every operation with its caller).
    */
-  answer<T>(op: string, path: string, caller: Caller | null, act: () => Promise<T>, reply: (err: number, v?: T) => void, quiet = false) {
-    act().then(
-      (v) => reply(0, v),
-      (err) => {
-        // A lookup of a name that is not there is routine, not worth a log line.
-        if (quiet && err instanceof CircuitError && err.code === 'ENOENT') return reply(toErrno(err));
-        reply(this.failure(op, path, caller, err));
-      },
-    );
+  answer<T>(op: string, path: string, caller: Caller | null, act: () => Now<T>, reply: (err: number, v?: T) => void, quiet = false) {
+    const fail = (err: unknown) => {
+      // A lookup of a name that is not there is routine, not worth a log line.
+      if (quiet && err instanceof CircuitError && err.code === 'ENOENT') return reply(toErrno(err));
+      reply(this.failure(op, path, caller, err));
+    };
+    let v: Now<T>;
+    try {
+      v = act();
+    } catch (err) {
+      return later(fail, err);
+    }
+    if (isPromise(v)) v.then((x) => reply(0, x), fail);
+    else later(reply, 0, v);
   }
 
   failure(op: string, path: string, caller: Caller | null, err: unknown): number {
@@ -113,12 +127,14 @@ export class OpsContext {
    * a made-up name is not a server that cannot be reached (EHOSTDOWN). The view is local, so
    * this costs no request; a server in the view that does not answer still fails EHOSTDOWN.
    */
-  async knownServer(anchor: string, call: { origin: Origin }) {
+  knownServer(anchor: string, call: { origin: Origin }): Now<void> {
     if (depth(anchor) !== 1) return;
     const name = anchor.slice(1);
-    if (!/^X[0-9a-f]{16}$/.test(name) || !(await this.client.list('/', call)).some((e) => e.name === name)) {
-      throw new CircuitError('ENOENT', `no server ${name} in this mount's view`);
-    }
+    const unknown = () => new CircuitError('ENOENT', `no server ${name} in this mount's view`);
+    if (!/^X[0-9a-f]{16}$/.test(name)) throw unknown();
+    return then(this.list('/', call), (servers) => {
+      if (!servers.some((e) => e.name === name)) throw unknown();
+    });
   }
 
   /** A failed mkdir or rmdir of an element is that element's last failure too (its `error` file). */
@@ -131,9 +147,29 @@ export class OpsContext {
   }
 
   /** An element must exist for its directory and files to; anything else is ENOENT. */
-  async ensureElement(n: { anchor: string; kind: string }, call = {}) {
-    const st = await this.client.stat(n.anchor, call);
-    if (st.kind !== n.kind) throw new CircuitError('ENOENT', `no ${n.kind} at ${n.anchor}`);
+  ensureElement(n: { anchor: string; kind: string }, call = {}): Now<void> {
+    return then(this.stat(n.anchor, call), (st) => {
+      if (st.kind !== n.kind) throw new CircuitError('ENOENT', `no ${n.kind} at ${n.anchor}`);
+    });
+  }
+
+  /** The client's stat and list, in the call itself where it can answer so (statNow, listNow). */
+  stat(path: string, call: CallOptions): Now<{ kind: Kind | null; children: number }> {
+    const c = this.client;
+    return c.statNow ? c.statNow(path, call) : c.stat(path, call);
+  }
+
+  list(path: string, call: CallOptions): Now<Entry[]> {
+    const c = this.client;
+    return c.listNow ? c.listNow(path, call) : c.list(path, call);
+  }
+
+  /** What a file gets for an op that does not wait for its caller: open, release. */
+  plainCtx(h: { anchor: string; kind: Kind }, caller: Caller | null): Ctx {
+    return {
+      client: this.client, anchor: h.anchor, kind: h.kind, call: { origin: this.origin(caller) },
+      lastError: () => this.lastErrors.get(h.anchor) ?? '',
+    };
   }
 
   /**
@@ -212,17 +248,15 @@ export class OpsContext {
     if ((wantsWrite && !n.file.mode.includes('w')) || (wantsRead && !n.file.mode.includes('r'))) {
       throw new CircuitError('EACCES', `${path} is ${n.file.mode === 'r' ? 'read' : 'write'}-only`);
     }
-    const file = n.file.open(flags);
+    const file = n.file.open(flags, this.plainCtx(n, caller));
     return this.handles.add({ path, pid: caller?.pid ?? 0, fresh: true, anchor: n.anchor, kind: n.kind, spec: n.file, file }).fd;
   }
 
+  /** Gives back what an open held (leases, writers); a file that holds nothing costs nothing. */
   async releaseHandle(h: Handle, path: string, caller: Caller | null) {
-    const ctx: Ctx = {
-      client: this.client, anchor: h.anchor, kind: h.kind, call: { origin: this.origin(caller) },
-      lastError: () => this.lastErrors.get(h.anchor) ?? '',
-    };
+    if (!h.file.release) return;
     try {
-      await h.file.release?.(ctx);
+      await h.file.release(this.plainCtx(h, caller));
     } catch (err) {
       this.lastErrors.set(h.anchor, describe(err));
       this.failure('release', path, caller, err);

@@ -8,12 +8,12 @@ import { type Op, type OpsContext, later } from './context';
 
 export const open = (c: OpsContext): Op<'open'> => (path, flags, cb) => {
   const caller = c.caller();
-  c.answer('open', path, caller, async () => c.openHandle(path, flags, caller), cb, true);
+  c.answer('open', path, caller, () => c.openHandle(path, flags, caller), cb, true);
 };
 
 export const create = (c: OpsContext): Op<'create'> => (path, _mode, cb) => {
   // Only reached when lookup found no such file: control files cannot be created.
-  c.answer('create', path, c.caller(), async () => {
+  c.answer('create', path, c.caller(), () => {
     throw new CircuitError(c.resolve(path).type === 'file' ? 'ENOENT' : 'EPERM', `cannot create ${path}`);
   }, cb);
 };
@@ -21,14 +21,14 @@ export const create = (c: OpsContext): Op<'create'> => (path, _mode, cb) => {
 export const release = (c: OpsContext): Op<'release'> => (path, fd, cb) => {
   const h = c.handles.delete(fd);
   later(cb, 0); // nobody waits for release; give back leases in the background
-  if (h) void c.releaseHandle(h, path, c.caller());
+  if (h?.file.release) void c.releaseHandle(h, path, c.caller());
 };
 
 export const truncate = (c: OpsContext): Op<'truncate'> => (path, size, cb) => {
   // open(O_TRUNC) reaches us as open, then truncate by path (the kernel drops the handle
   // for it): it belongs to the fresh handles the same caller just opened at that path.
   const caller = c.caller();
-  c.answer('truncate', path, caller, async () => {
+  c.answer('truncate', path, caller, () => {
     c.fileNode(path);
     for (const h of c.handles.all()) {
       if (h.path === path && h.fresh && (!caller || h.pid === caller.pid)) h.file.truncate?.(size);
@@ -43,7 +43,7 @@ export const ftruncate = (c: OpsContext): Op<'ftruncate'> => (_path, fd, size, c
 };
 
 export const access = (c: OpsContext): Op<'access'> => (path, mode, cb) => {
-  c.answer('access', path, null, async () => {
+  c.answer('access', path, null, () => {
     const n = c.resolve(path);
     if (n.type !== 'file') return;
     if ((mode & 2 && !n.file.mode.includes('w')) || (mode & 4 && !n.file.mode.includes('r')) || mode & 1) {

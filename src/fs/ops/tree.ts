@@ -1,20 +1,28 @@
+import type { Stat } from 'fuse-native';
 import { CircuitError, E } from '../../kit/errors';
+import { type Now, then } from '../../kit/now';
 import { DIR, FILE_MODE, LINK, type Op, type OpsContext, depth } from './context';
 
 /** The ops on the tree's shape: look up, list, follow `self`, make and remove directories. */
 
 export const getattr = (c: OpsContext): Op<'getattr'> => (path, cb) => {
   const caller = c.caller();
-  c.answer('getattr', path, caller, async () => {
+  // Answered in the same turn where the client answers without waiting (an in-process server).
+  c.answer('getattr', path, caller, (): Now<Stat> => {
     const n = c.resolve(path);
-    const call = { origin: c.origin(caller) };
     switch (n.type) {
       case 'root': return c.attr(DIR);
       case 'self': return c.attr(LINK);
-      case 'anchor': await c.knownServer(n.anchor, call); await c.client.stat(n.anchor, call); return c.attr(DIR);
-      case 'element': await c.ensureElement(n, call); return c.attr(DIR);
-      case 'file': if (n.anchor !== '/') await c.ensureElement(n, call); return c.attr(FILE_MODE[n.file.mode]);
       case 'none': throw new CircuitError('ENOENT', `no such file: ${path}`);
+    }
+    const call = { origin: c.origin(caller) };
+    switch (n.type) {
+      case 'anchor': return then(c.knownServer(n.anchor, call), () => then(c.stat(n.anchor, call), () => c.attr(DIR)));
+      case 'element': return then(c.ensureElement(n, call), () => c.attr(DIR));
+      case 'file': {
+        const attr = c.attr(FILE_MODE[n.file.mode]);
+        return n.anchor === '/' ? attr : then(c.ensureElement(n, call), () => attr);
+      }
     }
   }, cb, true);
 };
