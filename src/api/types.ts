@@ -107,6 +107,13 @@ export interface OutputReader {
    * (or the read would fail): then read() is the way. Optional: a reader may not have it.
    */
   readNow?(into: Buffer, max: number, at: number): number | null | undefined;
+  /**
+   * For reads kept in flight across a connection (src/client/read-ahead.ts): acknowledges the
+   * bytes before ack (when given), then up to max bytes from where the previous read ended,
+   * acknowledging none; [their offset, bytes], bytes null at the end. Such reads are served one
+   * after another in the order asked. Optional: a reader may not have it.
+   */
+  readAhead?(max: number, opts?: CallOptions, ack?: number): Promise<[number, Buffer | null]>;
   /** The bytes before at were delivered (a reader that wrote them out before its next read). */
   ack(at: number): void;
   /** Gives the stream back; bytes from at (default: the end of the last read) stay for the next reader. */

@@ -175,6 +175,7 @@ export class Lease implements OutputReader {
   #cursor = 0;
   #acked = 0;
   #done = false;
+  #ahead: Promise<unknown> = Promise.resolve();
   constructor(
     readonly buf: OutputBuffer,
     start: number,
@@ -185,6 +186,35 @@ export class Lease implements OutputReader {
   async read(max: number, opts?: CallOptions, at = this.#cursor): Promise<Buffer | null> {
     if (this.#done) throw E.readerBusy(this.buf.name);
     this.ack(at);
+    return this.#from(at, max, opts);
+  }
+
+  /**
+   * For a reader across a connection that keeps reads in flight: acknowledges the bytes before
+   * ack (when given), then reads up to max bytes where the last read ended, acknowledging none of
+   * them; [offset, bytes], bytes null at the end. Reads ahead run one after another, in the order
+   * they were asked, so each starts where the one before it ended.
+   */
+  readAhead(max: number, opts?: CallOptions, ack?: number): Promise<[number, Buffer | null]> {
+    if (this.#done) return Promise.reject(E.readerBusy(this.buf.name));
+    // At once, in the order the acknowledgements were sent (a note may have gone past it).
+    if (ack !== undefined && ack > this.#acked) {
+      try {
+        this.ack(ack);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const r = this.#ahead.then(async (): Promise<[number, Buffer | null]> => {
+      if (this.#done) throw E.readerBusy(this.buf.name);
+      const at = this.#cursor;
+      return [at, await this.#from(at, max, opts)];
+    });
+    this.#ahead = r.catch(() => {});
+    return r;
+  }
+
+  async #from(at: number, max: number, opts?: CallOptions): Promise<Buffer | null> {
     await this.buf.ready(this.#start + at, opts?.signal);
     if (this.#done) throw E.readerBusy(this.buf.name);
     if (this.buf.base + this.buf.buffered <= this.#start + at) return null;

@@ -271,6 +271,15 @@ class Routed implements Client {
           throw blame(id, c, err);
         }
       },
+      ...(r.readAhead && {
+        readAhead: async (max: number, o?: CallOptions, ack?: number) => {
+          try {
+            return await r.readAhead!(max, o, ack);
+          } catch (err) {
+            throw blame(id, c, err);
+          }
+        },
+      }),
       ack: (at) => r.ack(at),
       release: (at) => r.release(at).finally(done),
       abandon: () => {

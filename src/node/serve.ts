@@ -135,6 +135,15 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const at = args[2] === undefined || args[2] === null ? undefined : Number(args[2]);
         return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts, at);
       }
+      case 'readAhead': {
+        // [handle, max, ack]: acknowledges the bytes before ack, then reads on from the end of the
+        // last read without acknowledging: [offset, bytes] (src/client/read-ahead.ts)
+        const lease = leases.get(Number(args[0]));
+        if (!lease) throw E.notKind('no such output handle');
+        if (!lease.readAhead) throw E.notSupported('this output cannot be read ahead');
+        const ack = args[2] === undefined || args[2] === null ? undefined : Number(args[2]);
+        return lease.readAhead(Math.min(Number(args[1]) || 65536, 1 << 20), opts, ack);
+      }
       case 'unrecv': // a server in the middle gives back a message its client never got
         await server.unrecv(String(args[0]), args[1] as Buffer);
         return null;

@@ -149,6 +149,7 @@ export class ProcessStdio {
     const lease = this[which].acquire();
     const read = lease.read.bind(lease);
     const readNow = lease.readNow.bind(lease);
+    const readAhead = lease.readAhead.bind(lease);
     const ack = lease.ack.bind(lease);
     const release = lease.release.bind(lease);
     const abandon = lease.abandon.bind(lease);
@@ -162,6 +163,11 @@ export class ProcessStdio {
       const n = readNow(into, max, at);
       if (n !== undefined) this.#maybeDetach();
       return n;
+    };
+    lease.readAhead = async (max: number, opts?: CallOptions, ack?: number) => {
+      const r = await readAhead(max, opts, ack);
+      this.#maybeDetach();
+      return r;
     };
     lease.ack = (at: number) => {
       ack(at);

@@ -1,6 +1,7 @@
 import type { InputWriter, OutputReader } from '../../api/types';
 import type { Ctx, FileSpec, OpenFile } from './control';
 import { E } from '../../kit/errors';
+import { withReadAhead } from '../../client/read-ahead';
 
 /**
  * Byte streams: a process's stdout/stderr and a subscription's events (read), and a process's
@@ -34,7 +35,7 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
       let queue: Promise<unknown> = Promise.resolve();
       const readOnce = async (len: number, ctx: Ctx): Promise<Buffer> => {
         if (ended) return Buffer.alloc(0);
-        lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).catch((err) => {
+        lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).then(withReadAhead, (err) => {
           lease = null;
           throw err;
         });

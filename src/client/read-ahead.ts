@@ -1,0 +1,209 @@
+import type { CallOptions, OutputReader } from '../api/types';
+import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
+
+/**
+ * A lease on another server's stream with its next reads kept in flight, so that the link never
+ * idles between two reads of the reader (the mount's `cat`): without it each read waited one
+ * round trip. Up to `limit` bytes (the session's credit for one stream: 4 chunks of 256 KiB) are
+ * asked for ahead, in pieces, with the lease's readAhead, and kept here until the reader takes
+ * them.
+ *
+ * Exactly once holds as for the lease itself: bytes read ahead stay the stream's until the reader
+ * acknowledges them (a read at a later offset, ack, release); the acknowledgement goes to the
+ * home with the next request, or as a note when no request goes. A release leaves what was read
+ * ahead and not taken to the next reader; a reader that vanishes (abandon) leaves everything it
+ * did not acknowledge. Offsets are the lease's, as for any OutputReader.
+ */
+export class ReadAhead implements OutputReader {
+  /** Bytes here, from offset #base (the last one acknowledged) to #end. */
+  #chunks: Buffer[] = [];
+  #base = 0;
+  #end = 0;
+  /** End of the last read: where a read without an offset goes on. */
+  #cursor = 0;
+  /** Requests in flight. */
+  #asked = 0;
+  /** An acknowledgement not yet sent. */
+  #ack: number | undefined;
+  #ended = false;
+  #failed: CircuitError | undefined;
+  #done = false;
+  #waiters: Array<() => void> = [];
+  /** The home does not know readAhead (an older server): reads go to the lease one at a time. */
+  #plain = false;
+
+  constructor(
+    readonly lease: OutputReader & Required<Pick<OutputReader, 'readAhead'>>,
+    readonly limit = 1 << 20,
+    readonly piece = 256 << 10,
+  ) {}
+
+  async read(max: number, opts?: CallOptions, at = this.#cursor): Promise<Buffer | null> {
+    for (;;) {
+      if (this.#plain) return this.#readPlain(max, opts, at);
+      this.#check(at);
+      this.#ackTo(at);
+      if (this.#end > at) {
+        const b = this.#take(Math.max(1, max));
+        this.#cursor = at + b.length;
+        return b;
+      }
+      if (this.#ended) return null;
+      if (this.#failed) throw this.#failed;
+      await this.#wait(opts?.signal);
+    }
+  }
+
+  readNow(into: Buffer, max: number, at: number): number | null | undefined {
+    if (this.#done || this.#plain || max <= 0 || !Number.isSafeInteger(at) || at < this.#base || at > this.#end) return undefined;
+    this.#ackTo(at);
+    if (this.#end > at) {
+      let n = 0;
+      const want = Math.min(max, into.length);
+      for (const c of this.#chunks) {
+        if (n >= want) break;
+        n += c.copy(into, n, 0, Math.min(c.length, want - n));
+      }
+      this.#cursor = at + n;
+      return n;
+    }
+    return this.#ended ? null : undefined;
+  }
+
+  ack(at: number): void {
+    if (this.#done) return;
+    if (this.#plain) return this.lease.ack(at);
+    this.#check(at);
+    this.#ackTo(at);
+  }
+
+  async release(at = this.#cursor): Promise<void> {
+    if (this.#done) return;
+    this.#finish();
+    await this.lease.release(at);
+  }
+
+  abandon(): void {
+    if (this.#done) return;
+    this.#finish();
+    this.lease.abandon();
+  }
+
+  /** Up to max of the first bytes here, left in place (one chunk's slice, or a copy of several). */
+  #take(max: number): Buffer {
+    const first = this.#chunks[0];
+    if (first.length >= max || this.#chunks.length === 1) return first.subarray(0, max);
+    const parts: Buffer[] = [];
+    let n = 0;
+    for (const c of this.#chunks) {
+      if (n >= max) break;
+      const part = c.subarray(0, max - n);
+      parts.push(part);
+      n += part.length;
+    }
+    return Buffer.concat(parts, n);
+  }
+
+  #check(at: number): void {
+    if (this.#done) throw new AppError('EBADF', 'this output reader was released');
+    if (!Number.isSafeInteger(at) || at < this.#base || at > this.#end) {
+      throw new AppError('EINVAL', `offset ${at} is outside what this reader was given (${this.#base}..${this.#end})`);
+    }
+  }
+
+  /** Drops the bytes before at (delivered) and asks for more; the acknowledgement goes with the next request, or alone. */
+  #ackTo(at: number): void {
+    if (at > this.#base) {
+      let n = at - this.#base;
+      this.#base = at;
+      while (n > 0) {
+        const c = this.#chunks[0];
+        if (c.length <= n) {
+          this.#chunks.shift();
+          n -= c.length;
+        } else {
+          this.#chunks[0] = c.subarray(n);
+          n = 0;
+        }
+      }
+      this.#ack = at;
+    }
+    this.#pump();
+    if (this.#ack !== undefined) {
+      this.lease.ack(this.#ack);
+      this.#ack = undefined;
+    }
+  }
+
+  /** The lease's own read (it checks the offset). */
+  async #readPlain(max: number, opts: CallOptions | undefined, at: number): Promise<Buffer | null> {
+    if (this.#done) throw new AppError('EBADF', 'this output reader was released');
+    const b = await this.lease.read(max, opts, at);
+    this.#cursor = at + (b?.length ?? 0);
+    return b;
+  }
+
+  /** Keeps reads in flight while what is here and what is asked for stay within the limit. */
+  #pump(): void {
+    while (!this.#done && !this.#ended && !this.#failed && !this.#plain && this.#end - this.#base + (this.#asked + 1) * this.piece <= this.limit) {
+      this.#asked++;
+      const ack = this.#ack;
+      this.#ack = undefined;
+      this.lease.readAhead(this.piece, undefined, ack).then(
+        ([at, b]) => {
+          this.#asked--;
+          if (this.#done) return;
+          if (b === null) this.#ended = true;
+          else if (at !== this.#end) this.#failed ??= new AppError('EIO', `a read ahead came back at offset ${at}, expected ${this.#end}`);
+          else {
+            this.#chunks.push(b);
+            this.#end += b.length;
+          }
+          this.#wake();
+          this.#pump();
+        },
+        (err) => {
+          this.#asked--;
+          if (this.#done) return;
+          const e = toCircuitError(err);
+          if (e.code === 'ENOTSUP' && this.#end === 0) this.#plain = true;
+          else this.#failed ??= e;
+          this.#wake();
+        },
+      );
+    }
+  }
+
+  #wait(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(E.interrupted());
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        reject(E.interrupted());
+      };
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.#waiters.push(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const cb of w) cb();
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#chunks = [];
+    this.#wake();
+  }
+}
+
+/** A reader across a connection gets read-ahead; one that answers without waiting (a local lease) does not need it. */
+export function withReadAhead(r: OutputReader): OutputReader {
+  return r.readAhead && !r.readNow ? new ReadAhead(r as OutputReader & Required<Pick<OutputReader, 'readAhead'>>) : r;
+}
