@@ -37,8 +37,10 @@ export function json(v: unknown): string {
  * (the descriptor is written without blocking, so a short write is counted as short), and every
  * read asks at the count delivered so far. SIGTERM, SIGINT and SIGHUP stop the copy between two
  * writes, give the stream back at exactly what was written, then end this process by the same
- * signal. Only a SIGKILL landing between a write and its acknowledgement (microseconds) can make
- * the next reader see that write's bytes again.
+ * signal. The acknowledgement goes to the connection right after write(2) returns, in the same
+ * turn (not with the turn's other frames), so only a SIGKILL landing between those two syscalls
+ * can make the next reader see that write's bytes again. That gap is short but not rare to hit:
+ * a killer woken by the write itself (the reader of the pipe on fd 1) is often scheduled into it.
  */
 export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
   let at = 0;

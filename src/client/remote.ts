@@ -198,7 +198,9 @@ export class RemoteClient implements Client {
         return [Number(at), b];
       },
       ack: (at) => {
-        if (!done) this.session.notify('ackOutput', [h, at]);
+        // written to the connection at once: a reader that wrote bytes out and acknowledges
+        // them (circuit stdout) leaves only the gap between the two syscalls to a SIGKILL
+        if (!done) this.session.notify('ackOutput', [h, at], { now: true });
       },
       release: async (at = cursor) => {
         if (done) return;

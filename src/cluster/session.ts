@@ -214,8 +214,15 @@ export class Session extends EventEmitter {
   }
 
   /** A one-way message; no answer, no guarantee beyond the connection's. */
-  notify(op: string, args: unknown): void {
-    if (!this.#closed) this.#send([T.NOTE, op, args]);
+  notify(op: string, args: unknown, opts?: { now?: boolean }): void {
+    if (this.#closed) return;
+    this.#send([T.NOTE, op, args]);
+    // now: handed to the kernel before this returns, not with the rest of the turn's frames (an
+    // acknowledgement that must not wait behind whatever the caller does next)
+    if (opts?.now && this.#corked) {
+      this.#corked = false;
+      this.#sock.uncork();
+    }
   }
 
   /** Ends the session: pending calls fail with reason, handlers' signals abort. */
