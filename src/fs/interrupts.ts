@@ -88,20 +88,16 @@ export class CallerWatch {
  * may have come, and a dying caller would take the bytes with it.
  */
 export function interruptedNow(pid: number): boolean {
-  let status: string | null;
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    status = null;
-  }
-  return interrupted(status);
+  return interrupted(procText(pid, 'status'));
 }
+
+const MASKS = Object.fromEntries(['SigPnd', 'ShdPnd', 'SigBlk', 'SigIgn'].map((n) => [n, new RegExp(`^${n}:\\s*([0-9a-fA-F]+)`, 'm')]));
 
 /** Whether a caller with this /proc/PID/status (null: gone) should get EINTR. */
 export function interrupted(status: string | null): boolean {
   if (status === null) return true;
   const mask = (name: string): bigint => {
-    const m = new RegExp(`^${name}:\\s*([0-9a-fA-F]+)`, 'm').exec(status);
+    const m = MASKS[name]!.exec(status);
     return m ? BigInt('0x' + m[1]) : 0n;
   };
   const state = /^State:\s*(\S)/m.exec(status)?.[1];
@@ -144,46 +140,55 @@ const PF_EXITING = 0x4;
 
 /**
  * The bytes a caller has written so far (`wchar` of /proc/PID/io), as callerProgress has it but
- * sampled at every answer of a stream read, so made cheap: the file of the last few callers stays
- * open and is read again at offset 0 (the kernel renders it afresh), one pread instead of an open,
- * a read and a close. A task that is gone fails the pread (ESRCH), even when its pid was reused:
- * the file is then opened once more. Null when /proc does not tell.
+ * sampled at every answer of a stream read, so made cheap (procText). Null when /proc does not tell.
  */
 export function callerWrote(pid: number): number | null {
+  const text = procText(pid, 'io');
+  const i = text === null ? -1 : text.indexOf('wchar:');
+  if (i < 0) return null;
+  const v = parseInt(text!.slice(i + 6), 10);
+  return Number.isFinite(v) ? v : null;
+}
+
+/**
+ * /proc/PID/NAME of a recent caller, read on every answer of a stream, so made cheap: the files
+ * of the last few callers stay open and are read again at offset 0 (the kernel renders them
+ * afresh), one pread instead of an open, a read and a close. A task that is gone fails the pread
+ * (ESRCH), even when its pid was reused: the file is then opened once more. Null when there is
+ * no such task.
+ */
+function procText(pid: number, name: 'io' | 'status'): string | null {
+  const files = procFiles[name];
   for (let fresh = 0; fresh < 2; fresh++) {
-    let fd = ioFiles.get(pid);
+    let fd = files.get(pid);
     if (fd === undefined) {
       try {
-        fd = openSync(`/proc/${pid}/io`, 'r');
+        fd = openSync(`/proc/${pid}/${name}`, 'r');
       } catch {
         return null;
       }
-      if (ioFiles.size >= IO_FILES) {
-        const [oldPid, oldFd] = ioFiles.entries().next().value as [number, number];
-        ioFiles.delete(oldPid);
+      if (files.size >= PROC_FILES) {
+        const [oldPid, oldFd] = files.entries().next().value as [number, number];
+        files.delete(oldPid);
         closeQuietly(oldFd);
       }
-      ioFiles.set(pid, fd);
+      files.set(pid, fd);
     }
     try {
-      const n = readSync(fd, ioScratch, 0, ioScratch.length, 0);
-      const text = ioScratch.toString('latin1', 0, n);
-      const i = text.indexOf('wchar:');
-      if (i < 0) return null;
-      const v = parseInt(text.slice(i + 6), 10);
-      return Number.isFinite(v) ? v : null;
+      const n = readSync(fd, procScratch, 0, procScratch.length, 0);
+      return procScratch.toString('latin1', 0, n);
     } catch {
-      ioFiles.delete(pid);
+      files.delete(pid);
       closeQuietly(fd);
     }
   }
   return null;
 }
 
-/** Open /proc/PID/io files, by pid, oldest first: at most IO_FILES descriptors. */
-const ioFiles = new Map<number, number>();
-const IO_FILES = 8;
-const ioScratch = Buffer.alloc(512);
+/** Open /proc files, by pid, oldest first: at most PROC_FILES descriptors of each name. */
+const procFiles = { io: new Map<number, number>(), status: new Map<number, number>() };
+const PROC_FILES = 8;
+const procScratch = Buffer.alloc(8192);
 
 function closeQuietly(fd: number): void {
   try {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CallerWatch, callerProgress, callerWrote, interrupted } from '../../src/fs/interrupts';
+import { CallerWatch, callerProgress, callerWrote, interrupted, interruptedNow } from '../../src/fs/interrupts';
 import { spawn } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import { eventually } from './helpers';
@@ -62,7 +62,13 @@ t.test('interrupts: callerWrote follows a caller\'s writes, and a new task behin
   const child = spawn('sleep', ['10']);
   await new Promise((r) => child.once('spawn', r));
   t.type(callerWrote(child.pid!), 'number', 'another caller');
+  t.equal(interruptedNow(child.pid!), false, 'a caller with no signal pending is not interrupted');
+  child.kill('SIGSTOP');
+  child.kill('SIGTERM');
+  await eventually(() => interruptedNow(child.pid!), 2000);
+  t.pass('a caller sent SIGTERM while stopped is interrupted (its kept status file is read afresh)');
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   t.equal(callerWrote(child.pid!), null, 'a task that is gone: null (its kept file fails, opening again fails)');
+  t.equal(interruptedNow(child.pid!), true, 'and it counts as interrupted');
 });
