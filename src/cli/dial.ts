@@ -57,10 +57,15 @@ async function viaDiscovery(mcast: string, hmac: string | undefined): Promise<st
   }
 }
 
-/** Dials the chosen server, with the key of --hmac or $CIRCUIT_HMAC when one is given. */
+/**
+ * Dials the chosen server, with the key of --hmac or $CIRCUIT_HMAC when one is given. A command
+ * of the CLI sends its first call right behind the hello (RemoteOptions.early): it is one call
+ * and an exit, and a round trip is a good part of its time (BENCHMARKS.md, #7).
+ */
 export async function dialClient(flags: DialFlags, via: 'cli' | 'mount' = 'cli'): Promise<RemoteClient> {
   const url = await resolveUrl(flags);
-  if (isSocketPath(url)) return connectSocket(url, { via });
+  const early = via === 'cli';
+  if (isSocketPath(url)) return connectSocket(url, { via, early });
   const handshake = keyedHandshake(resolveKey(flags.hmac));
-  return connect(url, { handshake, via });
+  return connect(url, { handshake, via, early });
 }

@@ -103,9 +103,13 @@ async function runCommand(cmd: Command, args: string[], f: DialFlags & CommandFl
   } catch (e) {
     fail(e);
   }
-  if (!cmd.args(args)) fail(new Error(cmd.argsError));
+  if (!cmd.args(args)) {
+    await client.home().catch((e) => fail(e)); // a refused dial is said first
+    fail(new Error(cmd.argsError));
+  }
   try {
     await cmd.run(client, args, f);
+    await client.home(); // the hello was answered (a command that made no call learns it here)
   } catch (e) {
     fail(e, cmd.op);
   }

@@ -17,12 +17,19 @@ export interface RemoteOptions {
   via?: ClientLabel;
   handshake?: Handshake;
   timeoutMs?: number;
+  /**
+   * Resolve as soon as the connection is up, with the hello still on its way: the first calls go
+   * out right behind it (a round trip less, for a short-lived client like the CLI). No answer is
+   * handed over before the hello's: if the hello is refused, every call fails with its error, and
+   * the server has run none of them (it refuses what follows a refused hello, src/node/serve.ts).
+   */
+  early?: boolean;
 }
 
 export async function connect(url: string, opts: RemoteOptions = {}): Promise<RemoteClient> {
   const u = parseUrl(url);
   const session = await dial(u.host, u.port, { handshake: opts.handshake, timeoutMs: opts.timeoutMs });
-  return greet(session, { via: opts.via ?? 'api', pid: u.pid, worker: u.worker }, opts.timeoutMs);
+  return greet(session, { via: opts.via ?? 'api', pid: u.pid, worker: u.worker }, opts);
 }
 
 /**
@@ -41,19 +48,20 @@ export async function connectSocket(path: string, opts: RemoteOptions = {}): Pro
       reject(new SystemError(e.code === 'EACCES' ? 'EACCES' : 'EHOSTDOWN', `cannot reach the server at ${JSON.stringify(path)}: ${why}`, { cause: e }));
     });
   });
-  return greet(session, { via: opts.via ?? 'api' }, opts.timeoutMs);
+  return greet(session, { via: opts.via ?? 'api' }, opts);
 }
 
-async function greet(session: Session, hello: Hello, timeoutMs = 5000): Promise<RemoteClient> {
-  try {
-    const info = (await session.call('hello', [hello], { deadlineMs: timeoutMs })) as ServerInfo;
-    return new RemoteClient(session, info);
-  } catch (e) {
-    session.destroy();
-    // A server that speaks a keyed handshake looks like garbage to a keyless client, and the
-    // other way round: both mean the same to the user.
-    throw new SystemError('EACCES', 'addressed server is gone or authentication failed', { cause: e });
-  }
+async function greet(session: Session, hello: Hello, opts: RemoteOptions): Promise<RemoteClient> {
+  const info = session.call('hello', [hello], { deadlineMs: opts.timeoutMs ?? 5000 }).then(
+    (i) => i as ServerInfo,
+    (e) => {
+      session.destroy();
+      // A server that speaks a keyed handshake looks like garbage to a keyless client, and the
+      // other way round: both mean the same to the user.
+      throw new SystemError('EACCES', 'addressed server is gone or authentication failed', { cause: e });
+    },
+  );
+  return new RemoteClient(session, opts.early ? info : await info);
 }
 
 type Plain = { [M in PlainMethod]: Client[M] };
@@ -62,15 +70,24 @@ export interface RemoteClient extends Plain {}
 
 export class RemoteClient implements Client {
   #tok = 1;
+  readonly #info: Promise<ServerInfo>;
+  /** The hello's answer while it is awaited (an early client, RemoteOptions.early). */
+  #hello: Promise<ServerInfo> | undefined;
+
   constructor(
     readonly session: Session,
-    readonly info: ServerInfo,
+    info: ServerInfo | Promise<ServerInfo>,
   ) {
+    this.#info = Promise.resolve(info);
+    if (info instanceof Promise) {
+      this.#hello = info;
+      info.then(() => (this.#hello = undefined), () => {});
+    }
     for (const m of Object.keys(METHODS) as PlainMethod[]) {
       const n = METHODS[m];
       (this as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
         const opts = a[n] as CallOptions | undefined;
-        return session.call(m, a.slice(0, n), { signal: opts?.signal });
+        return this.#call(m, a.slice(0, n), { signal: opts?.signal });
       };
     }
     // tryrecv too keeps its message at home until this side has it (a lost answer gives it back)
@@ -86,8 +103,17 @@ export class RemoteClient implements Client {
     };
   }
 
-  async home(): Promise<ServerInfo> {
-    return this.info;
+  home(): Promise<ServerInfo> {
+    return this.#info;
+  }
+
+  /** A call whose answer, or error, waits for the hello's answer if that is still to come. */
+  #call(op: string, args: unknown, opts?: { signal?: AbortSignal }): Promise<unknown> {
+    const p = this.session.call(op, args, opts);
+    const hello = this.#hello;
+    if (!hello) return p;
+    p.catch(() => {}); // a refused hello's error is the one said
+    return hello.then(() => p);
   }
 
   recv(path: string, opts?: CallOptions): Promise<Buffer> {
@@ -123,13 +149,13 @@ export class RemoteClient implements Client {
   }
 
   async #plainTry(path: string, opts?: CallOptions): Promise<Received> {
-    const msg = (await this.session.call('tryrecv', [path], { signal: opts?.signal })) as Buffer;
+    const msg = (await this.#call('tryrecv', [path], { signal: opts?.signal })) as Buffer;
     return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
   }
 
   async #take(op: 'recv' | 'tryrecvUnacked', path: string, opts?: CallOptions): Promise<Received> {
     const tok = this.#tok++;
-    const msg = await this.#call(op, path, tok, opts);
+    const msg = await this.#takeCall(op, path, tok, opts);
     return {
       msg,
       ack: async () => {
@@ -147,14 +173,14 @@ export class RemoteClient implements Client {
    */
   async #takeAcked(op: 'recv' | 'tryrecvUnacked', path: string, opts?: CallOptions): Promise<Buffer> {
     const tok = this.#tok++;
-    const msg = await this.#call(op, path, tok, opts);
+    const msg = await this.#takeCall(op, path, tok, opts);
     this.session.notify('ack', tok);
     return msg;
   }
 
-  async #call(op: 'recv' | 'tryrecvUnacked', path: string, tok: number, opts?: CallOptions): Promise<Buffer> {
+  async #takeCall(op: 'recv' | 'tryrecvUnacked', path: string, tok: number, opts?: CallOptions): Promise<Buffer> {
     try {
-      return ((await this.session.call(op, [path, tok], { signal: opts?.signal })) as [number, Buffer])[1];
+      return ((await this.#call(op, [path, tok], { signal: opts?.signal })) as [number, Buffer])[1];
     } catch (e) {
       if (opts?.signal?.aborted) this.session.notify('nack', tok); // in case it was taken meanwhile
       throw e;
@@ -163,7 +189,7 @@ export class RemoteClient implements Client {
 
   /** Gives a message back to its channel (used by a server routing for a client that vanished). */
   async unrecv(path: string, msg: Buffer): Promise<void> {
-    await this.session.call('unrecv', [path, msg]);
+    await this.#call('unrecv', [path, msg]);
   }
 
   /**
@@ -178,7 +204,7 @@ export class RemoteClient implements Client {
     const tok = this.#tok++;
     let h: unknown;
     try {
-      h = await this.session.call('openOutput', [path, which, tok], { signal: opts?.signal });
+      h = await this.#call('openOutput', [path, which, tok], { signal: opts?.signal });
     } catch (e) {
       if (opts?.signal?.aborted) this.session.notify('abandonOutput', tok);
       throw e;
@@ -216,7 +242,7 @@ export class RemoteClient implements Client {
   }
 
   async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
-    const h = await this.session.call('openInput', [path], { signal: opts?.signal });
+    const h = await this.#call('openInput', [path], { signal: opts?.signal });
     return {
       write: async (data, o) => {
         await this.session.call('write', [h, data], { signal: o?.signal });

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -40,6 +39,10 @@ export function isSocketPath(s: string): boolean {
 export function groupId(name: string): number {
   if (/^\d+$/.test(name)) return Number(name);
   try {
+    // Loaded here: every CLI command loads this module to find a socket, and node:child_process
+    // (with dgram and the rest it brings) is a millisecond of a command's start-up (#7).
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
     const line = execFileSync('getent', ['group', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const gid = Number(line.split(':')[2]);
     if (Number.isInteger(gid)) return gid;

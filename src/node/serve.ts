@@ -37,8 +37,13 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     void r?.giveBack().catch(() => {});
   };
   let next = 1;
+  // A refused hello refuses everything after it on this connection: a client may send its first
+  // call right behind the hello without waiting for the answer (the CLI does), and requests are
+  // taken in order, so nothing runs for a dialler that addressed another server.
+  let refused: SystemError | undefined;
 
   session.noteHandler = (op, args) => {
+    if (refused) return;
     if (op === 'ack') {
       const r = unacked.get(Number(args));
       unacked.delete(Number(args));
@@ -60,6 +65,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   };
 
   session.handler = async (op, raw, ctx) => {
+    if (refused) throw refused;
     const args = Array.isArray(raw) ? raw : [];
     const opts = { signal: ctx.signal, origin };
     if (isPlainMethod(op)) {
@@ -77,7 +83,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       case 'hello': {
         const h = (args[0] ?? {}) as Hello;
         if ((h.worker && h.worker !== self.worker) || (h.pid && h.pid !== self.pid)) {
-          throw new SystemError('EACCES', 'addressed server is gone or authentication failed: worker identity mismatch');
+          throw (refused = new SystemError('EACCES', 'addressed server is gone or authentication failed: worker identity mismatch'));
         }
         const says = CLIENT_LABELS.find((l) => l === h.via);
         origin = says ? { ...base, says } : base;

@@ -77,9 +77,28 @@ t.test('dial: no dial information and no server socket at all', async (t) => {
   t.equal(r.stderr, `circuit: no dial or discovery addresses available, and no server's control socket in ${xdg}/circuit; use -dial, -discover or --socket, or start a server\n`);
 });
 
+t.test('dial: a stale URL runs nothing on the server that answers at its address', async (t) => {
+  // The CLI sends its call right behind the hello; the server refuses what follows a refused hello.
+  const wrongWorker = d.url.replace(/Q[0-9a-f]{16}$/, 'Q0000000000000001');
+  const wrongPid = d.url.replace(/\/(\d+)\/Q/, '/1/Q');
+  for (const [i, url] of [wrongWorker, wrongPid].entries()) {
+    const r = await cli(url, ['mkchan', `/${d.id}/stale${i}`, '1']);
+    t.equal(r.code, 1, url);
+    t.equal(r.stderr, 'circuit: addressed server is gone or authentication failed\n', url);
+    const peek = await cli(d.url, ['peek', `/${d.id}/stale${i}`]);
+    t.equal(peek.stdout, 'null\n', `no channel was made through ${url}`);
+  }
+  const ok = await cli(d.url, ['mkchan', `/${d.id}/stale`, '1']);
+  t.equal(ok.code, 0, `the same command with the right URL makes it: ${ok.stderr}`);
+  t.match((await cli(d.url, ['peek', `/${d.id}/stale`])).stdout, /"Cap": 1/);
+  await cli(d.url, ['scrub', `/${d.id}/stale`]);
+});
+
 t.test('dial: the dial error comes before the argument-count error', async (t) => {
   const r = await cli(GONE, ['peek']);
   t.equal(r.stderr, 'circuit: addressed server is gone or authentication failed\n');
+  const stale = await cli(d.url.replace(/Q[0-9a-f]{16}$/, 'Q0000000000000001'), ['peek']);
+  t.equal(stale.stderr, 'circuit: addressed server is gone or authentication failed\n', 'a refused hello too');
   const ok = await cli(d.url, ['peek']);
   t.equal(ok.stderr, 'circuit: peek needs one anchor argument\n');
 });
