@@ -104,12 +104,12 @@ async function runCommand(cmd: Command, args: string[], f: DialFlags & CommandFl
     fail(e);
   }
   if (!cmd.args(args)) {
-    await client.home().catch((e) => fail(e)); // a refused dial is said first
+    await client.greeted().catch((e) => fail(e)); // a refused dial is said first
     fail(new Error(cmd.argsError));
   }
   try {
     await cmd.run(client, args, f);
-    await client.home(); // the hello was answered (a command that made no call learns it here)
+    await client.greeted(); // the hello was answered (a command that made no call learns it here)
   } catch (e) {
     fail(e, cmd.op);
   }

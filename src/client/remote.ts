@@ -107,6 +107,15 @@ export class RemoteClient implements Client {
     return this.#info;
   }
 
+  /**
+   * Resolves once the hello was answered (at once unless the client is early); rejects with the
+   * error of a refused hello. Local: home() is the wire's 'home' call (the method table's
+   * function replaces the one above).
+   */
+  greeted(): Promise<void> {
+    return this.#info.then(() => {});
+  }
+
   /** A call whose answer, or error, waits for the hello's answer if that is still to come. */
   #call(op: string, args: unknown, opts?: { signal?: AbortSignal }): Promise<unknown> {
     const p = this.session.call(op, args, opts);
