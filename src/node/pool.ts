@@ -8,8 +8,9 @@
  * (`unrecv`), a routed output reader that vanished leaves what it did not acknowledge (`abandon`),
  * and if this server dies, its connection's end makes the home do both for everything routed.
  *
- * A connection nobody uses (no call, stream or stdin writer through it) for `idleMs` (default
- * 60 s; 0 keeps it) is closed; the next call dials again. Connections to members a server talked
+ * A connection nobody uses (no call, stream, stdin writer, or message received through it and
+ * not yet acknowledged) for `idleMs` (default 60 s; 0 keeps it) is closed; the next call dials
+ * again. Connections to members a server talked
  * to once do not pile up for as long as the member lives.
  */
 import type { CallOptions, Client, InputWriter, OutputReader, Received, ServerInfo } from '../api/types';
@@ -33,7 +34,7 @@ interface Entry {
   url: string;
   conn?: Conn;
   dialing?: Promise<Conn>;
-  /** Calls, output leases and stdin writers using the connection now. */
+  /** Calls, output leases, stdin writers and received messages not yet acknowledged using the connection now. */
   busy: number;
   idle?: NodeJS.Timeout;
 }
@@ -223,11 +224,32 @@ class Routed implements Client {
 
   /** The home keeps the message until ack() of the final receiver; giveBack() returns it. */
   recvUnacked(path: string, opts?: CallOptions): Promise<Received> {
-    return this.#call((c) => c.recvUnacked(path, opts));
+    return this.#held((c) => c.recvUnacked(path, opts));
   }
 
   tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received> {
-    return this.#call((c) => c.tryrecvUnacked(path, opts));
+    return this.#held((c) => c.tryrecvUnacked(path, opts));
+  }
+
+  /**
+   * A message received through the connection holds it until acknowledged or given back: the
+   * acknowledgement goes on it, and closing it for idleness would make the home take the
+   * message back from a receiver that has it.
+   */
+  async #held(fn: (c: Conn) => Promise<Received>): Promise<Received> {
+    const done = this.#lease();
+    let r: Received;
+    try {
+      r = await this.#call(fn);
+    } catch (err) {
+      done();
+      throw err;
+    }
+    return {
+      msg: r.msg,
+      ack: () => r.ack().finally(done),
+      giveBack: () => r.giveBack().finally(done),
+    };
   }
 
   /** Gives a message received through this server back to its home (its reader vanished). */

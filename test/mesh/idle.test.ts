@@ -5,6 +5,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { cli, eventually, startServer, type Running } from '../helpers/daemon';
+import { connect } from '../../src/client/remote';
 
 const started: Running[] = [];
 t.teardown(() => Promise.all(started.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null).map((s) => s.stop('SIGKILL'))));
@@ -39,6 +40,31 @@ t.test('pool: an unused connection to another server closes after --idle-close',
   t.pass('closed once idle');
   const again = await cli(a.url, ['ls', `/${b.id}/`]);
   t.equal(again.code, 0, 'the next call dials again');
+});
+
+t.test('pool: a message received through a connection keeps it open until acknowledged', async (t) => {
+  const a = await startServer(['--no-mount', '--idle-close', '700']);
+  started.push(a);
+  const b = await startServer(['--no-mount', '-j', a.url]);
+  started.push(b);
+  const bPort = Number(new URL(b.url).port);
+  await eventually(async () => (await cli(a.url, ['ls', '/'])).stdout.includes(b.id), 10_000);
+  const ch = `/${b.id}/held`;
+  t.equal((await cli(b.url, ['mkchan', ch, '2'])).code, 0);
+  t.equal((await cli(b.url, ['send', ch], 'm')).code, 0);
+  const c = await connect(a.url);
+  t.teardown(() => c.disconnect());
+  const r = await c.recvUnacked(ch);
+  t.equal(r.msg.toString(), 'm', 'received through a');
+  await new Promise((res) => setTimeout(res, 1500)); // twice --idle-close
+  t.equal(connsTo(a.proc.pid!, bPort), 1, 'the connection stays while the message is not acknowledged');
+  await r.ack();
+  t.pass('the acknowledgement went through');
+  const home = await connect(b.url);
+  t.teardown(() => home.disconnect());
+  t.rejects(home.tryrecv(ch), /empty/, 'the message was delivered once: not given back to its home');
+  await eventually(() => connsTo(a.proc.pid!, bPort) === 0, 5000);
+  t.pass('closed once idle');
 });
 
 t.test('pool: --idle-close takes milliseconds, and says so', async (t) => {
