@@ -1,9 +1,11 @@
 #!/bin/sh
-# Applies patches/fuse-native-caller.patch to node_modules/fuse-native and rebuilds it from
-# source. The patch records, for every FUSE request, the caller's pid/uid/gid and exposes them
-# to JavaScript (binding.fuse_native_caller); src/fs uses them to notice callers that were
-# interrupted while blocked (docs/fs.md, "Interrupts"). Idempotent: does nothing when the
-# built module already has the function.
+# Applies patches/fuse-native-*.patch to node_modules/fuse-native and rebuilds it from source.
+# fuse-native-caller.patch records, for every FUSE request, the caller's pid/uid/gid and exposes
+# them to JavaScript (binding.fuse_native_caller); src/fs uses them to notice callers that were
+# interrupted while blocked (docs/fs.md, "Interrupts"). fuse-native-noflush.patch lets the mount
+# share a table of open files with nothing to do at close (binding.fuse_native_noflush), whose
+# flush the FUSE thread then answers itself (src/fs/handles.ts). Idempotent: does nothing when
+# the built module already has both functions.
 #
 # It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
 # of the packed tarball all run it; fuse-native is found where Node would load it from (nested
@@ -12,25 +14,28 @@ set -e
 cd "$(dirname "$0")/.."
 root=$(pwd)
 mod=$(node -p "require('path').dirname(require.resolve('fuse-native/package.json'))" 2>/dev/null || true)
-patchfile=$root/patches/fuse-native-caller.patch
 
 if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
   echo "patch-fuse-native: fuse-native is missing; run npm install first" >&2
   exit 1
 fi
 
-has_caller() {
-  node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b.fuse_native_caller === 'function' ? 0 : 1)" 2>/dev/null
+# Each patch with the function it adds, in the order they apply.
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush"
+
+built_with() {
+  node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b['$1'] === 'function' ? 0 : 1)" 2>/dev/null
 }
 
-if has_caller; then exit 0; fi
+missing=""
+for p in $PATCHES; do built_with "${p#*:}" || missing="$missing ${p#*:}"; done
+if [ -z "$missing" ]; then exit 0; fi
 
-if grep -q fuse_native_caller "$mod/fuse-native.c"; then
-  echo "patch-fuse-native: source already patched, rebuilding" >&2
-else
-  echo "patch-fuse-native: patching $mod/fuse-native.c" >&2
-  (cd "$mod" && patch -p1 --forward --silent < "$patchfile")
-fi
+for p in $PATCHES; do
+  if grep -q "${p#*:}" "$mod/fuse-native.c"; then continue; fi
+  echo "patch-fuse-native: applying fuse-native-${p%%:*}.patch to $mod/fuse-native.c" >&2
+  (cd "$mod" && patch -p1 --forward --silent < "$root/patches/fuse-native-${p%%:*}.patch")
+done
 
 # node-gyp: the one npm names to its lifecycle scripts, else npm's bundled copy, else one on
 # PATH; it builds offline against Node's local headers (npm's nodedir, else the headers
@@ -58,9 +63,10 @@ else
 fi
 (cd "$mod" && $gyp rebuild --loglevel=error "$@" >/dev/null)
 
-if has_caller; then
-  echo "patch-fuse-native: built with caller info" >&2
-else
-  echo "patch-fuse-native: rebuilt module lacks fuse_native_caller" >&2
-  exit 1
-fi
+for p in $PATCHES; do
+  if ! built_with "${p#*:}"; then
+    echo "patch-fuse-native: rebuilt module lacks ${p#*:}" >&2
+    exit 1
+  fi
+done
+echo "patch-fuse-native: built with caller info and the no-flush table" >&2

@@ -143,6 +143,8 @@ export interface Member {
 /** A message received but not yet acknowledged by its final receiver (Client.recvUnacked). */
 export interface Received {
   msg: Buffer;
+  /** Nothing to acknowledge: the message was taken from its home in this process (ack does nothing). */
+  acked?: boolean;
   /** The receiver has it: its home forgets it. Resolves once the home confirmed. */
   ack(): Promise<void>;
   /** The receiver could not take it: it goes back first in its channel. */

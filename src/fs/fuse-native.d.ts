@@ -58,6 +58,8 @@ declare module 'fuse-native' {
     protected _fuseOptions(): string;
     /** One dispatcher per opcode, called from C as (nativeHandler, opcode, ...args). */
     protected _handlers: Array<(nativeHandler: Buffer, opcode: number, ...args: unknown[]) => unknown>;
+    /** The native fuse_thread_t of a mounted instance (null before mount). */
+    protected _thread: Buffer | null;
   }
   export default Fuse;
 }

@@ -23,11 +23,20 @@ export class Handles {
   #next = 1;
   readonly #open = new Map<number, Handle>();
 
+  /**
+   * noFlush: the table the mount shares with the patched fuse-native (mount.ts), where slot
+   * fd % length holds fd while that open file has nothing to do at close: its flush is then
+   * answered on the FUSE thread, without a trip to JavaScript. Absent without the patch.
+   */
+  constructor(private readonly noFlush?: Int32Array) {}
+
   add(h: Omit<Handle, 'fd'>): Handle {
     while (this.#open.has(this.#next)) this.#bump();
     const handle = { ...h, fd: this.#next };
     this.#bump();
     this.#open.set(handle.fd, handle);
+    const t = this.noFlush;
+    if (t && !handle.file.flush) t[handle.fd % t.length] = handle.fd;
     return handle;
   }
 
@@ -38,6 +47,8 @@ export class Handles {
   delete(fd: number): Handle | undefined {
     const h = this.#open.get(fd);
     this.#open.delete(fd);
+    const t = this.noFlush;
+    if (t && t[fd % t.length] === fd) t[fd % t.length] = 0;
     return h;
   }
 

@@ -38,6 +38,7 @@ export interface MountOptions {
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as {
   fuse_native_caller?: (nativeHandler: Buffer) => [number, number, number];
+  fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
 };
 
 /**
@@ -59,6 +60,14 @@ class CircuitFuse extends Fuse {
     });
   }
 
+  /**
+   * Shares the table of opens with nothing to do at close (handles.ts) with the patched binding,
+   * which then answers their flush itself; until then (or unpatched) JavaScript answers it.
+   */
+  shareNoFlush(table: Int32Array): void {
+    if (this._thread) binding.fuse_native_noflush?.(this._thread, Buffer.from(table.buffer, table.byteOffset, table.byteLength));
+  }
+
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     // Entries and attributes are cached for 0.1 s only, and "not found" not at all: the tree
@@ -66,9 +75,12 @@ class CircuitFuse extends Fuse {
     // removal elsewhere shows here within 0.1 s and a creation at once. Not caching at all
     // (0 s) tripled the cost of opening a control file five levels down: every open then asked
     // the daemon about every path component (BENCHMARKS.md #1).
-    return (base ? `${base},` : '-o') + 'direct_io,big_writes,entry_timeout=0.1,attr_timeout=0.1,negative_timeout=0';
+    return (base ? `${base},` : '-o') + 'direct_io,big_writes,atomic_o_trunc,entry_timeout=0.1,attr_timeout=0.1,negative_timeout=0';
   }
 }
+
+/** Slots of the no-flush table (handles.ts): 16 KiB, one per open file up to that many at once. */
+const NO_FLUSH_SLOTS = 4096;
 
 /** Whether this fuse-native build reports callers (scripts/patch-fuse-native.sh). */
 export const reportsCallers = typeof binding.fuse_native_caller === 'function';
@@ -86,6 +98,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
 
   let fuse: CircuitFuse | null = null;
   const watch = new CallerWatch();
+  const noFlush = binding.fuse_native_noflush ? new Int32Array(NO_FLUSH_SLOTS) : undefined;
   const fsops = createOps({
     client,
     caller: () => fuse?.caller ?? null,
@@ -94,6 +107,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
     gid: process.getgid?.() ?? 0,
     watch,
     routes: opts.routes,
+    noFlush,
   });
   const owner = process.getuid?.() ?? 0;
   const ops = opts.allowOther
@@ -113,6 +127,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
   await new Promise<void>((res, rej) => f.mount((err) => (err ? rej(err) : res()))).catch((err) => {
     throw new SystemError('EIO', `cannot mount ${mnt}: ${(err as Error).message}`, { cause: err });
   });
+  if (noFlush) f.shareNoFlush(noFlush);
   log(`fs: mounted ${mnt}`);
 
   let unmounting: Promise<void> | null = null;

@@ -282,7 +282,7 @@ export class Server implements Client {
     const remote = this.#remote(parts);
     if (remote?.recvUnacked) return remote.recvUnacked(path, opts);
     const msg = await this.recv(path, opts);
-    return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
+    return { msg, acked: true, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
   }
 
   /** tryrecv for a receiver that acknowledges, as recvUnacked. */
@@ -290,7 +290,7 @@ export class Server implements Client {
     const remote = this.#remote(this.#parts(path));
     if (remote?.tryrecvUnacked) return remote.tryrecvUnacked(path, opts);
     const msg = await this.tryrecv(path, opts);
-    return { msg, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
+    return { msg, acked: true, ack: async () => {}, giveBack: () => this.unrecv(path, msg) };
   }
 
   async tryrecv(path: string, opts?: CallOptions): Promise<Buffer> {

@@ -185,6 +185,33 @@ t.test('ops: with an in-process server, getattr, open, every read of peek, flush
   t.ok(r.promises > 0, 'a client without statNow is waited for');
 });
 
+t.test('ops: with an in-process server, the writes of a message wait for nothing; a closed channel is refused at the first', async (t) => {
+  const server = new Server();
+  t.teardown(() => server.shutdown());
+  const client = new LocalClient(server, { via: 'mount' });
+  const h = harness(client);
+  const ops = h.fs.ops as Required<Ops>;
+  const anchor = `/${server.id}/a/ch`;
+  await client.make(anchor, 'chan', { cap: 1 });
+  const send = `${anchor}/chan/send`;
+  const fd = await h.open(send, O_WRONLY);
+  for (const part of ['hel', 'lo']) {
+    const b = Buffer.from(part);
+    const r = await promisesUntilReply<[number]>((done) => ops.write(send, fd, b, b.length, 0, done));
+    t.same(r, { promises: 0, sameTurn: true, args: [b.length] }, `write ${part}: taken at once`);
+  }
+  t.equal(await h.flush(send, fd), 0, 'the close sends');
+  await h.release(send, fd);
+  t.equal(String(await client.recv(anchor)), 'hello', 'one message, whole');
+  await client.close(anchor);
+  const closed = await h.open(send, O_WRONLY);
+  const b = Buffer.from('x');
+  const r = await promisesUntilReply<[number]>((done) => ops.write(send, closed, b, 1, 0, done));
+  t.same(r, { promises: 0, sameTurn: true, args: [errnoOf('EPIPE')] }, 'refused at the write, at once');
+  t.match(await h.cat(`${anchor}/chan/error`), /^EPIPE/, 'and the error file says why');
+  await h.release(send, closed);
+});
+
 t.test('ops: a snapshot rendered at open keeps its failure for the first read; the open succeeds', async (t) => {
   for (const how of ['thrown', 'rejected'] as const) {
     const c = new FakeClient();
@@ -212,6 +239,13 @@ t.test('ops: a snapshot rendered at open keeps its failure for the first read; t
     t.equal(await h.flush(p, probe), 0, `${how}: an open closed unread reports nothing`);
     t.equal(await h.release(p, probe), 0);
   }
+});
+
+t.test('ops: no extended attributes, said so the kernel stops asking (it asks before every write otherwise)', async (t) => {
+  const ops = harness(new FakeClient()).fs.ops as Required<Ops>;
+  const enosys = -(require('os').constants.errno.ENOSYS as number);
+  t.equal(await new Promise((res) => ops.getxattr(`${S}/server/peek`, 'security.capability', 0, (err) => res(err))), enosys);
+  t.equal(await new Promise((res) => ops.listxattr(`${S}/server/peek`, (err) => res(err))), enosys);
 });
 
 t.test('ops: an interrupted recv answers EINTR and consumed nothing', async (t) => {

@@ -1,7 +1,7 @@
 import { constants } from 'fs';
 import type { CallOptions, Client, Kind } from '../../api/types';
 
-const { O_WRONLY } = constants;
+const { O_RDONLY, O_WRONLY } = constants;
 const ACCMODE = 3; // O_ACCMODE
 
 /**
@@ -51,6 +51,11 @@ export interface OpenFile {
   readInto?(into: Buffer, len: number, wrote: () => Written | null): number | undefined;
   /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
   write?(data: Buffer, ctx: Ctx): Promise<void>;
+  /**
+   * The same write when it waits for nothing (bytes only buffered): true once taken, false when
+   * write must run instead; throws what it refuses. ctx has no abort signal.
+   */
+  writeNow?(data: Buffer, ctx: Ctx): boolean;
   /** close(2) of one descriptor: judges a request still incomplete (may come more than once). */
   flush?(ctx: Ctx): Promise<void>;
   /** The last close: gives back leases and writers. Nobody waits for it. */
@@ -87,19 +92,24 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
     mode: 'rw',
     blocking: reader.blocking || writer.blocking,
     open(flags, ctx) {
-      // An open for writing only never reads: its reader is not rendered.
-      const r = (flags & ACCMODE) === O_WRONLY ? {} as OpenFile : reader.open(flags, ctx);
-      const w = writer.open(flags, ctx);
+      // An open for writing only never reads: its reader is not rendered; one for reading only
+      // never writes, so it has nothing to judge at close either.
+      const acc = flags & ACCMODE;
+      const r = acc === O_WRONLY ? {} as OpenFile : reader.open(flags, ctx);
+      const w = acc === O_RDONLY ? {} as OpenFile : writer.open(flags, ctx);
       return {
         read: r.read?.bind(r),
         readNow: r.readNow?.bind(r),
         readInto: r.readInto?.bind(r),
         write: w.write?.bind(w),
+        writeNow: w.writeNow?.bind(w),
         truncate: w.truncate?.bind(w),
         flush: w.flush?.bind(w),
-        async release(ctx) {
-          await Promise.all([r.release?.(ctx), w.release?.(ctx)]);
-        },
+        release: r.release || w.release
+          ? async (ctx) => {
+            await Promise.all([r.release?.(ctx), w.release?.(ctx)]);
+          }
+          : undefined,
       };
     },
   };

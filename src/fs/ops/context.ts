@@ -36,6 +36,8 @@ export interface OpsDeps {
   abortGraceMs?: number;
   /** The mount's shape (default: every registered kind's file table). */
   routes?: Routes;
+  /** The table of opens whose flush the patched fuse-native answers itself (handles.ts). */
+  noFlush?: Int32Array;
 }
 
 /** One FUSE op, as fuse-native calls it. */
@@ -52,7 +54,7 @@ export const FILE_MODE = { r: 0o100444, w: 0o100222, rw: 0o100666 } as const;
 export class OpsContext {
   readonly client: Client;
   readonly routes: Routes;
-  readonly handles = new Handles();
+  readonly handles: Handles;
   readonly watch: CallerWatch;
   /** The last failure of each element, by anchor: its `error` file. */
   readonly lastErrors = new Map<string, string>();
@@ -66,6 +68,7 @@ export class OpsContext {
   constructor(private readonly deps: OpsDeps) {
     this.client = deps.client;
     this.routes = deps.routes ?? ROUTES;
+    this.handles = new Handles(deps.noFlush);
     this.watch = deps.watch ?? new CallerWatch();
     this.grace = deps.abortGraceMs ?? 1000;
   }
@@ -226,11 +229,16 @@ export class OpsContext {
       (err) => {
         if (replied) return;
         // An abort the Client reported in its own words is still an interrupt.
-        const e = ctrl.signal.aborted ? toCircuitError(ctrl.signal.reason) : toCircuitError(err);
-        if (e.code !== 'EINTR') this.lastErrors.set(h.anchor, describe(e));
-        reply(this.failure(op, path, caller, e));
+        reply(this.handleFailure(h, op, path, caller, ctrl.signal.aborted ? ctrl.signal.reason : err));
       },
     );
+  }
+
+  /** A failed op on an open file: the element's last failure (unless an interrupt), logged; its errno. */
+  handleFailure(h: Handle, op: string, path: string, caller: Caller | null, err: unknown): number {
+    const e = toCircuitError(err);
+    if (e.code !== 'EINTR') this.lastErrors.set(h.anchor, describe(e));
+    return this.failure(op, path, caller, e);
   }
 
   fileNode(path: string): Extract<Node, { type: 'file' }> {

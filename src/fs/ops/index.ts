@@ -1,4 +1,5 @@
 import type { Ops } from 'fuse-native';
+import { constants } from 'os';
 import { errno } from '../errno';
 import type { Handles } from '../handles';
 import { type OpsDeps, OpsContext, later } from './context';
@@ -23,6 +24,9 @@ export interface FsOps {
   shutdown(): Promise<void>;
 }
 
+/** What the mount answers about extended attributes (see getxattr below). */
+const NO_XATTRS = -constants.errno.ENOSYS;
+
 export function createOps(deps: OpsDeps): FsOps {
   const c = new OpsContext(deps);
   const ops: Ops = {
@@ -42,8 +46,10 @@ export function createOps(deps: OpsDeps): FsOps {
     ftruncate: ftruncate(c),
     utimens: (_path, _a, _m, cb) => later(cb, 0),
     access: access(c),
-    getxattr: (_path, _name, _pos, cb) => later(() => cb(0, null)),
-    listxattr: (_path, cb) => later(() => cb(0, [])),
+    // No extended attributes. ENOSYS (rather than an empty answer) makes the kernel stop asking
+    // for the whole mount: it asks for security.capability before every write otherwise.
+    getxattr: (_path, _name, _pos, cb) => later(cb, NO_XATTRS),
+    listxattr: (_path, cb) => later(cb, NO_XATTRS),
     chmod: (_path, _m, cb) => later(cb, errno('EPERM')),
     chown: (_path, _u, _g, cb) => later(cb, errno('EPERM')),
     unlink: (_path, cb) => later(cb, errno('EPERM')),

@@ -25,8 +25,17 @@ export const read = (c: OpsContext): Op<'read'> => (path, fd, buf, len, pos, cb)
 
 export const write = (c: OpsContext): Op<'write'> => (path, fd, buf, len, _pos, cb) => {
   const data = Buffer.from(buf.subarray(0, len)); // FUSE reuses buf once we return
-  const fresh = c.handles.get(fd);
-  if (fresh) fresh.fresh = false;
+  const h = c.handles.get(fd);
+  if (h) h.fresh = false;
+  // Bytes that are only buffered (a message being written) need no watch or abort signal.
+  if (h?.file.writeNow && !c.closed) {
+    const caller = c.caller();
+    try {
+      if (h.file.writeNow(data, c.plainCtx(h, caller))) return process.nextTick(cb, data.length);
+    } catch (err) {
+      return process.nextTick(cb, c.handleFailure(h, 'write', path, caller, err));
+    }
+  }
   c.onHandle('write', path, fd, async (h, ctx) => {
     if (!h.file.write) throw new CircuitError('EBADF', `${path} is not writable`);
     await h.file.write(data, ctx);
