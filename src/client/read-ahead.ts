@@ -31,6 +31,8 @@ export class ReadAhead implements OutputReader {
   #waiters: Array<() => void> = [];
   /** The home does not know readAhead (an older server): reads go to the lease one at a time. */
   #plain = false;
+  /** Cancels the reads in flight at release: on a silent stream they would wait at the home for good. */
+  readonly #inFlight = new AbortController();
 
   constructor(
     readonly lease: OutputReader & Required<Pick<OutputReader, 'readAhead'>>,
@@ -149,7 +151,7 @@ export class ReadAhead implements OutputReader {
       this.#asked++;
       const ack = this.#ack;
       this.#ack = undefined;
-      this.lease.readAhead(this.piece, undefined, ack).then(
+      this.lease.readAhead(this.piece, { signal: this.#inFlight.signal }, ack).then(
         ([at, b]) => {
           this.#asked--;
           if (this.#done) return;
@@ -199,6 +201,7 @@ export class ReadAhead implements OutputReader {
   #finish(): void {
     this.#done = true;
     this.#chunks = [];
+    this.#inFlight.abort();
     this.#wake();
   }
 }

@@ -10,18 +10,22 @@ import { AppError } from '../../src/kit/errors';
  * notes (ack) go in order with the requests. End to end it runs in test/mesh (the mount's cat of
  * another server's stdout, exactly once with interrupted readers).
  */
-function remote(buf: OutputBuffer, opts: { old?: boolean } = {}): { reader: OutputReader; asked: () => number } {
+function remote(buf: OutputBuffer, opts: { old?: boolean } = {}): { reader: OutputReader; asked: () => number; pending: () => number } {
   const lease = buf.acquire();
   let asked = 0;
+  let pending = 0;
   const later = <T>(f: () => Promise<T> | T) => new Promise<T>((res, rej) => setImmediate(() => Promise.resolve().then(f).then(res, rej)));
   return {
     asked: () => asked,
+    pending: () => pending,
     reader: {
       read: (max, o, at) => later(() => lease.read(max, o, at)),
       readAhead: (max, o, ack) => {
         asked++;
         if (opts.old) return later(() => Promise.reject(new AppError('ENOTSUP', 'unknown operation readAhead')));
         const r = lease.readAhead(max, o, ack); // the home takes it (and its ack) on arrival
+        pending++;
+        void r.catch(() => {}).finally(() => pending--);
         return later(() => r);
       },
       ack: (at) => lease.ack(at),
@@ -93,6 +97,21 @@ t.test('read-ahead: memory stays within its limit', async (t) => {
   const into = Buffer.alloc(1 << 20);
   t.equal(ra.readNow(into, 2 << 20, 0), 1 << 20, 'exactly the limit is here');
   await ra.release(0);
+});
+
+t.test('read-ahead: release cancels the reads in flight (a silent stream would keep them waiting at the home)', async (t) => {
+  const buf = new OutputBuffer('stdout');
+  buf.push(Buffer.from('x'));
+  const { reader, pending } = remote(buf);
+  const ra = new ReadAhead(reader as never);
+  t.equal((await ra.read(10, undefined, 0))!.toString(), 'x');
+  await new Promise((r) => setTimeout(r, 10));
+  t.ok(pending() > 0, 'reads wait at the home for bytes that do not come');
+  await ra.release(1);
+  await new Promise((r) => setTimeout(r, 10));
+  t.equal(pending(), 0, 'none left after release');
+  buf.push(Buffer.from('yz'));
+  t.equal((await buf.acquire().read(10))!.toString(), 'yz', 'the next reader gets what came after');
 });
 
 t.test('read-ahead: a home without readAhead is read one read at a time', async (t) => {
