@@ -37,13 +37,15 @@ async function dialClient(f: DialFlags, via?: 'cli' | 'mount') {
 }
 
 /**
- * What a client command runs before it connects: parsing and loading the dial path. The build
- * runs it before storing the bundle's code cache (src/cli/launch.ts), so that code is in it.
+ * What a client command runs: parsing, loading the dial path, and a rehearsal of connecting and
+ * calling (src/cli/warm.ts). The build runs it before storing the bundle's code cache
+ * (src/cli/launch.ts), so that code is in it.
  */
 export async function warm(): Promise<void> {
   quickParse(['peek', '/X0000000000000000', '-d', 'circuit://127.0.0.1:1/1/Q0000000000000000']);
   const dial = await loadDial();
   await dial.resolveUrl({ dial: 'circuit://127.0.0.1:1/1/Q0000000000000000' });
+  await (await import('./warm')).warmConnect();
 }
 
 /** The modules a command loads to reach a server (the benchmark times this alone, bench/cli.ts). */
