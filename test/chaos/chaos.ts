@@ -42,6 +42,8 @@ export interface ChaosReport {
   sendErrors: number;
   /** recv clients killed with -9 in the middle of a call */
   killedReceivers: number;
+  /** of those, killed after writing their message out (counted as received) */
+  killedAfterReceiving: number;
   streamExpected: number;
   streamGot: number;
   streamEqual: boolean;
@@ -54,12 +56,22 @@ export interface ChaosReport {
   /** the errors of `wait`s and stream readers given up on (not retryable, or out of attempts) */
   gaveUp: string[];
   hung: number;
+  /** stream readers killed with SIGKILL (the others get SIGTERM, as from `timeout`) */
+  streamSigkilled: number;
+  /**
+   * Bytes a reader after a SIGKILLed one got again: the documented window of `circuit stdout`
+   * (a SIGKILL between a write(2) and the send of its acknowledgement repeats that one write,
+   * at most 64 KiB, docs/cli.md). Any other difference makes the stream unequal.
+   */
+  streamRepeated: number;
   /**
    * Each call that outlived its deadline: the command, the host it ran on, when it began and
    * ended (s into the run), the faults and the daemons' log lines from 5 s before it began to
    * its deadline, so a hang can be traced to its cause.
    */
   hungCalls: string[];
+  /** Each message lost: when its send returned, and the kills, faults and daemon lines after it. */
+  lostMessages: string[];
   rssBeforeMb: number[];
   rssAfterMb: number[];
   fdsBefore: number[];
@@ -132,8 +144,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const rnd = rand(opts.seed ?? Date.now());
   const lab = new Lab(3);
   const r: ChaosReport = {
-    durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0,
-    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0, hungCalls: [],
+    durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0, killedAfterReceiving: 0,
+    streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0, hungCalls: [], lostMessages: [], streamSigkilled: 0, streamRepeated: 0,
     rssBeforeMb: [], rssAfterMb: [], fdsBefore: [], fdsAfter: [],
   };
   let hung = 0;
@@ -150,7 +162,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return `${args.join(' ')} at host ${h + 1}, ${secs(began)} s → ${secs(Date.now())} s${err.trim() ? ` (stderr: ${err.trim()})` : ''}\n${around.join('\n')}`;
   };
   /** One CLI call inside a host's namespace, bounded by DEADLINE_MS; `kill` lets chaos end it. */
-  const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: () => void) => void): Promise<CallResult> =>
+  const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: (sig?: NodeJS.Signals) => void) => void): Promise<CallResult> =>
     new Promise((resolve) => {
       const d = lab.daemons[h]!;
       const p = spawn('ip', ['netns', 'exec', d.host.ns, process.execPath, MAIN, ...args, '-d', d.url], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
@@ -171,10 +183,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         log(`chaos: HUNG: ${what}`);
         p.kill('SIGKILL');
       }, DEADLINE_MS);
-      onSpawn?.(() => {
-        if (!late) note(`chaos kills ${args.join(' ')} at host ${h + 1} (began ${secs(began)} s)`);
+      onSpawn?.((sig: NodeJS.Signals = 'SIGKILL') => {
+        if (!late) note(`chaos kills ${args.join(' ')} at host ${h + 1} with ${sig} (began ${secs(began)} s)`);
         killed = true;
-        p.kill('SIGKILL');
+        p.kill(sig);
       });
       p.on('close', (code) => {
         clearTimeout(t);
@@ -227,12 +239,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await call(1, ['mkchan', ch, '4']);
     const got = new Map<string, number>();
     const sentOk = new Set<string>();
+    const sentAt = new Map<string, number>();
     let producing = true;
     const producer = (async () => {
       for (let i = 0; Date.now() < end; i++) {
         const msg = `job-${i}`;
         const res = await call(1, ['send', ch], msg);
-        if (res.code === 0) sentOk.add(msg);
+        if (res.code === 0) {
+          sentOk.add(msg);
+          sentAt.set(msg, Date.now());
+        }
         else r.sendErrors++;
       }
       producing = false;
@@ -251,7 +267,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
         const res = await pending;
         if (res.killed) r.killedReceivers++;
-        if (res.code === 0) {
+        // a receiver killed after it wrote its message out (it lingers up to a second to close
+        // its connection) did receive it
+        if (res.killed && res.out.length > 0) r.killedAfterReceiving++;
+        if (res.code === 0 || (res.killed && res.out.length > 0)) {
           const m = res.out.toString();
           got.set(m, (got.get(m) ?? 0) + 1);
         }
@@ -267,12 +286,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       r.streamExpected = want.length;
       await call(2, ['mkproc', p], JSON.stringify({ Path: '/bin/sh', Args: ['-c', script] }));
       // read it in pieces from host 3, each reader interrupted by a timeout, then one to the end
-      const parts: Buffer[] = [];
+      // (as `timeout` does, with SIGTERM, or with SIGKILL: see the stream check below)
+      const parts: Array<{ out: Buffer; sigkilled: boolean }> = [];
       for (let i = 0; i < 3 && Date.now() < end; i++) {
-        let kill: (() => void) | undefined;
+        let kill: ((sig?: NodeJS.Signals) => void) | undefined;
         const pending = call(2, ['stdout', p], undefined, (k) => (kill = k));
-        setTimeout(() => kill?.(), 300 + rnd() * 700);
-        parts.push((await pending).out);
+        const sig: NodeJS.Signals = rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL';
+        setTimeout(() => kill?.(sig), 300 + rnd() * 700);
+        const res = await pending;
+        parts.push({ out: res.out, sigkilled: res.killed && sig === 'SIGKILL' });
+        if (res.killed && sig === 'SIGKILL') r.streamSigkilled++;
       }
       // the lease of a reader killed a moment ago goes once its server sees its connection end
       // a reader whose server a partition cut off fails at once; like an operator's script, start
@@ -281,7 +304,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const stop = end + 60_000;
       for (let attempt = 0; ; attempt++) {
         const rest = await call(2, ['stdout', p]);
-        parts.push(rest.out);
+        parts.push({ out: rest.out, sigkilled: false });
         if (rest.code === 0) break;
         if (!RETRYABLE.test(rest.err) || attempt + 1 >= MAX_ATTEMPTS || Date.now() > stop) {
           r.gaveUp.push(`stdout: exit ${rest.code}: ${rest.err.trim()}`);
@@ -290,9 +313,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         r.streamRetries++;
         await sleep(backoff(attempt));
       }
-      const gotBytes = Buffer.concat(parts);
+      const gotBytes = Buffer.concat(parts.map((x) => x.out));
       r.streamGot = gotBytes.length;
-      r.streamEqual = createHash('sha256').update(gotBytes).digest('hex') === createHash('sha256').update(want).digest('hex');
+      const cmp = compareParts(want, parts);
+      r.streamRepeated = cmp.repeated;
+      r.streamEqual = cmp.ok;
       await call(2, ['scrub', p]);
     })();
 
@@ -351,7 +376,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     await Promise.all([producer, consumer, stream, churn, faults]);
     r.sent = sentOk.size;
-    for (const m of sentOk) if (!got.has(m)) r.lost++;
+    for (const m of sentOk) {
+      if (got.has(m)) continue;
+      r.lost++;
+      const at = sentAt.get(m) ?? t0;
+      const around = events.filter(([t, l]) => t >= at - 1000 && t <= at + 20_000 && /^(chaos kills|fault|recv)|daemon \d: .*(receiver|return|dead|joined)/.test(l));
+      r.lostMessages.push(`${m}, sent by ${secs(at)} s\n${around.map(([t, l]) => `    ${secs(t)} s ${l}`).join('\n')}`);
+    }
     for (const c of got.values()) if (c > 1) r.duplicated += c - 1;
     r.received = got.size; // distinct messages; one whose send reported failure may arrive too
     r.hung = hung;
@@ -364,19 +395,51 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/** One write of `circuit stdout`, the most a SIGKILL between a write and its ack repeats. */
+const WRITE_MAX = 64 * 1024;
+
+/**
+ * Whether the readers' parts, in order, make exactly the bytes produced, where the part after a
+ * SIGKILLed reader may begin up to one write before the end of the last (and nowhere else).
+ */
+export function compareParts(want: Buffer, parts: Array<{ out: Buffer; sigkilled: boolean }>): { ok: boolean; repeated: number } {
+  let pos = 0;
+  let repeated = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const b = parts[i]!.out;
+    const maxBack = i > 0 && parts[i - 1]!.sigkilled ? Math.min(WRITE_MAX, pos) : 0;
+    let back = -1;
+    for (let k = 0; k <= maxBack; k++) {
+      const from = pos - k;
+      if (from + b.length > want.length) continue;
+      const head = Math.min(256, b.length);
+      if (!want.subarray(from, from + head).equals(b.subarray(0, head))) continue;
+      if (want.subarray(from, from + b.length).equals(b)) {
+        back = k;
+        break;
+      }
+    }
+    if (back < 0) return { ok: false, repeated };
+    repeated += back;
+    pos += b.length - back;
+  }
+  return { ok: pos === want.length, repeated };
+}
+
 /** The report as a table (markdown, so RELIABILITY.md can quote it). */
 export function table(r: ChaosReport): string {
   const mb = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' / ');
   const rows: Array<[string, string]> = [
     ['duration', `${r.durationMs / 1000} s`],
     ['network', r.network],
-    ['faults', `${r.faults.length} (${r.faults.filter((f) => f.startsWith('partition')).length} partitions, ${r.faults.filter((f) => f.startsWith('SIGSTOP')).length} SIGSTOPs), ${r.killedReceivers} receivers killed -9`],
+    ['faults', `${r.faults.length} (${r.faults.filter((f) => f.startsWith('partition')).length} partitions, ${r.faults.filter((f) => f.startsWith('SIGSTOP')).length} SIGSTOPs), ${r.killedReceivers} receivers killed -9 (${r.killedAfterReceiving} after writing their message out)`],
     ['messages sent (send exit 0)', String(r.sent)],
     ['messages received', String(r.received)],
     ['messages lost', String(r.lost)],
     ['messages duplicated', String(r.duplicated)],
     ['sends that failed (exit 1)', String(r.sendErrors)],
     ['stream bytes expected / got / equal', `${r.streamExpected} / ${r.streamGot} / ${r.streamEqual ? 'yes' : 'NO'}`],
+    ['stream readers SIGKILLed / bytes repeated after them (write→ack window)', `${r.streamSigkilled} / ${r.streamRepeated}`],
     ['processes started / finished', `${r.procsStarted} / ${r.procsFinished}`],
     ['retried after error (wait / stream reader)', `${r.waitRetries} / ${r.streamRetries}`],
     ['given up after error', r.gaveUp.length ? r.gaveUp.join('; ').replace(/\|/g, '/') : '0'],

@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   console.log(`seed ${seed}; faults: ${r.faults.join(', ') || 'none'}`);
   console.log(table(r));
   for (const h of r.hungCalls) console.log(`hung: ${h}`);
+  for (const m of r.lostMessages) console.log(`lost: ${m}`);
   const ok = r.lost === 0 && r.duplicated === 0 && r.hung === 0 && r.streamEqual && r.procsFinished === r.procsStarted;
   console.log(ok ? 'chaos: all invariants held' : 'chaos: INVARIANTS BROKEN (see the table)');
   process.exit(ok ? 0 : 1);
