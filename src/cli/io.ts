@@ -60,7 +60,7 @@ export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
       reading = new AbortController();
       let b: Buffer | null;
       try {
-        b = await r.read(64 * 1024, { signal: reading.signal }, at);
+        b = await r.read(256 * 1024, { signal: reading.signal }, at);
       } catch (e) {
         if (stopped) break;
         throw e;

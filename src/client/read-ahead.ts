@@ -38,6 +38,11 @@ export class ReadAhead implements OutputReader {
     readonly lease: OutputReader & Required<Pick<OutputReader, 'readAhead'>>,
     readonly limit = 1 << 20,
     readonly piece = 256 << 10,
+    /**
+     * Every acknowledgement goes to the home at once, alone (the CLI's `circuit stdout`: its ack
+     * must follow its write(2) in the same turn), instead of riding with the next read ahead.
+     */
+    readonly ackAtOnce = false,
   ) {}
 
   async read(max: number, opts?: CallOptions, at = this.#cursor): Promise<Buffer | null> {
@@ -130,6 +135,10 @@ export class ReadAhead implements OutputReader {
       }
       this.#ack = at;
     }
+    if (this.ackAtOnce && this.#ack !== undefined) {
+      this.lease.ack(this.#ack);
+      this.#ack = undefined;
+    }
     this.#pump();
     if (this.#ack !== undefined) {
       this.lease.ack(this.#ack);
@@ -207,6 +216,6 @@ export class ReadAhead implements OutputReader {
 }
 
 /** A reader across a connection gets read-ahead; one that answers without waiting (a local lease) does not need it. */
-export function withReadAhead(r: OutputReader): OutputReader {
-  return r.readAhead && !r.readNow ? new ReadAhead(r as OutputReader & Required<Pick<OutputReader, 'readAhead'>>) : r;
+export function withReadAhead(r: OutputReader, ackAtOnce = false): OutputReader {
+  return r.readAhead && !r.readNow ? new ReadAhead(r as OutputReader & Required<Pick<OutputReader, 'readAhead'>>, undefined, undefined, ackAtOnce) : r;
 }

@@ -133,3 +133,26 @@ t.test('read-ahead: only a reader that cannot answer at once gets it', async (t)
   await local.release();
   t.type(withReadAhead(remote(buf).reader), ReadAhead, 'a lease across a connection reads ahead');
 });
+
+t.test('read-ahead: with ackAtOnce (circuit stdout) an acknowledgement goes alone, at once, not with the next read ahead', async (t) => {
+  const buf = new OutputBuffer('stdout', 1 << 22);
+  buf.push(bytes(200_000));
+  const run = async (ackAtOnce: boolean) => {
+    const { reader } = remote(buf);
+    const notes: number[] = [];
+    const ack = reader.ack.bind(reader);
+    reader.ack = (at) => { notes.push(at); ack(at); };
+    const ra = new ReadAhead(reader as never, 64 << 10, 16 << 10, ackAtOnce);
+    const base = buf.base;
+    const a = await ra.read(20_000, undefined, 0); // a lease's offsets start at 0; this opens room for one more piece
+    await new Promise((r) => setTimeout(r, 20)); // reads ahead land; the window opens again with this ack
+    ra.ack(a!.length);
+    const seen = buf.base - base;
+    await ra.release(a!.length);
+    return { notes, seen, n: a!.length };
+  };
+  const at = await run(true);
+  t.same(at.notes, [at.n], 'the acknowledgement went as its own note');
+  t.equal(at.seen, at.n, 'and the home had dropped the written bytes when ack() returned');
+  t.same((await run(false)).notes, [], 'without it the acknowledgement rides with the next read ahead');
+});

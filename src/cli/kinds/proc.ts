@@ -1,6 +1,7 @@
 import { parseProcCmd } from '../../api/cmd';
 import { toCircuitError } from '../../kit/errors';
 import { copyStream, json, readAll, writeOut } from '../io';
+import { withReadAhead } from '../../client/read-ahead';
 import { SPEC_MAX } from '../../api/limits';
 import { type Command, P, one, two, oneLine } from '../rows';
 
@@ -28,7 +29,9 @@ export const stdio: Command[] = (['stdin', 'stdout', 'stderr'] as const).map<Com
       await w.close();
       return;
     }
-    await copyStream(await c.openOutput(path, which));
+    // The next reads stay in flight while this one is written out (src/client/read-ahead.ts), so
+    // the daemon reads and seals while the CLI writes; each write is still acknowledged at once.
+    await copyStream(withReadAhead(await c.openOutput(path, which), true));
   },
 }));
 
