@@ -1,5 +1,7 @@
 import type { CallOptions, OutputReader } from '../api/types';
-import { AppError, E, toCircuitError, type CircuitError } from '../kit/errors';
+import { AppError, toCircuitError, type CircuitError } from '../kit/errors';
+import { copyAt, dropFront, sliceAt } from '../kit/chunks';
+import { Waiters } from '../kit/waiters';
 
 /**
  * A lease on another server's stream with its next reads kept in flight, so that the link never
@@ -28,7 +30,7 @@ export class ReadAhead implements OutputReader {
   #ended = false;
   #failed: CircuitError | undefined;
   #done = false;
-  #waiters: Array<() => void> = [];
+  readonly #waiters = new Waiters();
   /** The home does not know readAhead (an older server): reads go to the lease one at a time. */
   #plain = false;
   /** Cancels the reads in flight at release: on a silent stream they would wait at the home for good. */
@@ -51,13 +53,13 @@ export class ReadAhead implements OutputReader {
       this.#check(at);
       this.#ackTo(at);
       if (this.#end > at) {
-        const b = this.#take(Math.max(1, max));
+        const b = sliceAt(this.#chunks, 0, Math.max(1, max));
         this.#cursor = at + b.length;
         return b;
       }
       if (this.#ended) return null;
       if (this.#failed) throw this.#failed;
-      await this.#wait(opts?.signal);
+      await this.#waiters.wait(() => this.#done || this.#plain || this.#ended || this.#failed !== undefined || this.#end > at, opts?.signal);
     }
   }
 
@@ -65,12 +67,7 @@ export class ReadAhead implements OutputReader {
     if (this.#done || this.#plain || max <= 0 || !Number.isSafeInteger(at) || at < this.#base || at > this.#end) return undefined;
     this.#ackTo(at);
     if (this.#end > at) {
-      let n = 0;
-      const want = Math.min(max, into.length);
-      for (const c of this.#chunks) {
-        if (n >= want) break;
-        n += c.copy(into, n, 0, Math.min(c.length, want - n));
-      }
+      const n = copyAt(this.#chunks, 0, into, max);
       this.#cursor = at + n;
       return n;
     }
@@ -96,21 +93,6 @@ export class ReadAhead implements OutputReader {
     this.lease.abandon();
   }
 
-  /** Up to max of the first bytes here, left in place (one chunk's slice, or a copy of several). */
-  #take(max: number): Buffer {
-    const first = this.#chunks[0];
-    if (first.length >= max || this.#chunks.length === 1) return first.subarray(0, max);
-    const parts: Buffer[] = [];
-    let n = 0;
-    for (const c of this.#chunks) {
-      if (n >= max) break;
-      const part = c.subarray(0, max - n);
-      parts.push(part);
-      n += part.length;
-    }
-    return Buffer.concat(parts, n);
-  }
-
   #check(at: number): void {
     if (this.#done) throw new AppError('EBADF', 'this output reader was released');
     if (!Number.isSafeInteger(at) || at < this.#base || at > this.#end) {
@@ -121,18 +103,8 @@ export class ReadAhead implements OutputReader {
   /** Drops the bytes before at (delivered) and asks for more; the acknowledgement goes with the next request, or alone. */
   #ackTo(at: number): void {
     if (at > this.#base) {
-      let n = at - this.#base;
+      dropFront(this.#chunks, at - this.#base);
       this.#base = at;
-      while (n > 0) {
-        const c = this.#chunks[0];
-        if (c.length <= n) {
-          this.#chunks.shift();
-          n -= c.length;
-        } else {
-          this.#chunks[0] = c.subarray(n);
-          n = 0;
-        }
-      }
       this.#ack = at;
     }
     if (this.ackAtOnce && this.#ack !== undefined) {
@@ -185,26 +157,8 @@ export class ReadAhead implements OutputReader {
     }
   }
 
-  #wait(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(E.interrupted());
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== wake);
-        reject(E.interrupted());
-      };
-      const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      this.#waiters.push(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
   #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const cb of w) cb();
+    this.#waiters.wakeAll();
   }
 
   #finish(): void {

@@ -1,5 +1,7 @@
 import type { CallOptions, OutputReader } from '../api/types';
 import { AppError, E } from '../kit/errors';
+import { copyAt, dropFront, sliceAt } from '../kit/chunks';
+import { Waiters } from '../kit/waiters';
 
 /**
  * The buffer between a producer (a process's stdout, a container's stderr) and its readers.
@@ -18,7 +20,7 @@ export class OutputBuffer {
   #base = 0;
   #ended = false;
   #lease: Lease | undefined;
-  #waiters: Array<() => void> = [];
+  readonly #waiters = new Waiters();
   #drainers: Array<() => void> = [];
   /** Total bytes ever pushed, for peek-like statistics. */
   total = 0;
@@ -75,20 +77,11 @@ export class OutputBuffer {
 
   /** Internal: drops the bytes before absolute offset at (they were delivered). */
   ack(at: number): void {
-    let n = Math.min(at - this.#base, this.#size);
+    const n = Math.min(at - this.#base, this.#size);
     if (n <= 0) return;
     this.#base += n;
     this.#size -= n;
-    while (n > 0) {
-      const c = this.#chunks[0];
-      if (c.length <= n) {
-        this.#chunks.shift();
-        n -= c.length;
-      } else {
-        this.#chunks[0] = c.subarray(n);
-        n = 0;
-      }
-    }
+    dropFront(this.#chunks, n);
     if (!this.full && this.#drainers.length) {
       const d = this.#drainers;
       this.#drainers = [];
@@ -98,59 +91,17 @@ export class OutputBuffer {
 
   /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place. */
   peekAt(at: number, max: number): Buffer {
-    let skip = at - this.#base;
-    const out: Buffer[] = [];
-    let n = 0;
-    for (const c of this.#chunks) {
-      if (n >= max) break;
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      const part = c.subarray(skip, skip + (max - n));
-      skip = 0;
-      out.push(part);
-      n += part.length;
-    }
-    return out.length === 1 ? out[0] : Buffer.concat(out, n);
+    return sliceAt(this.#chunks, at - this.#base, max);
   }
 
   /** Internal: copies up to max bytes from absolute offset at (which must be buffered) into `into`; the count. */
   copyAt(at: number, into: Buffer, max: number): number {
-    let skip = at - this.#base;
-    let n = 0;
-    for (const c of this.#chunks) {
-      if (n >= max) break;
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      n += c.copy(into, n, skip, Math.min(c.length, skip + (max - n)));
-      skip = 0;
-    }
-    return n;
+    return copyAt(this.#chunks, at - this.#base, into, max);
   }
 
   /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
   ready(at: number, signal?: AbortSignal): Promise<void> {
-    if (this.#base + this.#size > at || this.#ended) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(E.interrupted());
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== wake);
-        reject(E.interrupted());
-      };
-      const wake = () => {
-        if (this.#base + this.#size <= at && !this.#ended) {
-          this.#waiters.push(wake); // an acknowledgement or an unrelated push: keep waiting
-          return;
-        }
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      this.#waiters.push(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, signal);
   }
 
   /** Internal: the lease ends. */
@@ -159,9 +110,7 @@ export class OutputBuffer {
   }
 
   #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const cb of w) cb();
+    this.#waiters.wakeAll();
   }
 }
 
