@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import t from 'tap';
-import { blockedInRead, eventually, sh } from './helpers';
+import { blockedInRead, daemonMount, eventually, sh } from './helpers';
 
 /**
  * The real daemon: `circuit start --mount DIR` in its own process, driven by bash through the
@@ -46,4 +46,18 @@ t.test('daemon: start --mount serves the shell; SIGTERM unmounts and frees block
   t.equal(await exited, 0, err);
   const mounts = await sh(`grep -c " ${dir} " /proc/mounts`);
   t.equal(mounts.stdout.trim(), '0', 'unmounted');
+});
+
+t.test('daemon: the processes it starts do not inherit the mount (/dev/fuse is close-on-exec)', async (t) => {
+  const { d, run } = await daemonMount(t);
+  const r = await run(`
+    mkdir -p $S/p/proc && echo '{"Path":"/bin/sleep","Args":["30"]}' > $S/p/proc/cmd
+    pid=$(tr -d ' \\t\\n' < $S/p/proc/peek | sed -n 's/.*"Pid":\\([0-9]*\\).*/\\1/p')
+    echo "child=$pid"
+    echo "child-fuse=$(ls -l /proc/$pid/fd 2>/dev/null | grep -c /dev/fuse)"
+    echo "daemon-fuse=$(ls -l /proc/${d.proc.pid}/fd 2>/dev/null | grep -c /dev/fuse)"
+    echo 9 > $S/p/proc/signal`);
+  t.match(r.stdout, /child=\d+\n/, r.stderr);
+  t.match(r.stdout, /daemon-fuse=[1-9]/, 'the daemon holds the mount (the check below looks at the right thing)');
+  t.match(r.stdout, /child-fuse=0\n/, 'its child does not');
 });
