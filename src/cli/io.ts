@@ -60,7 +60,9 @@ export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
       reading = new AbortController();
       let b: Buffer | null;
       try {
-        b = await r.read(256 * 1024, { signal: reading.signal }, at);
+        // 64 KiB a write: the most a SIGKILL between a write and its acknowledgement can repeat
+        // (docs/cli.md, test/chaos/chaos.ts WRITE_MAX); the reads ahead keep the link busy anyway.
+        b = await r.read(64 * 1024, { signal: reading.signal }, at);
       } catch (e) {
         if (stopped) break;
         throw e;

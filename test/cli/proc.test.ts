@@ -165,7 +165,10 @@ t.test('proc: what a killed stdout reader left unread goes to the next (blocked 
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
   t.test(`proc: a stdout reader killed mid-stream (${sig}): the next gets the rest, no byte lost, none twice`, async (t) => {
     const p = fresh('midstream');
-    await mkproc(t, p, JSON.stringify({ Path: 'seq', Args: ['1', '200000'] }));
+    // seq 1 200000, but over about a second (a pause every 2000 lines), so that the kill below
+    // lands while the stream flows: the reader reads ahead and would otherwise take it all first.
+    const slowSeq = 'BEGIN { for (i = 1; i <= 200000; i++) { print i; if (i % 2000 == 0) { fflush(); system("sleep 0.01") } } }';
+    await mkproc(t, p, JSON.stringify({ Path: 'awk', Args: [slowSeq] }));
     const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 1 << 24 }).toString();
     const r1 = bg(t, ['stdout', p]);
     await eventually(() => r1.stdoutBytes().length > 0, 5000, 1);
@@ -173,6 +176,7 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
     await kill(r1, sig);
     const first = r1.stdoutBytes().toString();
     const second = (await c(['stdout', p])).stdout;
+    t.ok(first.length < expected.length, `the kill landed mid-stream (first reader got ${first.length} of ${expected.length})`);
     t.ok(expected.startsWith(first), 'the first reader got a prefix');
     t.ok(expected.endsWith(second), 'the second reader got a suffix');
     t.ok(first.length + second.length >= expected.length, `no byte lost (first ${first.length}, second ${second.length}, total ${expected.length})`);
