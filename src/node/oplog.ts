@@ -20,15 +20,37 @@ export interface OpRecord {
   result?: unknown;
 }
 
+/**
+ * The daemon's stderr, until it goes away: a daemon outlives the terminal or pipe it was started
+ * from, and once the reader is gone every write fails with EPIPE. Left alone, that error reached
+ * the uncaught-exception handler, whose report was written to stderr again: a loop that kept a
+ * core busy for good. Once stderr failed, its lines go to the operations log instead (op `say`),
+ * starting with the one whose write failed.
+ */
+let stderrGone = false;
+let lastLine: string | undefined;
+const onStderr = new Set<OpLog>();
+process.stderr.on('error', () => {
+  if (stderrGone) return;
+  stderrGone = true;
+  for (const log of onStderr) log.append({ op: 'say', ok: true, result: `stderr is gone; its lines follow here. The last: ${lastLine ?? ''}` });
+});
+const toStderr = (l: string): void => {
+  if (stderrGone) return;
+  lastLine = l;
+  process.stderr.write(l + '\n');
+};
+
 export class OpLog {
   #seq = 0;
   #fd: number | undefined;
   #pending: string[] = [];
   constructor(
     readonly file: string | undefined,
-    readonly stderr: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+    readonly stderr: (line: string) => void = toStderr,
   ) {
     if (file) this.#fd = fs.openSync(file, 'a', 0o600);
+    if (this.#fd !== undefined && stderr === toStderr) onStderr.add(this);
   }
 
   /**
@@ -56,7 +78,8 @@ export class OpLog {
 
   /** One line on stderr in the original's form: `YYYY/MM/DD HH:MM:SS text`. */
   say(text: string): void {
-    this.stderr(`${goTime()} ${oneLine(text)}`);
+    if (stderrGone && this.stderr === toStderr) this.append({ op: 'say', ok: true, result: text });
+    else this.stderr(`${goTime()} ${oneLine(text)}`);
   }
 
   read(): Buffer {
@@ -66,6 +89,7 @@ export class OpLog {
 
   close(): void {
     this.flush();
+    onStderr.delete(this);
     if (this.#fd !== undefined) fs.closeSync(this.#fd);
     this.#fd = undefined;
   }
