@@ -16,13 +16,18 @@ function connsTo(pid: number, port: number): number {
   return out.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
 }
 
-t.test('pool: an unused connection to another server closes after --idle-close', async (t) => {
+/** Server a with --idle-close 700 ms, b joined to it, both in a's view; bPort is b's TCP port. */
+async function pair() {
   const a = await startServer(['--no-mount', '--idle-close', '700']);
   started.push(a);
   const b = await startServer(['--no-mount', '-j', a.url]);
   started.push(b);
-  const bPort = Number(new URL(b.url).port);
   await eventually(async () => (await cli(a.url, ['ls', '/'])).stdout.includes(b.id), 10_000);
+  return { a, b, bPort: Number(new URL(b.url).port) };
+}
+
+t.test('pool: an unused connection to another server closes after --idle-close', async (t) => {
+  const { a, b, bPort } = await pair();
   t.equal(connsTo(a.proc.pid!, bPort), 0, 'no connection before a routed call');
   const r = await cli(a.url, ['ls', `/${b.id}/`]);
   t.equal(r.code, 0, r.stderr);
@@ -43,12 +48,7 @@ t.test('pool: an unused connection to another server closes after --idle-close',
 });
 
 t.test('pool: a message received through a connection keeps it open until acknowledged', async (t) => {
-  const a = await startServer(['--no-mount', '--idle-close', '700']);
-  started.push(a);
-  const b = await startServer(['--no-mount', '-j', a.url]);
-  started.push(b);
-  const bPort = Number(new URL(b.url).port);
-  await eventually(async () => (await cli(a.url, ['ls', '/'])).stdout.includes(b.id), 10_000);
+  const { a, b, bPort } = await pair();
   const ch = `/${b.id}/held`;
   t.equal((await cli(b.url, ['mkchan', ch, '2'])).code, 0);
   t.equal((await cli(b.url, ['send', ch], 'm')).code, 0);
