@@ -28,6 +28,8 @@ export class OutputBuffer {
   constructor(
     readonly name: string,
     readonly window = 1 << 20,
+    /** Called whenever acknowledged bytes are dropped (by any lease operation: read at a later offset, ack, read ahead, release). */
+    readonly onDrop?: () => void,
   ) {}
 
   /** Bytes not yet acknowledged by a reader (read or not). */
@@ -87,6 +89,7 @@ export class OutputBuffer {
       this.#drainers = [];
       for (const cb of d) cb();
     }
+    this.onDrop?.();
   }
 
   /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place. */

@@ -29,8 +29,9 @@ export class ProcessStdio {
 
   /** `scrub` is the element's own scrub: auto-scrub runs it, then asks the server to detach. */
   constructor(readonly ctx: ElementContext, readonly scrub: () => unknown) {
-    this.stdout = new OutputBuffer('stdout', ctx.outputWindow);
-    this.stderr = new OutputBuffer('stderr', ctx.outputWindow);
+    // Scrub may apply once the last bytes of an exited process were acknowledged.
+    this.stdout = new OutputBuffer('stdout', ctx.outputWindow, () => this.#maybeDetach());
+    this.stderr = new OutputBuffer('stderr', ctx.outputWindow, () => this.#maybeDetach());
     this.#exit.promise.catch(() => {});
   }
 
@@ -143,49 +144,14 @@ export class ProcessStdio {
     if (data.length) s!.write(data);
   }
 
-  /** A lease on stdout or stderr; reads, releases and abandons may complete an auto-scrub. */
+  /**
+   * A lease on stdout or stderr. Bytes go once acknowledged (a read at a later offset, an ack, a
+   * read ahead, a release; a reader that vanished leaves what it did not acknowledge): each
+   * drop may complete an auto-scrub (the buffers' onDrop, set in the constructor).
+   */
   openOutput(which: 'stdout' | 'stderr'): OutputReader {
     this.#started();
-    const lease = this[which].acquire();
-    const read = lease.read.bind(lease);
-    const readNow = lease.readNow.bind(lease);
-    const readAhead = lease.readAhead.bind(lease);
-    const ack = lease.ack.bind(lease);
-    const release = lease.release.bind(lease);
-    const abandon = lease.abandon.bind(lease);
-    // Bytes go once acknowledged (a read at a later offset, an ack, a release): then Scrub may apply.
-    lease.read = async (max: number, opts?: CallOptions, at?: number) => {
-      const b = await read(max, opts, at);
-      this.#maybeDetach();
-      return b;
-    };
-    lease.readNow = (into: Buffer, max: number, at: number) => {
-      const n = readNow(into, max, at);
-      if (n !== undefined) this.#maybeDetach();
-      return n;
-    };
-    lease.readAhead = async (max: number, opts?: CallOptions, ack?: number) => {
-      const r = await readAhead(max, opts, ack);
-      this.#maybeDetach();
-      return r;
-    };
-    lease.ack = (at: number) => {
-      ack(at);
-      this.#maybeDetach();
-    };
-    lease.release = async (at?: number) => {
-      try {
-        await release(at);
-      } finally {
-        this.#maybeDetach();
-      }
-    };
-    // A reader whose connection died: what it did not acknowledge stays; Scrub may now apply.
-    lease.abandon = () => {
-      abandon();
-      this.#maybeDetach();
-    };
-    return lease;
+    return this[which].acquire();
   }
 
   #started(): void {
