@@ -64,6 +64,13 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     }
   };
 
+  /** The lease a read names by its handle. */
+  const output = (h: unknown): OutputReader => {
+    const lease = leases.get(Number(h));
+    if (!lease) throw E.notKind('no such output handle');
+    return lease;
+  };
+
   session.handler = async (op, raw, ctx) => {
     if (refused) throw refused;
     const args = Array.isArray(raw) ? raw : [];
@@ -136,19 +143,14 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       case 'read': {
         // [handle, max, offset]: reading at an offset acknowledges the bytes before it, so an
         // answer lost on the way (a cancelled call, a dead middle server) is served again.
-        const lease = leases.get(Number(args[0]));
-        if (!lease) throw E.notKind('no such output handle');
-        const at = args[2] === undefined || args[2] === null ? undefined : Number(args[2]);
-        return lease.read(Math.min(Number(args[1]) || 65536, 1 << 20), opts, at);
+        return output(args[0]).read(readSize(args[1]), opts, optional(args[2]));
       }
       case 'readAhead': {
         // [handle, max, ack]: acknowledges the bytes before ack, then reads on from the end of the
         // last read without acknowledging: [offset, bytes] (src/client/read-ahead.ts)
-        const lease = leases.get(Number(args[0]));
-        if (!lease) throw E.notKind('no such output handle');
+        const lease = output(args[0]);
         if (!lease.readAhead) throw E.notSupported('this output cannot be read ahead');
-        const ack = args[2] === undefined || args[2] === null ? undefined : Number(args[2]);
-        return lease.readAhead(Math.min(Number(args[1]) || 65536, 1 << 20), opts, ack);
+        return lease.readAhead(readSize(args[1]), opts, optional(args[2]));
       }
       case 'unrecv': // a server in the middle gives back a message its client never got
         await server.unrecv(String(args[0]), args[1] as Buffer);
@@ -203,3 +205,9 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     for (const p of holds) void server.unhold(p).catch(() => {});
   });
 }
+
+/** A read's size as asked: 64 KiB when not given, 1 MiB at most. */
+const readSize = (n: unknown): number => Math.min(Number(n) || 65536, 1 << 20);
+
+/** An optional number on the wire (an offset or an acknowledgement): absent or null is undefined. */
+const optional = (x: unknown): number | undefined => (x === undefined || x === null ? undefined : Number(x));
