@@ -265,7 +265,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           const at = 200 + rnd() * 1500;
           setTimeout(() => kill?.(), at);
         }
+        // A recv started while the producer's last send had not yet returned can be left waiting
+        // on an empty channel once every message is in (another receiver took the last one): that
+        // is a recv correctly blocking, not a hung call, so it is stopped then and not counted.
+        let idle = false;
+        const watch = setInterval(() => {
+          if (!producing && [...sentOk].every((m) => got.has(m))) {
+            idle = true;
+            kill?.();
+          }
+        }, 200);
         const res = await pending;
+        clearInterval(watch);
+        if (idle && res.out.length === 0) break;
         if (res.killed) r.killedReceivers++;
         // a receiver killed after it wrote its message out (it lingers up to a second to close
         // its connection) did receive it
