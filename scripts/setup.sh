@@ -14,6 +14,7 @@ check iptables iptables
 check dockerd docker.io
 check busybox busybox-static
 check tcpdump tcpdump
+check strace strace
 check bash bash
 check make make
 check g++ g++

@@ -122,6 +122,14 @@ export interface OutputReader {
   abandon(): void;
 }
 
+/** A caller's pipe, named for copyOutput: dev and ino as decimal strings (they may pass 2^53). */
+export interface PipeTarget {
+  pid: number;
+  fd: number;
+  dev: string;
+  ino: string;
+}
+
 /** A writer on a process's stdin; stdin closes when its last writer closes. */
 export interface InputWriter {
   /** Resolves once the bytes are in the process's pipe (or its bounded buffer). */
@@ -196,6 +204,16 @@ export interface Client {
   env(path: string, opts?: CallOptions): Promise<string[]>;
   openInput(path: string, opts?: CallOptions): Promise<InputWriter>;
   openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader>;
+  /**
+   * Has the server write an output stream into a pipe of the caller's (the CLI's stdout), which
+   * the server opens itself, found by the caller's pid and descriptor and checked against the
+   * pipe's identity; resolves with the count written once the stream ended, or 'refused' when
+   * the server cannot write there (another host, not that pipe, no permission: copy it through
+   * openOutput instead). Ending the call (a cancel, the connection gone) stops the copy between
+   * two writes, and the stream goes back at exactly what was written (src/node/pipe-out.ts).
+   * Optional: only a client connected to a server has it.
+   */
+  copyOutput?(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
 
   /** DNS: add (or with replace, replace all) records given in zone-file syntax, one a line. */
   dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void>;

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
-import type { OutputReader } from '../api/types';
+import type { Client, OutputReader } from '../api/types';
+import { copyOut } from '../client/copy-out';
 import { E } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
 /**
@@ -32,65 +33,56 @@ export function json(v: unknown): string {
 }
 
 /**
- * Copies a process's output stream to a file descriptor (stdout), exactly once: every write(2)
- * is acknowledged to the stream's home as soon as it returns, with the count the kernel took
- * (the descriptor is written without blocking, so a short write is counted as short), and every
- * read asks at the count delivered so far. SIGTERM, SIGINT and SIGHUP stop the copy between two
+ * Copies a process's output stream to a file descriptor (stdout), exactly once, when this
+ * process writes it itself (src/client/copy-out.ts): every write(2) is acknowledged to the
+ * stream's home as soon as it returns. SIGTERM, SIGINT and SIGHUP stop the copy between two
  * writes, give the stream back at exactly what was written, then end this process by the same
  * signal. The acknowledgement goes to the connection right after write(2) returns, in the same
- * turn (not with the turn's other frames), so only a SIGKILL landing between those two syscalls
- * can make the next reader see that write's bytes again. That gap is short but not rare to hit:
- * a killer woken by the write itself (the reader of the pipe on fd 1) is often scheduled into it.
+ * turn, so only a SIGKILL landing between those two syscalls can make the next reader see that
+ * write's bytes again: the reason `circuit stdout` lets the server write into its pipe whenever
+ * it can (copyByServer).
  */
 export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
-  let at = 0;
-  let stopped: NodeJS.Signals | null = null;
-  let reading: AbortController | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    stopped ??= sig;
-    reading?.abort();
+  const stop = new AbortController();
+  let sig: NodeJS.Signals | undefined;
+  const onSignal = (s: NodeJS.Signals) => {
+    sig ??= s;
+    stop.abort();
   };
   const sigs: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
   for (const s of sigs) process.on(s, onSignal);
   // A pipe on fd 1 is switched to non-blocking mode when process.stdout is first touched.
   if (fd === 1) void process.stdout.writable;
   try {
-    for (;;) {
-      if (stopped) break;
-      reading = new AbortController();
-      let b: Buffer | null;
-      try {
-        // 64 KiB a write: the most a SIGKILL between a write and its acknowledgement can repeat
-        // (docs/cli.md, test/chaos/chaos.ts WRITE_MAX); the reads ahead keep the link busy anyway.
-        b = await r.read(64 * 1024, { signal: reading.signal }, at);
-      } catch (e) {
-        if (stopped) break;
-        throw e;
-      }
-      reading = null;
-      if (!b) break;
-      let off = 0;
-      let idle = 1;
-      while (off < b.length) {
-        let n: number;
-        try {
-          n = fs.writeSync(fd, b, off, b.length - off);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-          if (stopped) break;
-          await new Promise((res) => setTimeout(res, idle));
-          idle = Math.min(idle * 2, 20);
-          continue;
-        }
-        idle = 1;
-        off += n;
-        at += n;
-        r.ack(at);
-      }
-    }
+    await copyOut(r, fd, stop.signal);
   } finally {
     for (const s of sigs) process.off(s, onSignal);
-    await Promise.race([r.release(at).catch(() => {}), new Promise((res) => setTimeout(res, 1000))]);
   }
-  if (stopped) process.kill(process.pid, stopped);
+  if (sig) process.kill(process.pid, sig);
+}
+
+/**
+ * Asks the server this CLI dialled to write the stream into this process's stdout itself, when
+ * stdout is a pipe and the server runs on this host (src/node/pipe-out.ts): the server then
+ * writes and counts each write in one process, so no kill of this one, SIGKILL included, can
+ * make the next reader get a byte twice. A signal needs no handler: it ends this process, its
+ * connection closes, and the server stops between two writes and gives the stream back at what
+ * it wrote. False when the server cannot (stdout is a file or a terminal, the server is on
+ * another host or cannot open the pipe, an older server): then the CLI copies it itself.
+ */
+export async function copyByServer(c: Client, path: string, which: 'stdout' | 'stderr'): Promise<boolean> {
+  if (typeof c.copyOutput !== 'function') return false;
+  let st: fs.BigIntStats;
+  try {
+    st = fs.fstatSync(1, { bigint: true });
+  } catch {
+    return false;
+  }
+  if (!st.isFIFO()) return false;
+  try {
+    return (await c.copyOutput(path, which, { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) })) !== 'refused';
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOTSUP' && /unknown operation/.test((e as Error).message)) return false;
+    throw e;
+  }
 }

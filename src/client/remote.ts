@@ -1,4 +1,4 @@
-import type { Received, Client, CallOptions, ClientLabel, InputWriter, OutputReader, ServerInfo } from '../api/types';
+import type { Received, Client, CallOptions, ClientLabel, InputWriter, OutputReader, PipeTarget, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
 import { dial, type Handshake } from '../cluster/tcp';
 import * as net from 'node:net';
@@ -248,6 +248,12 @@ export class RemoteClient implements Client {
         if (!this.session.isClosed) this.session.call('abandon', [h]).catch(() => {});
       },
     };
+  }
+
+  /** The server writes the stream into the caller's pipe (Client.copyOutput, src/node/pipe-out.ts). */
+  async copyOutput(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'> {
+    const r = await this.#call('copyOutput', [path, which, target], { signal: opts?.signal });
+    return r === 'refused' ? r : Number(r);
   }
 
   async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {

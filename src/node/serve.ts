@@ -4,6 +4,7 @@ import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type Ou
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 import { q } from './oplog';
+import { copyToCaller } from './pipe-out';
 
 /**
  * Serves the Client API on one session. Besides the plain methods (one request, one answer) it
@@ -139,6 +140,11 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         leases.get(h)?.abandon();
         leases.set(h, lease);
         return h;
+      }
+      case 'copyOutput': {
+        // [path, which, target]: this server writes the stream into the caller's own pipe
+        const which = args[1] === 'stderr' ? 'stderr' : 'stdout';
+        return copyToCaller(server, String(args[0]), which, args[2], { local: !!self.local, remote: session.remote }, opts);
       }
       case 'read': {
         // [handle, max, offset]: reading at an offset acknowledges the bytes before it, so an

@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -32,9 +33,9 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * NODE_OPTIONS) back to any env we pass, so the child goes through `env -i`, which clears them
  * before node starts: the daemon is then unhooked and its processes see only what they should.
  */
-export function spawnCircuit(args: string[], env: NodeJS.ProcessEnv, stdio: Array<'pipe' | 'ignore'>, as?: User): ChildProcess {
+export function spawnCircuit(args: string[], env: NodeJS.ProcessEnv, stdio: Array<'pipe' | 'ignore' | number>, as?: User, under: string[] = []): ChildProcess {
   const pairs = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-  const argv = ['/usr/bin/env', '-i', ...pairs, process.execPath, MAIN, ...args];
+  const argv = [...under, '/usr/bin/env', '-i', ...pairs, process.execPath, MAIN, ...args];
   const user = as ? ['setpriv', '--reuid', String(as.uid), '--regid', String(as.gid), '--clear-groups'] : [];
   return spawn(user[0] ?? argv[0], [...user.slice(1), ...(user.length ? argv : argv.slice(1))], { stdio: stdio as ['pipe', 'pipe', 'pipe'], cwd: as ? '/' : undefined });
 }
@@ -174,14 +175,19 @@ export type Background = ChildProcess & {
 
 /**
  * Starts `circuit ARGS -d URL` and leaves it running (for blocking commands). Input, when given,
- * is written and stdin closed; otherwise stdin stays open for the caller.
+ * is written and stdin closed; otherwise stdin stays open for the caller. Its stdout is a
+ * socket pair (node's own pipes) unless `pipe` asks for an OS pipe, as a shell's `|` gives.
+ * `under` is a command that runs it (e.g. strace and its options).
  */
-export function cliBackground(url: string, args: string[], input?: string | Buffer): Background {
-  const p = spawnCircuit([...args, '-d', url], cleanEnv(), ['pipe', 'pipe', 'pipe']) as Background;
+export function cliBackground(url: string, args: string[], input?: string | Buffer, opts: { pipe?: boolean; under?: string[] } = {}): Background {
+  const fifo = opts.pipe ? osPipe() : undefined;
+  const p = spawnCircuit([...args, '-d', url], cleanEnv(), ['pipe', fifo?.writeFd ?? 'pipe', 'pipe'], undefined, opts.under) as Background;
+  if (fifo) fs.closeSync(fifo.writeFd);
+  const stdout = fifo?.read ?? p.stdout!;
   let out = '';
   let err = '';
   const bytes: Buffer[] = [];
-  p.stdout!.on('data', (c: Buffer) => {
+  stdout.on('data', (c: Buffer) => {
     out += c;
     bytes.push(c);
   });
@@ -192,13 +198,30 @@ export function cliBackground(url: string, args: string[], input?: string | Buff
   p.output = () => out;
   p.stdoutBytes = () => Buffer.concat(bytes);
   p.errors = () => err;
-  p.exited = new Promise((resolve) => {
+  const closed = new Promise<number | null>((resolve) => {
     if (p.exitCode !== null) return resolve(p.exitCode);
     p.once('close', (code) => resolve(code));
   });
+  // an OS pipe ends when its last writer closed it: the CLI, and a server writing into it
+  const drained = fifo ? new Promise((resolve) => fifo.read.once('close', resolve)) : undefined;
+  p.exited = drained ? Promise.all([closed, drained]).then(([code]) => code) : closed;
   p.stdin!.on('error', () => {});
   if (input !== undefined) p.stdin!.end(input);
   return p;
+}
+
+/** An OS pipe (a FIFO whose name is gone at once): its read end as a stream, its write end's fd. */
+function osPipe(): { read: net.Socket; writeFd: number } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-pipe-'));
+  const fifo = path.join(dir, 'p');
+  try {
+    execFileSync('mkfifo', [fifo]);
+    const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const writeFd = fs.openSync(fifo, fs.constants.O_WRONLY);
+    return { read: new net.Socket({ fd: readFd, readable: true, writable: false }), writeFd };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Kills a background process (SIGKILL unless told) if it is still running, and waits for it. */

@@ -1,6 +1,6 @@
 import { parseProcCmd } from '../../api/cmd';
 import { toCircuitError } from '../../kit/errors';
-import { copyStream, json, readAll, writeOut } from '../io';
+import { copyByServer, copyStream, json, readAll, writeOut } from '../io';
 import { withReadAhead } from '../../client/read-ahead';
 import { SPEC_MAX } from '../../api/limits';
 import { type Command, P, one, two, oneLine } from '../rows';
@@ -29,8 +29,10 @@ export const stdio: Command[] = (['stdin', 'stdout', 'stderr'] as const).map<Com
       await w.close();
       return;
     }
-    // The next reads stay in flight while this one is written out (src/client/read-ahead.ts), so
-    // the daemon reads and seals while the CLI writes; each write is still acknowledged at once.
+    // The server writes into our pipe when it can (exactly once, whatever kills us); otherwise
+    // the next reads stay in flight while this one is written out (src/client/read-ahead.ts),
+    // and each write is acknowledged at once.
+    if (await copyByServer(c, path, which)) return;
     await copyStream(withReadAhead(await c.openOutput(path, which), true));
   },
 }));

@@ -1,0 +1,72 @@
+import * as fs from 'node:fs';
+import type { OutputReader } from '../api/types';
+
+/** How a copy ended: `at` bytes were written out; `stopped` when `stop` ended it early. */
+export interface Copied {
+  at: number;
+  stopped: boolean;
+}
+
+/**
+ * Copies an output stream to a non-blocking descriptor, exactly once: every read asks at the
+ * count written out so far, and every write(2) is acknowledged with the count the kernel took,
+ * as soon as it returns (a short write counts as short). Aborting `stop` ends the copy between
+ * two writes (a read in progress is cancelled, a wait for room in the pipe cut short). However
+ * the copy ends (end of stream, stop, a failed write such as EPIPE), the stream is given back at
+ * exactly what was written, so the next reader gets the rest.
+ *
+ * Both ends of `circuit stdout` use it: the server writing into the CLI's own pipe (nothing can
+ * then fall between a write and its acknowledgement: src/node/pipe-out.ts), and the CLI itself
+ * when its output is not a pipe the server can open (src/cli/io.ts).
+ */
+export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): Promise<Copied> {
+  let at = 0;
+  try {
+    for (;;) {
+      if (stop.aborted) break;
+      let b: Buffer | null;
+      try {
+        // 64 KiB a write: what a SIGKILL between a write and its acknowledgement could repeat
+        // where the CLI writes itself (docs/cli.md); the reads ahead keep the link busy anyway.
+        b = await r.read(64 * 1024, { signal: stop }, at);
+      } catch (e) {
+        if (stop.aborted) break;
+        throw e;
+      }
+      if (!b) break;
+      let off = 0;
+      let idle = 1;
+      while (off < b.length && !stop.aborted) {
+        let n: number;
+        try {
+          n = fs.writeSync(fd, b, off, b.length - off);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await pause(idle, stop);
+          idle = Math.min(idle * 2, 20);
+          continue;
+        }
+        idle = 1;
+        off += n;
+        at += n;
+        r.ack(at);
+      }
+    }
+  } finally {
+    await Promise.race([r.release(at).catch(() => {}), new Promise((res) => setTimeout(res, 1000).unref())]);
+  }
+  return { at, stopped: stop.aborted };
+}
+
+/** Waits ms, or less if stop is aborted meanwhile. */
+function pause(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((res) => {
+    const t = setTimeout(done, ms);
+    stop.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      stop.removeEventListener('abort', done);
+      res();
+    }
+  });
+}
