@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { Lab, type NsDaemon } from '../helpers/netns';
-import { MAIN } from '../helpers/daemon';
+import { MAIN, osPipe } from '../helpers/daemon';
 
 export interface ChaosOptions {
   /** How long the workloads run (ms). */
@@ -60,8 +60,10 @@ export interface ChaosReport {
   streamSigkilled: number;
   /**
    * Bytes a reader after a SIGKILLed one got again: the documented window of `circuit stdout`
-   * (a SIGKILL between a write(2) and the send of its acknowledgement repeats that one write,
-   * at most 64 KiB, docs/cli.md). Any other difference makes the stream unequal.
+   * writing a socket pair itself (a SIGKILL between a write(2) and the send of its
+   * acknowledgement repeats that one write, at most 64 KiB, docs/cli.md). A reader into a pipe
+   * has its server write, so nothing may repeat after it; any other difference makes the stream
+   * unequal.
    */
   streamRepeated: number;
   /**
@@ -162,18 +164,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return `${args.join(' ')} at host ${h + 1}, ${secs(began)} s → ${secs(Date.now())} s${err.trim() ? ` (stderr: ${err.trim()})` : ''}\n${around.join('\n')}`;
   };
   /** One CLI call inside a host's namespace, bounded by DEADLINE_MS; `kill` lets chaos end it. */
-  const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: (sig?: NodeJS.Signals) => void) => void): Promise<CallResult> =>
+  // With `pipe`, its stdout is an OS pipe (as a shell's `|`), which `circuit stdout` has its
+  // server write into; otherwise a socket pair (node's own), which the CLI writes itself.
+  const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: (sig?: NodeJS.Signals) => void) => void, pipe = false): Promise<CallResult> =>
     new Promise((resolve) => {
       const d = lab.daemons[h]!;
-      const p = spawn('ip', ['netns', 'exec', d.host.ns, process.execPath, MAIN, ...args, '-d', d.url], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+      const fifo = pipe ? osPipe() : undefined;
+      const p = spawn('ip', ['netns', 'exec', d.host.ns, process.execPath, MAIN, ...args, '-d', d.url], { stdio: ['pipe', fifo?.writeFd ?? 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+      if (fifo) fs.closeSync(fifo.writeFd);
+      // an OS pipe ends once its last writer, the CLI or its server, closed it
+      const drained = fifo ? new Promise((res) => fifo.read.once('close', res)) : Promise.resolve();
       const out: Buffer[] = [];
       let err = '';
       let late = false;
       let killed = false;
-      p.stdout.on('data', (c: Buffer) => out.push(c));
-      p.stderr.on('data', (c) => (err += c));
-      p.stdin.on('error', () => {});
-      p.stdin.end(input ?? '');
+      (fifo?.read ?? p.stdout!).on('data', (c: Buffer) => out.push(c));
+      p.stderr!.on('data', (c) => (err += c));
+      p.stdin!.on('error', () => {});
+      p.stdin!.end(input ?? '');
       const began = Date.now();
       const t = setTimeout(() => {
         late = true;
@@ -182,6 +190,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         r.hungCalls.push(what);
         log(`chaos: HUNG: ${what}`);
         p.kill('SIGKILL');
+        fifo?.read.destroy(); // a server still holding the pipe open is hung too
       }, DEADLINE_MS);
       onSpawn?.((sig: NodeJS.Signals = 'SIGKILL') => {
         if (!late) note(`chaos kills ${args.join(' ')} at host ${h + 1} with ${sig} (began ${secs(began)} s)`);
@@ -189,10 +198,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         p.kill(sig);
       });
       p.on('close', (code) => {
-        clearTimeout(t);
-        if (code !== 0 && !killed && !late) note(`${args.join(' ')} at host ${h + 1} (began ${secs(began)} s): exit ${code}: ${err.trim()}`);
-        if (code !== 0 && !killed && errors++ < 3) log(`chaos: ${args.join(' ')} at host ${h + 1}: exit ${code}: ${err.trim()}`);
-        resolve({ code, out: Buffer.concat(out), err, hung: late, killed });
+        void drained.then(() => {
+          clearTimeout(t);
+          if (code !== 0 && !killed && !late) note(`${args.join(' ')} at host ${h + 1} (began ${secs(began)} s): exit ${code}: ${err.trim()}`);
+          if (code !== 0 && !killed && errors++ < 3) log(`chaos: ${args.join(' ')} at host ${h + 1}: exit ${code}: ${err.trim()}`);
+          resolve({ code, out: Buffer.concat(out), err, hung: late, killed });
+        });
       });
     });
   try {
@@ -302,12 +313,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const parts: Array<{ out: Buffer; sigkilled: boolean }> = [];
       for (let i = 0; i < 3 && Date.now() < end; i++) {
         let kill: ((sig?: NodeJS.Signals) => void) | undefined;
-        const pending = call(2, ['stdout', p], undefined, (k) => (kill = k));
+        // readers alternate between an OS pipe (the server writes into it: a SIGKILL repeats
+        // nothing) and a socket pair (the CLI writes: a SIGKILL may repeat its last write)
+        const pipe = i % 2 === 0;
+        const pending = call(2, ['stdout', p], undefined, (k) => (kill = k), pipe);
         const sig: NodeJS.Signals = rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL';
         setTimeout(() => kill?.(sig), 300 + rnd() * 700);
         const res = await pending;
-        parts.push({ out: res.out, sigkilled: res.killed && sig === 'SIGKILL' });
-        if (res.killed && sig === 'SIGKILL') r.streamSigkilled++;
+        const sigkilled = res.killed && sig === 'SIGKILL';
+        parts.push({ out: res.out, sigkilled: sigkilled && !pipe });
+        if (sigkilled) r.streamSigkilled++;
       }
       // the lease of a reader killed a moment ago goes once its server sees its connection end
       // a reader whose server a partition cut off fails at once; like an operator's script, start
@@ -315,7 +330,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       // offset), so the parts concatenated must equal the bytes produced
       const stop = end + 60_000;
       for (let attempt = 0; ; attempt++) {
-        const rest = await call(2, ['stdout', p]);
+        const rest = await call(2, ['stdout', p], undefined, undefined, true);
         parts.push({ out: rest.out, sigkilled: false });
         if (rest.code === 0) break;
         if (!RETRYABLE.test(rest.err) || attempt + 1 >= MAX_ATTEMPTS || Date.now() > stop) {
@@ -412,7 +427,8 @@ const WRITE_MAX = 64 * 1024;
 
 /**
  * Whether the readers' parts, in order, make exactly the bytes produced, where the part after a
- * SIGKILLed reader may begin up to one write before the end of the last (and nowhere else).
+ * SIGKILLed reader that wrote its socket pair itself (`sigkilled`) may begin up to one write
+ * before the end of the last (and nowhere else).
  */
 export function compareParts(want: Buffer, parts: Array<{ out: Buffer; sigkilled: boolean }>): { ok: boolean; repeated: number } {
   let pos = 0;
@@ -451,7 +467,7 @@ export function table(r: ChaosReport): string {
     ['messages duplicated', String(r.duplicated)],
     ['sends that failed (exit 1)', String(r.sendErrors)],
     ['stream bytes expected / got / equal', `${r.streamExpected} / ${r.streamGot} / ${r.streamEqual ? 'yes' : 'NO'}`],
-    ['stream readers SIGKILLed / bytes repeated after them (write→ack window)', `${r.streamSigkilled} / ${r.streamRepeated}`],
+    ['stream readers SIGKILLed / bytes repeated after them (a socket-pair reader\'s write→ack window)', `${r.streamSigkilled} / ${r.streamRepeated}`],
     ['processes started / finished', `${r.procsStarted} / ${r.procsFinished}`],
     ['retried after error (wait / stream reader)', `${r.waitRetries} / ${r.streamRetries}`],
     ['given up after error', r.gaveUp.length ? r.gaveUp.join('; ').replace(/\|/g, '/') : '0'],

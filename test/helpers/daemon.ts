@@ -211,7 +211,7 @@ export function cliBackground(url: string, args: string[], input?: string | Buff
 }
 
 /** An OS pipe (a FIFO whose name is gone at once): its read end as a stream, its write end's fd. */
-function osPipe(): { read: net.Socket; writeFd: number } {
+export function osPipe(): { read: net.Socket; writeFd: number } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-pipe-'));
   const fifo = path.join(dir, 'p');
   try {
