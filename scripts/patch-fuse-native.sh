@@ -6,8 +6,11 @@
 # share a table of open files with nothing to do at close (binding.fuse_native_noflush), whose
 # flush the FUSE thread then answers itself (src/fs/handles.ts). fuse-native-cloexec.patch marks
 # the mount's /dev/fuse descriptor close-on-exec, so the processes the daemon starts do not
-# inherit it (binding.fuse_native_cloexec says the build has it). Idempotent: does nothing when
-# the built module already has every function.
+# inherit it (binding.fuse_native_cloexec says the build has it). fuse-native-answers.patch lets
+# the mount share a table of open files whose whole answer is known (a snapshot, a recv's
+# message once taken) with the binding (binding.fuse_native_answers), whose reads the FUSE
+# thread then answers from there (src/fs/handles.ts). Idempotent: does nothing when the built
+# module already has every function.
 #
 # It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
 # of the packed tarball all run it; fuse-native is found where Node would load it from (nested
@@ -23,7 +26,7 @@ if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
 fi
 
 # Each patch with the function it adds, in the order they apply.
-PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec"
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers"
 
 built_with() {
   node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b['$1'] === 'function' ? 0 : 1)" 2>/dev/null
@@ -71,4 +74,4 @@ for p in $PATCHES; do
     exit 1
   fi
 done
-echo "patch-fuse-native: built with caller info, the no-flush table and a close-on-exec mount descriptor" >&2
+echo "patch-fuse-native: built with caller info, the no-flush and answers tables and a close-on-exec mount descriptor" >&2

@@ -5,6 +5,7 @@ import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
 import type { Client } from '../api/types';
 import type { Routes } from './routes';
 import { AppError, CircuitError, SystemError } from '../kit/errors';
+import { ANSWER_SLOT } from './handles';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';
 import { guard, type Refusal } from './policy';
@@ -39,6 +40,7 @@ export interface MountOptions {
 const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as {
   fuse_native_caller?: (nativeHandler: Buffer) => [number, number, number];
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
+  fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
 };
 
 /**
@@ -65,7 +67,12 @@ class CircuitFuse extends Fuse {
    * which then answers their flush itself; until then (or unpatched) JavaScript answers it.
    */
   shareNoFlush(table: Int32Array): void {
-    if (this._thread) binding.fuse_native_noflush?.(this._thread, Buffer.from(table.buffer, table.byteOffset, table.byteLength));
+    if (this._thread) binding.fuse_native_noflush?.(this._thread, bytesOf(table));
+  }
+
+  /** Shares the table of whole answers (handles.ts), whose reads the patched binding then answers. */
+  shareAnswers(table: Int32Array): void {
+    if (this._thread) binding.fuse_native_answers?.(this._thread, bytesOf(table), ANSWER_SLOT);
   }
 
   protected override _fuseOptions(): string {
@@ -81,6 +88,11 @@ class CircuitFuse extends Fuse {
 
 /** Slots of the no-flush table (handles.ts): 16 KiB, one per open file up to that many at once. */
 const NO_FLUSH_SLOTS = 4096;
+
+/** Slots of the answers table (handles.ts): 512 KiB, whatever the number of open files. */
+const ANSWER_SLOTS = 1024;
+
+const bytesOf = (t: Int32Array) => Buffer.from(t.buffer, t.byteOffset, t.byteLength);
 
 /** Whether this fuse-native build reports callers (scripts/patch-fuse-native.sh). */
 export const reportsCallers = typeof binding.fuse_native_caller === 'function';
@@ -99,6 +111,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
   let fuse: CircuitFuse | null = null;
   const watch = new CallerWatch();
   const noFlush = binding.fuse_native_noflush ? new Int32Array(NO_FLUSH_SLOTS) : undefined;
+  const answers = binding.fuse_native_answers ? new Int32Array((ANSWER_SLOTS * ANSWER_SLOT) / 4) : undefined;
   const fsops = createOps({
     client,
     caller: () => fuse?.caller ?? null,
@@ -108,6 +121,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
     watch,
     routes: opts.routes,
     noFlush,
+    answers,
   });
   const owner = process.getuid?.() ?? 0;
   const ops = opts.allowOther
@@ -128,6 +142,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
     throw new SystemError('EIO', `cannot mount ${mnt}: ${(err as Error).message}`, { cause: err });
   });
   if (noFlush) f.shareNoFlush(noFlush);
+  if (answers) f.shareAnswers(answers);
   log(`fs: mounted ${mnt}`);
 
   let unmounting: Promise<void> | null = null;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { OpenFile } from '../../src/fs/files/control';
-import { Handles } from '../../src/fs/handles';
+import { ANSWER_SLOT, Handles } from '../../src/fs/handles';
 
 /**
  * The no-flush table the mount shares with the patched fuse-native: slot fd % length holds fd
@@ -38,4 +38,38 @@ t.test('handles: without a table (unpatched fuse-native) nothing is listed', asy
   const hs = new Handles();
   t.equal(hs.add(open({})).fd, 1);
   t.equal(hs.delete(1)?.fd, 1);
+});
+
+t.test('handles: the answers table holds an open file\'s whole answer while it is open, never over another\'s', async (t) => {
+  const slots = 2;
+  const table = new Int32Array((slots * ANSWER_SLOT) / 4);
+  const bytes = Buffer.from(table.buffer);
+  const slot = (fd: number) => ((fd % slots) * ANSWER_SLOT) / 4;
+  const hs = new Handles(undefined, table);
+  let later: Buffer | undefined;
+  const peek = hs.add(open({ answered: () => Buffer.from('{"Cap":1}\n') }));
+  t.equal(peek.fd, 1);
+  t.equal(table[slot(1)], 1, 'a snapshot is listed at open');
+  t.equal(table[slot(1) + 1], 10, 'with its length');
+  t.equal(bytes.toString('utf8', slot(1) * 4 + 8, slot(1) * 4 + 18), '{"Cap":1}\n', 'and its bytes');
+  const recv = hs.add(open({ answered: () => later }));
+  t.equal(table[slot(2)], 0, 'nothing before the answer is there');
+  later = Buffer.from('hello');
+  hs.offer(recv);
+  t.equal(table[slot(2)], 2, 'listed once it is');
+  const big = hs.add(open({ answered: () => Buffer.alloc(ANSWER_SLOT - 7) }));
+  t.equal(table[slot(big.fd)], 1, 'an answer too long for a slot leaves it alone, and another open\'s slot is never taken');
+  hs.delete(1);
+  t.equal(table[slot(1)], 0, 'released: the slot is free');
+  const fits = hs.add(open({ answered: () => Buffer.alloc(ANSWER_SLOT - 8, 1) }));
+  t.equal(fits.fd, 4);
+  t.equal(table[slot(4)], 2, 'fd 4 shares fd 2\'s slot: not listed');
+  hs.delete(2);
+  hs.offer(fits);
+  t.equal(table[slot(4)], 4, 'once free, the slot takes the longest answer that fits');
+  hs.delete(3);
+  t.equal(table[slot(4)], 4, 'releasing another fd of that slot leaves it alone');
+  hs.delete(4);
+  hs.offer(fits);
+  t.equal(table[slot(4)], 0, 'a released file is not listed again');
 });

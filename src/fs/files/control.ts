@@ -44,6 +44,12 @@ export interface OpenFile {
    */
   readNow?(len: number, pos: number): Buffer | undefined;
   /**
+   * The whole answer, once it is rendered and can no longer change: every later read at any
+   * offset is a slice of it, so the mount may let the patched fuse-native answer those reads
+   * without JavaScript (handles.ts). Undefined until then.
+   */
+  answered?(): Buffer | undefined;
+  /**
    * A stream's read when its bytes are here already: copied straight into `into` (the buffer
    * FUSE answers from); the count (0 is the end), or undefined when it must wait and read()
    * runs instead. `wrote` samples the caller (Ctx.wrote).
@@ -100,6 +106,7 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
       return {
         read: r.read?.bind(r),
         readNow: r.readNow?.bind(r),
+        answered: r.answered?.bind(r),
         readInto: r.readInto?.bind(r),
         write: w.write?.bind(w),
         writeNow: w.writeNow?.bind(w),

@@ -76,6 +76,9 @@ function rendered(render: Render, atOpen: Ctx | null): OpenFile {
     readNow(len, pos) {
       return answer === null || failed ? undefined : slice(answer, len, pos);
     },
+    answered() {
+      return answer === null || failed ? undefined : answer;
+    },
   };
 }
 

@@ -38,6 +38,8 @@ export interface OpsDeps {
   routes?: Routes;
   /** The table of opens whose flush the patched fuse-native answers itself (handles.ts). */
   noFlush?: Int32Array;
+  /** The table of whole answers whose reads the patched fuse-native answers itself (handles.ts). */
+  answers?: Int32Array;
 }
 
 /** One FUSE op, as fuse-native calls it. */
@@ -68,7 +70,7 @@ export class OpsContext {
   constructor(private readonly deps: OpsDeps) {
     this.client = deps.client;
     this.routes = deps.routes ?? ROUTES;
-    this.handles = new Handles(deps.noFlush);
+    this.handles = new Handles(deps.noFlush, deps.answers);
     this.watch = deps.watch ?? new CallerWatch();
     this.grace = deps.abortGraceMs ?? 1000;
   }
