@@ -6,9 +6,12 @@ import { Waiters } from '../kit/waiters';
 /**
  * A lease on another server's stream with its next reads kept in flight, so that the link never
  * idles between two reads of the reader (the mount's `cat`): without it each read waited one
- * round trip. Up to `limit` bytes (the session's credit for one stream: 4 chunks of 256 KiB) are
- * asked for ahead, in pieces, with the lease's readAhead, and kept here until the reader takes
- * them.
+ * round trip. Up to `limit` bytes (3 MiB) are asked for ahead, in pieces (768 KiB: each fits
+ * one frame of the session), with the lease's readAhead, and kept here until the reader takes
+ * them. Large pieces matter: each answer costs both servers a request, a reply and their
+ * wake-ups, and at the home a piece with others queued behind it waits briefly to fill up
+ * (src/node/output-buffer.ts), which the home's window allows since bytes read ahead do not
+ * count as unread there.
  *
  * Exactly once holds as for the lease itself: bytes read ahead stay the stream's until the reader
  * acknowledges them (a read at a later offset, ack, release); the acknowledgement goes to the
@@ -38,8 +41,8 @@ export class ReadAhead implements OutputReader {
 
   constructor(
     readonly lease: OutputReader & Required<Pick<OutputReader, 'readAhead'>>,
-    readonly limit = 1 << 20,
-    readonly piece = 256 << 10,
+    readonly limit = 3 << 20,
+    readonly piece = 768 << 10,
     /**
      * Every acknowledgement goes to the home at once, alone (the CLI's `circuit stdout`: its ack
      * must follow its write(2) in the same turn), instead of riding with the next read ahead.

@@ -11,13 +11,17 @@ import { Waiters } from '../kit/waiters';
  * for good. Bytes read but not acknowledged stay in the buffer, so a read whose answer was lost
  * (an interrupted caller, a dead connection, a middle server that died) is served again from the
  * same offset, and a lease that ends without acknowledging them leaves them to the next reader.
- * Above `window` buffered bytes the producer is asked to pause (back-pressure).
+ * Above `window` unread bytes the producer is asked to pause (back-pressure); bytes a reader has
+ * read and not yet acknowledged (a reader across a connection keeps up to a few MiB in flight,
+ * src/client/read-ahead.ts) do not count, up to `AHEAD_CAP` windows of buffered bytes in all.
  */
 export class OutputBuffer {
   readonly #chunks: Buffer[] = [];
   #size = 0;
   /** Absolute offset of the first buffered byte: everything before it was acknowledged. */
   #base = 0;
+  /** Absolute offset up to which the current lease has read (its bytes from #base to here are in flight). */
+  #read = 0;
   #ended = false;
   #lease: Lease | undefined;
   readonly #waiters = new Waiters();
@@ -39,9 +43,9 @@ export class OutputBuffer {
   get ended(): boolean {
     return this.#ended;
   }
-  /** True while the producer should wait (buffer above window). */
+  /** True while the producer should wait: window bytes unread, or AHEAD_CAP windows buffered in all. */
   get full(): boolean {
-    return this.#size >= this.window;
+    return this.#base + this.#size - Math.max(this.#read, this.#base) >= this.window || this.#size >= this.window * AHEAD_CAP;
   }
   /** Absolute offset of the first byte not yet acknowledged. */
   get base(): number {
@@ -84,12 +88,23 @@ export class OutputBuffer {
     this.#base += n;
     this.#size -= n;
     dropFront(this.#chunks, n);
+    this.#drain();
+    this.onDrop?.();
+  }
+
+  /** Internal: the lease has read up to absolute offset at (its bytes no longer count as unread). */
+  readTo(at: number): void {
+    if (at <= this.#read) return;
+    this.#read = at;
+    this.#drain();
+  }
+
+  #drain(): void {
     if (!this.full && this.#drainers.length) {
       const d = this.#drainers;
       this.#drainers = [];
       for (const cb of d) cb();
     }
-    this.onDrop?.();
   }
 
   /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place. */
@@ -107,15 +122,27 @@ export class OutputBuffer {
     return this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, signal);
   }
 
-  /** Internal: the lease ends. */
+  /** Internal: the lease ends; what it read and did not acknowledge is unread again, for the next reader. */
   free(l: Lease): void {
-    if (this.#lease === l) this.#lease = undefined;
+    if (this.#lease !== l) return;
+    this.#lease = undefined;
+    this.#read = this.#base;
   }
 
   #wake(): void {
     this.#waiters.wakeAll();
   }
 }
+
+/**
+ * Buffered bytes in all, in windows, that a reader's reads ahead may keep at the home: the mount's
+ * read-ahead keeps up to 3 MiB (src/client/read-ahead.ts) on top of the 1 MiB window unread.
+ */
+const AHEAD_CAP = 4;
+/** A piece that has this much already is of a stream that flows: it may wait for more. */
+const FLOWING = 16 << 10;
+/** How long a read ahead with others queued behind it may wait for a fuller piece, ms. */
+const FULLER_MS = 5;
 
 /**
  * One reader's hold on an OutputBuffer. Offsets are the lease's own: 0 is the first byte this
@@ -128,6 +155,8 @@ export class Lease implements OutputReader {
   #acked = 0;
   #done = false;
   #ahead: Promise<unknown> = Promise.resolve();
+  /** Reads ahead asked for and not yet answered. */
+  #queued = 0;
   constructor(
     readonly buf: OutputBuffer,
     start: number,
@@ -157,13 +186,42 @@ export class Lease implements OutputReader {
         return Promise.reject(e);
       }
     }
+    this.#queued++;
     const r = this.#ahead.then(async (): Promise<[number, Buffer | null]> => {
-      if (this.#done) throw E.readerBusy(this.buf.name);
-      const at = this.#cursor;
-      return [at, await this.#from(at, max, opts)];
+      try {
+        if (this.#done) throw E.readerBusy(this.buf.name);
+        const at = this.#cursor;
+        await this.buf.ready(this.#start + at, opts?.signal);
+        if (this.#queued > 1 && at > 0) await this.#fuller(this.#start + at, max, opts?.signal);
+        return [at, await this.#from(at, max, opts)];
+      } finally {
+        this.#queued--;
+      }
     });
     this.#ahead = r.catch(() => {});
     return r;
+  }
+
+  /**
+   * With more reads ahead queued behind this one, its reader has bytes in flight and is not
+   * waiting on this piece alone: when the stream is flowing fast (FLOWING bytes are here
+   * already), the piece waits up to FULLER_MS for the rest of its bytes, so a fast stream crosses
+   * in fewer, larger answers (per answer, both servers pay a request, a reply and their
+   * wake-ups). The lease's first read, a lone read ahead, a trickle (an interactive stream's
+   * lines), the end or a paused producer are answered at once; the wait ends early when the
+   * caller goes.
+   */
+  async #fuller(from: number, max: number, signal?: AbortSignal): Promise<void> {
+    const b = this.buf;
+    const have = b.base + b.buffered - from;
+    if (have < FLOWING || have >= max || b.ended || b.full || signal?.aborted) return;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), FULLER_MS);
+    const onAbort = () => stop.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    await b.ready(from + max - 1, stop.signal).catch(() => {});
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 
   async #from(at: number, max: number, opts?: CallOptions): Promise<Buffer | null> {
@@ -172,6 +230,7 @@ export class Lease implements OutputReader {
     if (this.buf.base + this.buf.buffered <= this.#start + at) return null;
     const b = this.buf.peekAt(this.#start + at, Math.max(1, max));
     this.#cursor = at + b.length;
+    this.buf.readTo(this.#start + this.#cursor);
     return b;
   }
 
@@ -182,6 +241,7 @@ export class Lease implements OutputReader {
     if (this.buf.base + this.buf.buffered > from) {
       const n = this.buf.copyAt(from, into, Math.min(max, into.length));
       this.#cursor = at + n;
+      this.buf.readTo(this.#start + this.#cursor);
       return n;
     }
     return this.buf.ended ? null : undefined;

@@ -93,14 +93,36 @@ t.test('output-buffer: back-pressure above the window, onDrain fires when it fal
   b.onDrain(() => drained++);
   t.equal(drained, 0);
   const l = b.acquire();
-  await l.read(3);
-  t.equal(drained, 0, 'bytes read but not acknowledged are still held');
-  l.ack(3);
-  t.equal(drained, 1, 'fired once the buffer fell below the window');
+  await l.read(1);
+  t.equal(drained, 0, 'still a window unread');
+  await l.read(2, undefined, 1);
+  t.equal(drained, 1, 'fired once the unread bytes fell below the window');
+  t.equal(b.buffered, 10, 'the bytes read are still held until acknowledged');
   let now = 0;
   b.onDrain(() => now++);
   t.equal(now, 1, 'onDrain below the window calls back at once');
   t.equal(b.total, 11);
+});
+
+t.test('output-buffer: bytes read and not acknowledged count again once the lease ends, and in all up to four windows', async (t) => {
+  const b = new OutputBuffer('stdout', 10);
+  b.push(B('0123456789'));
+  const l = b.acquire();
+  await l.readAhead(10);
+  t.equal(b.full, false, 'read ahead: nothing unread');
+  b.push(B('abcdefghij'));
+  t.equal(b.full, true, 'a window unread again');
+  await l.readAhead(10);
+  b.push(B('klmnopqrst'));
+  await l.readAhead(10);
+  b.push(B('uvwxyz123'));
+  t.equal(b.full, false, '39 bytes held, 9 unread');
+  await l.readAhead(10);
+  b.push(B('4'));
+  t.equal(b.full, true, 'four windows held in all: the producer waits whatever was read');
+  l.abandon();
+  b.acquire().ack(0);
+  t.equal(b.full, true, 'a vanished reader leaves its bytes unread for the next');
 });
 
 t.test('output-buffer: a read at an earlier offset serves the same bytes again (its answer was lost)', async (t) => {
@@ -149,4 +171,31 @@ t.test('output-buffer: readNow copies what is here across chunks, or says it wou
   t.equal(l.readNow(into, 8, 11), null, 'then the end');
   await l.release();
   t.equal(l.readNow(into, 8, 11), undefined, 'a released lease leaves it to read(), which refuses it');
+});
+
+t.test('output-buffer: a read ahead with others queued behind waits briefly for a fuller piece; a lone one or a trickle does not', async (t) => {
+  const b = new OutputBuffer('stdout');
+  const l = b.acquire();
+  b.push(Buffer.alloc(20_000, 1));
+  const zeroth = l.readAhead(100_000);
+  const first = l.readAhead(100_000);
+  const second = l.readAhead(100_000);
+  t.same((await zeroth).map((x) => (x instanceof Buffer ? x.length : x)), [0, 20_000], 'the first read of a lease is never held');
+  b.push(Buffer.alloc(20_000, 1));
+  setImmediate(() => b.push(Buffer.alloc(30_000, 2)));
+  const [at, got] = await first;
+  t.same([at, got?.length], [20_000, 50_000], 'a flowing stream: the next piece took what came next too');
+  b.push(Buffer.alloc(20_000, 3));
+  const [at2, got2] = await second;
+  t.same([at2, got2?.length], [70_000, 20_000], 'the last one in line answers with what is here');
+  b.push(B('a line\n'));
+  const p3 = l.readAhead(100_000);
+  const p4 = l.readAhead(100_000);
+  const [, got3] = await p3;
+  t.equal(got3?.toString(), 'a line\n', 'a trickle is answered at once, even with a read queued behind');
+  b.push(Buffer.alloc(20_000));
+  b.end();
+  const [, got4] = await p4;
+  t.equal(got4?.length, 20_000);
+  t.same(await l.readAhead(10), [110_007, null], 'then the end');
 });
