@@ -222,8 +222,10 @@ for (const [how, pipe, routed] of [['a pipe', true, false], ['a socket pair', fa
       p = p.replace(d.id, e.id);
       await eventually(async () => (await c(['ls', '/'])).stdout.includes(e.id), 15_000);
     }
-    await mkproc(t, p, sh('seq 1 200000; exec sleep 100'));
-    const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 1 << 24 }).toString();
+    // well beyond what a reader asks for ahead (3 MiB, src/client/read-ahead.ts), so that the
+    // kill lands mid-stream even where the server writes into the pipe as fast as it is drained
+    await mkproc(t, p, sh('seq 1 1000000; exec sleep 100'));
+    const expected = execFileSync('seq', ['1', '1000000'], { maxBuffer: 1 << 24 }).toString();
     const under = ['strace', '-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=write', '-e', 'inject=write:delay_exit=300000'];
     const r1 = bg(t, ['stdout', p], undefined, { pipe, under });
     await eventually(() => r1.stdoutBytes().length > 0, 20000, 1);
