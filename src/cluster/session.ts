@@ -95,6 +95,34 @@ function packFrame(msg: unknown[]): Buffer {
   return f;
 }
 
+/** A byte string this long or longer at the end of an answer goes out as it is, not copied into the frame. */
+const OWN_TAIL = 64 << 10;
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * An answer whose value is, or ends with, a large byte string (a read of a stream: [offset,
+ * bytes]) as two buffers, the frame's head and those bytes themselves, written one after the
+ * other: the same bytes on the wire as packFrame's, without copying the string into msgpackr's
+ * buffer (which also grows a fresh buffer of four times the message for each large one).
+ * Undefined for any other message.
+ */
+function packTail(msg: unknown[]): [Buffer, Buffer] | undefined {
+  if (msg[0] !== T.RES || msg[2] !== true) return undefined;
+  const v = msg[3];
+  const last = Array.isArray(v) ? v[v.length - 1] : v;
+  if (!Buffer.isBuffer(last) || last.length < OWN_TAIL) return undefined;
+  const stub = Array.isArray(v) ? [...v.slice(0, -1), NO_BYTES] : NO_BYTES;
+  const f = packr.pack([msg[0], msg[1], msg[2], stub], RESERVE_START_SPACE | HEADER);
+  // the stub is the last thing packed: bin 8 of length 0 (c4 00) becomes bin 32 of the length
+  if (f[f.length - 2] !== 0xc4 || f[f.length - 1] !== 0) return undefined;
+  const head = Buffer.allocUnsafe(f.length + 3);
+  f.copy(head, 0, 0, f.length - 2);
+  head[f.length - 2] = 0xc6;
+  head.writeUInt32BE(last.length, f.length - 1);
+  head.writeUInt32BE(head.length - HEADER + last.length, 0);
+  return [head, last];
+}
+
 export class Session extends EventEmitter {
   readonly #sock: Socket;
   readonly #clock: Clock;
@@ -112,7 +140,7 @@ export class Session extends EventEmitter {
   readonly #maxMessage: number;
   readonly #maxAssembly: number;
   readonly #remote: string;
-  /** Whole frames (header included) waiting to be written. */
+  /** Whole frames (header included) waiting to be written; a large answer is two entries in a row (packTail). */
   #control: Buffer[] = [];
   #streams: OutStream[] = [];
   #blocked = false;
@@ -265,6 +293,13 @@ export class Session extends EventEmitter {
   #send(msg: unknown[]): void {
     let frame: Buffer;
     try {
+      const parts = packTail(msg);
+      if (parts && parts[0].length - HEADER + parts[1].length <= this.#maxFrame) {
+        // in order, and nothing between the two: #control is written first in, first out
+        this.#control.push(parts[0], parts[1]);
+        this.#pump();
+        return;
+      }
       frame = packFrame(msg);
     } catch (e) {
       throw new SystemError('EINVAL', `cannot encode message: ${(e as Error).message}`);

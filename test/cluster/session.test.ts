@@ -91,6 +91,56 @@ t.test('session: messages of every size around frame, chunk and TLS record bound
   }
 });
 
+t.test('session: an answer ending with a large byte string is written without copying it, and the same bytes go on the wire', async (t) => {
+  const { Packr } = await import('msgpackr');
+  const { randomBytes } = await import('node:crypto');
+  const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
+  const [a, b, done] = await pair();
+  const sa = new Session(a);
+  const answers = new Map<number, unknown>();
+  sa.handler = async (_op, args) => answers.get((args as number[])[0]!);
+  const cases: unknown[] = [
+    [7, randomBytes(64 << 10)],
+    [2 ** 40, randomBytes(768 << 10)],
+    randomBytes(300_000),
+    [0, 'x', randomBytes((64 << 10) - 1)],
+    [1, randomBytes(1 << 20)], // more than a frame: chunked as before
+    [3, null],
+  ];
+  let got = Buffer.alloc(0);
+  b.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+  for (const [i, v] of cases.entries()) {
+    answers.set(i, v);
+    const req = packr.pack([0, i + 1, 'x', [i]]);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(req.length);
+    b.write(Buffer.concat([head, req]));
+    const body = packr.pack([1, i + 1, true, v]);
+    const frame = Buffer.concat([Buffer.alloc(4), body]);
+    frame.writeUInt32BE(body.length);
+    const chunked = body.length > 1 << 20;
+    await new Promise<void>((r) => {
+      const check = () => (got.length >= (chunked ? body.length : frame.length) ? r() : setTimeout(check, 5));
+      check();
+    });
+    if (chunked) t.ok(got.length > body.length, 'a message larger than a frame still goes in chunks');
+    else t.ok(got.equals(frame), `case ${i}: the frame is what msgpackr packs whole`);
+    got = Buffer.alloc(0);
+  }
+  sa.destroy(); b.destroy(); done();
+  // and through TLS, between two sessions, several at once
+  const { handshake } = await import('../../src/cluster/handshake');
+  const key = randomBytes(32);
+  const [c, d, done2] = await pair();
+  const [sc, sd] = await Promise.all([handshake(c, key, 'dialer'), handshake(d, key, 'listener')]);
+  const cc = new Session(sc), cd = new Session(sd);
+  const bytes = [randomBytes(64 << 10), randomBytes(500_000), randomBytes(768 << 10)];
+  cd.handler = async (_op, args) => [(args as number[])[0], bytes[(args as number[])[0]!]];
+  const back = (await Promise.all(bytes.map((_, i) => cc.call('x', [i])))) as Array<[number, Buffer]>;
+  for (const [i, [n, x]] of back.entries()) t.ok(n === i && x.equals(bytes[i]!), `with a key: [${i}, ${bytes[i]!.length} bytes] byte-exact`);
+  cc.destroy(); cd.destroy(); done2();
+});
+
 t.test('session: a silent peer is declared dead within deadMs and pending calls fail', async (t) => {
   const [a, b, done] = await pair();
   const clock = new ManualClock(0);
