@@ -214,6 +214,11 @@ export interface Client {
    * Optional: only a client connected to a server has it.
    */
   copyOutput?(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
+  /**
+   * recv, with the server writing the message into the caller's pipe (as copyOutput) before it
+   * acknowledges it: resolves with the message's length, or 'refused' as copyOutput. Optional.
+   */
+  recvTo?(path: string, target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
 
   /** DNS: add (or with replace, replace all) records given in zone-file syntax, one a line. */
   dnsSet(path: string, records: string, replace: boolean, opts?: CallOptions): Promise<void>;

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { Client, OutputReader } from '../api/types';
+import type { Client, OutputReader, PipeTarget } from '../api/types';
 import { copyOut } from '../client/copy-out';
 import { E } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
@@ -71,16 +71,34 @@ export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
  * another host or cannot open the pipe, an older server): then the CLI copies it itself.
  */
 export async function copyByServer(c: Client, path: string, which: 'stdout' | 'stderr'): Promise<boolean> {
-  if (typeof c.copyOutput !== 'function') return false;
-  let st: fs.BigIntStats;
+  const target = c.copyOutput && stdoutPipe();
+  return !!target && byServer(() => c.copyOutput!(path, which, target));
+}
+
+/**
+ * `circuit recv` the same way: the server writes the message into this process's stdout pipe
+ * before it acknowledges it, so no kill of this process can fall between the acknowledgement
+ * and the write and lose it. False as for copyByServer: then the CLI writes it itself.
+ */
+export async function recvByServer(c: Client, path: string): Promise<boolean> {
+  const target = c.recvTo && stdoutPipe();
+  return !!target && byServer(() => c.recvTo!(path, target));
+}
+
+/** This process's stdout as a pipe a server on this host can open, or undefined. */
+function stdoutPipe(): PipeTarget | undefined {
   try {
-    st = fs.fstatSync(1, { bigint: true });
+    const st = fs.fstatSync(1, { bigint: true });
+    return st.isFIFO() ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) } : undefined;
   } catch {
-    return false;
+    return undefined;
   }
-  if (!st.isFIFO()) return false;
+}
+
+/** Whether the server did it: false when it refused, or is too old to know the operation. */
+async function byServer(call: () => Promise<number | 'refused'>): Promise<boolean> {
   try {
-    return (await c.copyOutput(path, which, { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) })) !== 'refused';
+    return (await call()) !== 'refused';
   } catch (e) {
     if ((e as { code?: string }).code === 'ENOTSUP' && /unknown operation/.test((e as Error).message)) return false;
     throw e;

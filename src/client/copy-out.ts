@@ -34,23 +34,10 @@ export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): P
         throw e;
       }
       if (!b) break;
-      let off = 0;
-      let idle = 1;
-      while (off < b.length && !stop.aborted) {
-        let n: number;
-        try {
-          n = fs.writeSync(fd, b, off, b.length - off);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-          await pause(idle, stop);
-          idle = Math.min(idle * 2, 20);
-          continue;
-        }
-        idle = 1;
-        off += n;
+      await writeOut(fd, b, stop, (n) => {
         at += n;
         r.ack(at);
-      }
+      });
     }
   } finally {
     await Promise.race([r.release(at).catch(() => {}), new Promise((res) => setTimeout(res, 1000).unref())]);
@@ -58,14 +45,39 @@ export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): P
   return { at, stopped: stop.aborted };
 }
 
+/**
+ * Writes b to a non-blocking descriptor, waiting for room as long as it takes, until all is
+ * written or `stop` is aborted; `wrote` hears each write(2)'s count as soon as it returns.
+ * Returns the count written; a failed write (EPIPE) throws.
+ */
+export async function writeOut(fd: number, b: Buffer, stop: AbortSignal | undefined, wrote: (n: number) => void = () => {}): Promise<number> {
+  let off = 0;
+  let idle = 1;
+  while (off < b.length && !stop?.aborted) {
+    let n: number;
+    try {
+      n = fs.writeSync(fd, b, off, b.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      await pause(idle, stop);
+      idle = Math.min(idle * 2, 20);
+      continue;
+    }
+    idle = 1;
+    off += n;
+    wrote(n);
+  }
+  return off;
+}
+
 /** Waits ms, or less if stop is aborted meanwhile. */
-function pause(ms: number, stop: AbortSignal): Promise<void> {
+function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
   return new Promise((res) => {
     const t = setTimeout(done, ms);
-    stop.addEventListener('abort', done, { once: true });
+    stop?.addEventListener('abort', done, { once: true });
     function done() {
       clearTimeout(t);
-      stop.removeEventListener('abort', done);
+      stop?.removeEventListener('abort', done);
       res();
     }
   });

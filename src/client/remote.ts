@@ -256,6 +256,12 @@ export class RemoteClient implements Client {
     return r === 'refused' ? r : Number(r);
   }
 
+  /** The server writes a received message into the caller's pipe (Client.recvTo). */
+  async recvTo(path: string, target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'> {
+    const r = await this.#call('recvTo', [path, target], { signal: opts?.signal });
+    return r === 'refused' ? r : Number(r);
+  }
+
   async openInput(path: string, opts?: CallOptions): Promise<InputWriter> {
     const h = await this.#call('openInput', [path], { signal: opts?.signal });
     return {

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
-import { copyOut } from '../client/copy-out';
+import { copyOut, writeOut } from '../client/copy-out';
+import { SystemError } from '../kit/errors';
+import { q } from './oplog';
 import { withReadAhead } from '../client/read-ahead';
 
 /**
@@ -19,19 +21,17 @@ import { withReadAhead } from '../client/read-ahead';
  * one of this host's own addresses (a pipe's numbers mean nothing on another host). A caller the
  * server may serve can already run any process as the server's user, so writing into a pipe that
  * caller holds gives it nothing new. Anything else is 'refused' and the CLI copies the stream
- * itself as before.
+ * itself as before. `circuit recv` writes its message the same way (recvToCaller).
  */
 export async function copyToCaller(
   server: Server,
   path: string,
   which: 'stdout' | 'stderr',
   raw: unknown,
-  caller: { local: boolean; remote: string },
+  caller: Caller,
   opts: CallOptions & { signal: AbortSignal },
 ): Promise<number | 'refused'> {
-  const target = pipeTarget(raw);
-  if (!target || !(caller.local || sameHost(caller.remote))) return 'refused';
-  const fd = openPipe(target);
+  const fd = callerPipe(raw, caller);
   if (fd === undefined) return 'refused';
   try {
     const lease = withReadAhead(await server.openOutput(path, which, opts), true);
@@ -40,6 +40,47 @@ export async function copyToCaller(
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * `circuit recv` into a pipe, the same way: the message stays its home's while the receiver
+ * waits; once taken, this server writes it into the caller's pipe whole (even if the caller is
+ * killed meanwhile: the pipe is still there for its reader) and only then acknowledges it. A
+ * CLI that received and acknowledged a message and then wrote it out could be killed between
+ * the two and lose it. If the pipe's reader is gone before every byte is in, the message goes
+ * back first in its channel and the call fails with EPIPE. Resolves with the message's length.
+ */
+export async function recvToCaller(server: Server, path: string, raw: unknown, caller: Caller, opts: CallOptions & { signal: AbortSignal }): Promise<number | 'refused'> {
+  const fd = callerPipe(raw, caller);
+  if (fd === undefined) return 'refused';
+  try {
+    const r = await server.recvUnacked(path, opts);
+    let n = 0;
+    try {
+      await writeOut(fd, r.msg, undefined, (k) => (n += k));
+    } catch (e) {
+      server.oplog.say(`the reader of a receiver's pipe for ${q(path)} left after ${n} of ${r.msg.length} bytes: the message goes back`);
+      await r.giveBack();
+      throw new SystemError('EPIPE', `the reader of the output went away: ${(e as Error).message}`, { cause: e });
+    }
+    await r.ack();
+    return r.msg.length;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Who called: over the control socket, or over TCP from `remote` ("address:port"). */
+export interface Caller {
+  local: boolean;
+  remote: string;
+}
+
+/** The caller's pipe named by raw, opened for writing, or undefined (see openPipe). */
+function callerPipe(raw: unknown, caller: Caller): number | undefined {
+  const target = pipeTarget(raw);
+  if (!target || !(caller.local || sameHost(caller.remote))) return undefined;
+  return openPipe(target);
 }
 
 /** The target as sent, checked; undefined when malformed. */

@@ -4,7 +4,7 @@ import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type Ou
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 import { q } from './oplog';
-import { copyToCaller } from './pipe-out';
+import { copyToCaller, recvToCaller } from './pipe-out';
 
 /**
  * Serves the Client API on one session. Besides the plain methods (one request, one answer) it
@@ -38,6 +38,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     void r?.giveBack().catch(() => {});
   };
   let next = 1;
+  const caller = { local: !!self.local, remote: session.remote };
   // A refused hello refuses everything after it on this connection: a client may send its first
   // call right behind the hello without waiting for the answer (the CLI does), and requests are
   // taken in order, so nothing runs for a dialler that addressed another server.
@@ -144,8 +145,10 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       case 'copyOutput': {
         // [path, which, target]: this server writes the stream into the caller's own pipe
         const which = args[1] === 'stderr' ? 'stderr' : 'stdout';
-        return copyToCaller(server, String(args[0]), which, args[2], { local: !!self.local, remote: session.remote }, opts);
+        return copyToCaller(server, String(args[0]), which, args[2], caller, opts);
       }
+      case 'recvTo': // [path, target]: this server writes the message into the caller's own pipe
+        return recvToCaller(server, String(args[0]), args[1], caller, opts);
       case 'read': {
         // [handle, max, offset]: reading at an offset acknowledges the bytes before it, so an
         // answer lost on the way (a cancelled call, a dead middle server) is served again.

@@ -1,7 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import { startServer, cli, cliBackground, kill, eventually, alive, type Running, type Background } from '../helpers/daemon';
+import { startServer, cli, cliBackground, kill, eventually, alive, haveStrace, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
 
 /** Processes through the real CLI against a real daemon (docs/cli.md, issue 2's decisions). */
 let d: Running;
@@ -204,14 +203,6 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
 
 // strace holds the reader after each write(2) returns, before its next step: a SIGKILL then lands
 // exactly where a CLI writing its own stdout has written bytes and not yet acknowledged them.
-const haveStrace = (() => {
-  try {
-    execFileSync('strace', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 for (const [how, pipe, routed] of [['a pipe', true, false], ['a socket pair', false, false], ['a pipe, the process on another server', true, true]] as const) {
   t.test(`proc: a SIGKILL right after a write of the stdout reader into ${how}`, { skip: haveStrace ? false : 'needs strace (Debian package strace; scripts/setup.sh installs it)' }, async (t) => {
     let p = fresh('killgap');
@@ -222,16 +213,11 @@ for (const [how, pipe, routed] of [['a pipe', true, false], ['a socket pair', fa
       p = p.replace(d.id, e.id);
       await eventually(async () => (await c(['ls', '/'])).stdout.includes(e.id), 15_000);
     }
-    // well beyond what a reader asks for ahead (3 MiB, src/client/read-ahead.ts), so that the
-    // kill lands mid-stream even where the server writes into the pipe as fast as it is drained
-    await mkproc(t, p, sh('seq 1 1000000; exec sleep 100'));
-    const expected = execFileSync('seq', ['1', '1000000'], { maxBuffer: 1 << 24 }).toString();
-    const under = ['strace', '-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=write', '-e', 'inject=write:delay_exit=300000'];
-    const r1 = bg(t, ['stdout', p], undefined, { pipe, under });
+    await mkproc(t, p, sh('seq 1 200000; exec sleep 100'));
+    const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 1 << 24 }).toString();
+    const r1 = bg(t, ['stdout', p], undefined, { pipe, under: holdAfterWrites(300) });
     await eventually(() => r1.stdoutBytes().length > 0, 20000, 1);
-    // the CLI itself is strace's child (env execs node)
-    const cliPid = Number(fs.readFileSync(`/proc/${r1.pid}/task/${r1.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-    process.kill(cliPid, 'SIGKILL');
+    process.kill(tracee(r1.pid!), 'SIGKILL');
     await r1.exited;
     const first = r1.stdoutBytes().toString();
     await c(['signal', 'kill', p]);

@@ -224,6 +224,27 @@ export function osPipe(): { read: net.Socket; writeFd: number } {
   }
 }
 
+/** Whether strace (Debian package strace) is there, to hold a CLI right after a system call. */
+export const haveStrace = (() => {
+  try {
+    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * strace options (cliBackground's `under`) that hold the program for ms after each write(2)
+ * returns, before it goes on: a SIGKILL sent meanwhile lands right after that write.
+ */
+export const holdAfterWrites = (ms: number) => ['strace', '-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=write', '-e', `inject=write:delay_exit=${ms * 1000}`];
+
+/** The program strace (or env) at pid runs: its first child (env execs node). */
+export function tracee(pid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+}
+
 /** Kills a background process (SIGKILL unless told) if it is still running, and waits for it. */
 export async function kill(p: Background, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (p.exitCode === null && p.signalCode === null) p.kill(signal);

@@ -1,5 +1,5 @@
 import { AppError } from '../../kit/errors';
-import { readAll, writeOut } from '../io';
+import { readAll, recvByServer, writeOut } from '../io';
 import { MESSAGE_MAX } from '../../api/limits';
 import { type Command, P, one } from '../rows';
 
@@ -27,9 +27,11 @@ export const recv: Command = {
   name: 'recv', usage: 'PATH', summary: 'receive one message (or one subscription event)',
   args: one, argsError: 'recv needs one anchor argument', op: 'recv',
   async run(c, a) {
-    // The message stays its home's until this recv acknowledged it, end to end (through a
-    // server in the middle too), and it is written out only once that is confirmed: a recv
-    // killed before, or whose middle server died, leaves it queued; none writes it twice.
+    // Into a pipe, the server writes the message and then forgets it (src/node/pipe-out.ts).
+    // Otherwise the message stays its home's until this recv acknowledged it, end to end
+    // (through a server in the middle too), and it is written out only once that is confirmed:
+    // a recv killed before, or whose middle server died, leaves it queued; none writes it twice.
+    if (await recvByServer(c, P(a[0]))) return;
     if (!c.recvUnacked) return writeOut(await c.recv(P(a[0])));
     const r = await c.recvUnacked(P(a[0]));
     await r.ack();
