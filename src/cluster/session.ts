@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import { FrameDecoder, HEADER, DEFAULT_MAX_FRAME } from './frame';
 import { CircuitError, SystemError, fromWire, toCircuitError, E, type WireError } from '../kit/errors';
+import { ByteParts } from '../kit/chunks';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
 
 /**
@@ -99,28 +100,40 @@ function packFrame(msg: unknown[]): Buffer {
 const OWN_TAIL = 64 << 10;
 const NO_BYTES = Buffer.alloc(0);
 
-/**
- * An answer whose value is, or ends with, a large byte string (a read of a stream: [offset,
- * bytes]) as two buffers, the frame's head and those bytes themselves, written one after the
- * other: the same bytes on the wire as packFrame's, without copying the string into msgpackr's
- * buffer (which also grows a fresh buffer of four times the message for each large one).
- * Undefined for any other message.
- */
-function packTail(msg: unknown[]): [Buffer, Buffer] | undefined {
+/** The byte string an answer's value is or ends with (a read of a stream: [offset, bytes]). */
+function tailOf(msg: unknown[]): unknown {
   if (msg[0] !== T.RES || msg[2] !== true) return undefined;
   const v = msg[3];
-  const last = Array.isArray(v) ? v[v.length - 1] : v;
-  if (!Buffer.isBuffer(last) || last.length < OWN_TAIL) return undefined;
-  const stub = Array.isArray(v) ? [...v.slice(0, -1), NO_BYTES] : NO_BYTES;
-  const f = packr.pack([msg[0], msg[1], msg[2], stub], RESERVE_START_SPACE | HEADER);
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+/** The answer with its tail replaced. */
+function withTail(msg: unknown[], tail: unknown): unknown[] {
+  const v = msg[3];
+  return [msg[0], msg[1], msg[2], Array.isArray(v) ? [...v.slice(0, -1), tail] : tail];
+}
+
+/**
+ * An answer whose value is, or ends with, a large byte string as the frame's head and then the
+ * bytes themselves (one buffer, or the slices of a stream's chunks: ByteParts), written one after
+ * the other: the same bytes on the wire as packFrame's, without copying them into one buffer and
+ * then into msgpackr's (which also grows a fresh buffer of four times the message for each large
+ * one). Undefined for any other message.
+ */
+function packTail(msg: unknown[]): Buffer[] | undefined {
+  const last = tailOf(msg);
+  const parts = last instanceof ByteParts ? last.parts : Buffer.isBuffer(last) ? [last] : undefined;
+  const length = last instanceof ByteParts ? last.length : Buffer.isBuffer(last) ? last.length : 0;
+  if (!parts || length < OWN_TAIL) return undefined;
+  const f = packr.pack(withTail(msg, NO_BYTES), RESERVE_START_SPACE | HEADER);
   // the stub is the last thing packed: bin 8 of length 0 (c4 00) becomes bin 32 of the length
   if (f[f.length - 2] !== 0xc4 || f[f.length - 1] !== 0) return undefined;
   const head = Buffer.allocUnsafe(f.length + 3);
   f.copy(head, 0, 0, f.length - 2);
   head[f.length - 2] = 0xc6;
-  head.writeUInt32BE(last.length, f.length - 1);
-  head.writeUInt32BE(head.length - HEADER + last.length, 0);
-  return [head, last];
+  head.writeUInt32BE(length, f.length - 1);
+  head.writeUInt32BE(head.length - HEADER + length, 0);
+  return [head, ...parts];
 }
 
 export class Session extends EventEmitter {
@@ -294,13 +307,14 @@ export class Session extends EventEmitter {
     let frame: Buffer;
     try {
       const parts = packTail(msg);
-      if (parts && parts[0].length - HEADER + parts[1].length <= this.#maxFrame) {
-        // in order, and nothing between the two: #control is written first in, first out
-        this.#control.push(parts[0], parts[1]);
+      if (parts && parts[0].readUInt32BE(0) <= this.#maxFrame) {
+        // in order, and nothing between them: #control is written first in, first out
+        this.#control.push(...parts);
         this.#pump();
         return;
       }
-      frame = packFrame(msg);
+      const last = tailOf(msg);
+      frame = packFrame(last instanceof ByteParts ? withTail(msg, last.toBuffer()) : msg);
     } catch (e) {
       throw new SystemError('EINVAL', `cannot encode message: ${(e as Error).message}`);
     }

@@ -20,6 +20,24 @@ export function dropFront(chunks: Buffer[], n: number): void {
 
 /** Up to max bytes after the first skip, left in place: one chunk's slice, or a copy of several. */
 export function sliceAt(chunks: Buffer[], skip: number, max: number): Buffer {
+  const p = partsAt(chunks, skip, max);
+  return p.parts.length === 1 ? p.parts[0] : Buffer.concat(p.parts, p.length);
+}
+
+/**
+ * Bytes as the slices of the chunks that hold them, not copied into one buffer: what a session
+ * writes as they are at the end of an answer (src/cluster/session.ts); anything else asks for
+ * toBuffer().
+ */
+export class ByteParts {
+  constructor(readonly parts: Buffer[], readonly length: number) {}
+  toBuffer(): Buffer {
+    return this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length);
+  }
+}
+
+/** Up to max bytes after the first skip, left in place, as slices of the chunks. */
+export function partsAt(chunks: Buffer[], skip: number, max: number): ByteParts {
   const out: Buffer[] = [];
   let n = 0;
   for (const c of chunks) {
@@ -33,7 +51,7 @@ export function sliceAt(chunks: Buffer[], skip: number, max: number): Buffer {
     out.push(part);
     n += part.length;
   }
-  return out.length === 1 ? out[0] : Buffer.concat(out, n);
+  return new ByteParts(out, n);
 }
 
 /** Copies up to max bytes after the first skip into `into` (at its start); the count. */

@@ -1,6 +1,6 @@
 import type { CallOptions, OutputReader } from '../api/types';
 import { AppError, E } from '../kit/errors';
-import { copyAt, dropFront, sliceAt } from '../kit/chunks';
+import { copyAt, dropFront, partsAt, type ByteParts } from '../kit/chunks';
 import { Waiters } from '../kit/waiters';
 
 /**
@@ -107,9 +107,9 @@ export class OutputBuffer {
     }
   }
 
-  /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place. */
-  peekAt(at: number, max: number): Buffer {
-    return sliceAt(this.#chunks, at - this.#base, max);
+  /** Internal: up to max bytes from absolute offset at (which must be buffered), left in place as the slices of the chunks. */
+  partsAt(at: number, max: number): ByteParts {
+    return partsAt(this.#chunks, at - this.#base, max);
   }
 
   /** Internal: copies up to max bytes from absolute offset at (which must be buffered) into `into`; the count. */
@@ -177,6 +177,11 @@ export class Lease implements OutputReader {
    * they were asked, so each starts where the one before it ended.
    */
   readAhead(max: number, opts?: CallOptions, ack?: number): Promise<[number, Buffer | null]> {
+    return this.readAheadParts(max, opts, ack).then(([at, p]) => [at, p && p.toBuffer()]);
+  }
+
+  /** readAhead with the bytes as the slices of the buffer's chunks, for a session to write as they are (src/node/serve.ts). */
+  readAheadParts(max: number, opts?: CallOptions, ack?: number): Promise<[number, ByteParts | null]> {
     if (this.#done) return Promise.reject(E.readerBusy(this.buf.name));
     // At once, in the order the acknowledgements were sent (a note may have gone past it).
     if (ack !== undefined && ack > this.#acked) {
@@ -187,13 +192,13 @@ export class Lease implements OutputReader {
       }
     }
     this.#queued++;
-    const r = this.#ahead.then(async (): Promise<[number, Buffer | null]> => {
+    const r = this.#ahead.then(async (): Promise<[number, ByteParts | null]> => {
       try {
         if (this.#done) throw E.readerBusy(this.buf.name);
         const at = this.#cursor;
         await this.buf.ready(this.#start + at, opts?.signal);
         if (this.#queued > 1 && at > 0) await this.#fuller(this.#start + at, max, opts?.signal);
-        return [at, await this.#from(at, max, opts)];
+        return [at, await this.#parts(at, max, opts)];
       } finally {
         this.#queued--;
       }
@@ -225,10 +230,14 @@ export class Lease implements OutputReader {
   }
 
   async #from(at: number, max: number, opts?: CallOptions): Promise<Buffer | null> {
+    return (await this.#parts(at, max, opts))?.toBuffer() ?? null;
+  }
+
+  async #parts(at: number, max: number, opts?: CallOptions): Promise<ByteParts | null> {
     await this.buf.ready(this.#start + at, opts?.signal);
     if (this.#done) throw E.readerBusy(this.buf.name);
     if (this.buf.base + this.buf.buffered <= this.#start + at) return null;
-    const b = this.buf.peekAt(this.#start + at, Math.max(1, max));
+    const b = this.buf.partsAt(this.#start + at, Math.max(1, max));
     this.#cursor = at + b.length;
     this.buf.readTo(this.#start + this.#cursor);
     return b;

@@ -4,6 +4,7 @@ import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type Ou
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
 import { q } from './oplog';
+import { Lease } from './output-buffer';
 import { copyToCaller, recvToCaller } from './pipe-out';
 
 /**
@@ -158,6 +159,8 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         // [handle, max, ack]: acknowledges the bytes before ack, then reads on from the end of the
         // last read without acknowledging: [offset, bytes] (src/client/read-ahead.ts)
         const lease = output(args[0]);
+        // a lease of this server's own: the session writes its bytes as they are held (no copy)
+        if (lease instanceof Lease) return lease.readAheadParts(readSize(args[1]), opts, optional(args[2]));
         if (!lease.readAhead) throw E.notSupported('this output cannot be read ahead');
         return lease.readAhead(readSize(args[1]), opts, optional(args[2]));
       }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import * as net from 'node:net';
 import { Session } from '../../src/cluster/session';
+import { ByteParts } from '../../src/kit/chunks';
 import { ManualClock } from '../../src/kit/clock';
 import { AppError, CircuitError } from '../../src/kit/errors';
 
@@ -91,7 +92,7 @@ t.test('session: messages of every size around frame, chunk and TLS record bound
   }
 });
 
-t.test('session: an answer ending with a large byte string is written without copying it, and the same bytes go on the wire', async (t) => {
+t.test('session: an answer ending with a large byte string (one buffer, or the slices of a stream) is written without copying it, and the same bytes go on the wire', async (t) => {
   const { Packr } = await import('msgpackr');
   const { randomBytes } = await import('node:crypto');
   const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' } as never);
@@ -106,7 +107,10 @@ t.test('session: an answer ending with a large byte string is written without co
     [0, 'x', randomBytes((64 << 10) - 1)],
     [1, randomBytes(1 << 20)], // more than a frame: chunked as before
     [3, null],
+    [9, new ByteParts([randomBytes(100_000), randomBytes(1), randomBytes(65_536)], 165_537)], // a stream's chunks, as they are held
+    [4, new ByteParts([randomBytes(100), randomBytes(200)], 300)], // small: packed whole, as one string
   ];
+  const plain = (v: unknown) => (Array.isArray(v) && v[1] instanceof ByteParts ? [v[0], v[1].toBuffer()] : v);
   let got = Buffer.alloc(0);
   b.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
   for (const [i, v] of cases.entries()) {
@@ -115,7 +119,7 @@ t.test('session: an answer ending with a large byte string is written without co
     const head = Buffer.alloc(4);
     head.writeUInt32BE(req.length);
     b.write(Buffer.concat([head, req]));
-    const body = packr.pack([1, i + 1, true, v]);
+    const body = packr.pack([1, i + 1, true, plain(v)]);
     const frame = Buffer.concat([Buffer.alloc(4), body]);
     frame.writeUInt32BE(body.length);
     const chunked = body.length > 1 << 20;
@@ -134,8 +138,12 @@ t.test('session: an answer ending with a large byte string is written without co
   const [c, d, done2] = await pair();
   const [sc, sd] = await Promise.all([handshake(c, key, 'dialer'), handshake(d, key, 'listener')]);
   const cc = new Session(sc), cd = new Session(sd);
-  const bytes = [randomBytes(64 << 10), randomBytes(500_000), randomBytes(768 << 10)];
-  cd.handler = async (_op, args) => [(args as number[])[0], bytes[(args as number[])[0]!]];
+  const bytes = [randomBytes(64 << 10), randomBytes(500_000), randomBytes(768 << 10), randomBytes(1_200_000)];
+  // the last as a stream's chunks, more than a frame: chunked, as one string
+  cd.handler = async (_op, args) => {
+    const i = (args as number[])[0]!;
+    return [i, i === 3 ? new ByteParts([bytes[3]!.subarray(0, 600_000), bytes[3]!.subarray(600_000)], 1_200_000) : bytes[i]];
+  };
   const back = (await Promise.all(bytes.map((_, i) => cc.call('x', [i])))) as Array<[number, Buffer]>;
   for (const [i, [n, x]] of back.entries()) t.ok(n === i && x.equals(bytes[i]!), `with a key: [${i}, ${bytes[i]!.length} bytes] byte-exact`);
   cc.destroy(); cd.destroy(); done2();
