@@ -108,7 +108,7 @@ export interface OutputReader {
    */
   readNow?(into: Buffer, max: number, at: number): number | null | undefined;
   /**
-   * For reads kept in flight across a connection (src/client/read-ahead.ts): acknowledges the
+   * For reads kept in flight across a connection (src/node/read-ahead.ts): acknowledges the
    * bytes before ack (when given), then up to max bytes from where the previous read ended,
    * acknowledging none; [their offset, bytes], bytes null at the end. Such reads are served one
    * after another in the order asked. Optional: a reader may not have it.

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { Client, OutputReader, PipeTarget } from '../api/types';
-import { copyOut } from '../client/copy-out';
+import { copyOut } from '../node/copy-out';
 import { E } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
 /**
@@ -34,7 +34,7 @@ export function json(v: unknown): string {
 
 /**
  * Copies a process's output stream to a file descriptor (stdout), exactly once, when this
- * process writes it itself (src/client/copy-out.ts): every write(2) is acknowledged to the
+ * process writes it itself (src/node/copy-out.ts): every write(2) is acknowledged to the
  * stream's home as soon as it returns. SIGTERM, SIGINT and SIGHUP stop the copy between two
  * writes, give the stream back at exactly what was written, then end this process by the same
  * signal. The acknowledgement goes to the connection right after write(2) returns, in the same

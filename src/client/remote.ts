@@ -226,7 +226,7 @@ export class RemoteClient implements Client {
         if (b) cursor = at + b.length;
         return b;
       },
-      // Passed on as asked; src/client/read-ahead.ts keeps them in flight and names every
+      // Passed on as asked; src/node/read-ahead.ts keeps them in flight and names every
       // offset of its own reads, acknowledgements and release.
       readAhead: async (max, o, ack) => {
         const [at, b] = (await this.session.call('readAhead', [h, max, ack ?? null], { signal: o?.signal })) as [number, Buffer | null];

@@ -1,7 +1,7 @@
 /**
  * A byte stream held as the chunks it arrived in (no copy when they come): what an output
  * buffer keeps (src/node/output-buffer.ts) and what a reader keeps read ahead
- * (src/client/read-ahead.ts).
+ * (src/node/read-ahead.ts).
  */
 
 /** Drops the first n bytes (n no more than what the chunks hold). */

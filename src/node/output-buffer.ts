@@ -13,7 +13,7 @@ import { Waiters } from '../kit/waiters';
  * same offset, and a lease that ends without acknowledging them leaves them to the next reader.
  * Above `window` unread bytes the producer is asked to pause (back-pressure); bytes a reader has
  * read and not yet acknowledged (a reader across a connection keeps up to a few MiB in flight,
- * src/client/read-ahead.ts) do not count, up to `AHEAD_CAP` windows of buffered bytes in all.
+ * src/node/read-ahead.ts) do not count, up to `AHEAD_CAP` windows of buffered bytes in all.
  */
 export class OutputBuffer {
   readonly #chunks: Buffer[] = [];
@@ -136,7 +136,7 @@ export class OutputBuffer {
 
 /**
  * Buffered bytes in all, in windows, that a reader's reads ahead may keep at the home: the mount's
- * read-ahead keeps up to 3 MiB (src/client/read-ahead.ts) on top of the 1 MiB window unread.
+ * read-ahead keeps up to 3 MiB (src/node/read-ahead.ts) on top of the 1 MiB window unread.
  */
 const AHEAD_CAP = 4;
 /** A piece that has this much already is of a stream that flows: it may wait for more. */

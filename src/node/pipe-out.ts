@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
-import { copyOut, writeOut } from '../client/copy-out';
+import { copyOut, writeOut } from './copy-out';
 import { SystemError } from '../kit/errors';
 import { q } from './oplog';
-import { withReadAhead } from '../client/read-ahead';
+import { withReadAhead } from './read-ahead';
 
 /**
  * `circuit stdout` without a gap (issue 12): the server writes the stream into the CLI's own

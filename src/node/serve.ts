@@ -157,7 +157,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       }
       case 'readAhead': {
         // [handle, max, ack]: acknowledges the bytes before ack, then reads on from the end of the
-        // last read without acknowledging: [offset, bytes] (src/client/read-ahead.ts)
+        // last read without acknowledging: [offset, bytes] (src/node/read-ahead.ts)
         const lease = output(args[0]);
         // a lease of this server's own: the session writes its bytes as they are held (no copy)
         if (lease instanceof Lease) return lease.readAheadParts(readSize(args[1]), opts, optional(args[2]));

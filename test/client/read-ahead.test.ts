@@ -1,11 +1,11 @@
 import t from 'tap';
-import { ReadAhead, withReadAhead } from '../../src/client/read-ahead';
+import { ReadAhead, withReadAhead } from '../../src/node/read-ahead';
 import { OutputBuffer } from '../../src/node/output-buffer';
 import type { OutputReader } from '../../src/api/types';
 import { AppError } from '../../src/kit/errors';
 
 /**
- * The read-ahead of a lease on another server (src/client/read-ahead.ts) against a real
+ * The read-ahead of a lease on another server (src/node/read-ahead.ts) against a real
  * OutputBuffer lease, reached as across a connection: every call answers in a later turn, and
  * notes (ack) go in order with the requests. End to end it runs in test/mesh (the mount's cat of
  * another server's stdout, exactly once with interrupted readers).

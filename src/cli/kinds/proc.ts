@@ -1,7 +1,7 @@
 import { parseProcCmd } from '../../api/cmd';
 import { toCircuitError } from '../../kit/errors';
 import { copyByServer, copyStream, json, readAll, writeOut } from '../io';
-import { withReadAhead } from '../../client/read-ahead';
+import { withReadAhead } from '../../node/read-ahead';
 import { SPEC_MAX } from '../../api/limits';
 import { type Command, P, one, two, oneLine } from '../rows';
 
@@ -30,7 +30,7 @@ export const stdio: Command[] = (['stdin', 'stdout', 'stderr'] as const).map<Com
       return;
     }
     // The server writes into our pipe when it can (exactly once, whatever kills us); otherwise
-    // the next reads stay in flight while this one is written out (src/client/read-ahead.ts),
+    // the next reads stay in flight while this one is written out (src/node/read-ahead.ts),
     // and each write is acknowledged at once.
     if (await copyByServer(c, path, which)) return;
     await copyStream(withReadAhead(await c.openOutput(path, which), true));

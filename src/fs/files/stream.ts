@@ -1,7 +1,7 @@
 import type { InputWriter, OutputReader } from '../../api/types';
 import type { Ctx, FileSpec, OpenFile } from './control';
 import { E } from '../../kit/errors';
-import { withReadAhead } from '../../client/read-ahead';
+import { withReadAhead } from '../../node/read-ahead';
 
 /**
  * Byte streams: a process's stdout/stderr and a subscription's events (read), and a process's
