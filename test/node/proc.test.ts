@@ -257,3 +257,21 @@ t.test('proc: server shutdown terminates running processes', async (t) => {
   await within(s.shutdown(), 5000, 'shutdown');
   t.notOk(fs.existsSync(`/proc/${pid}`) && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), 'the process is gone');
 });
+
+t.test('proc: server shutdown also ends a child forked after the TERM went out', async (t) => {
+  // the shell forks `sleep` in its TERM trap, after the group's TERM was sent: that child
+  // missed it and, unchecked, outlived the shutdown holding stdout open (test files took 100 s)
+  const s = new Server({ stderr: () => {}, graceMs: 1000 });
+  const p = `/${s.id}/late`;
+  const dir = tmpDir('circuit-late-');
+  await s.make(p, 'proc', sh(`trap 'sleep 100 & echo $! > ${dir}/pid; exit 0' TERM; echo up; while :; do sleep 0.05; done`));
+  const out = await s.openOutput(p, 'stdout');
+  t.equal((await out.read(10))?.toString(), 'up\n', 'the trap is set');
+  await within(s.shutdown(), 5000, 'shutdown');
+  const late = Number(fs.readFileSync(`${dir}/pid`, 'utf8'));
+  t.ok(late > 0, `the trap forked a child (${late})`);
+  const gone = () => !fs.existsSync(`/proc/${late}`) || fs.readFileSync(`/proc/${late}/stat`, 'utf8').includes(') Z ');
+  for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 30));
+  t.ok(gone(), 'that child is gone too');
+  if (!gone()) process.kill(late, 'SIGKILL');
+});

@@ -8,7 +8,7 @@ import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../api/
 import { AppError, E } from '../../kit/errors';
 import { parseSignal } from '../signals';
 import { parseProcCmd } from '../../api/cmd';
-import { guardGroup, releaseGroup } from '../orphans';
+import { groupAlive, guardGroup, releaseGroup } from '../orphans';
 
 /**
  * A process element (docs/fs.md, docs/cli.md): output flows as it
@@ -152,10 +152,19 @@ export class Proc implements ElementState {
           try { child.kill(s); } catch { /* gone */ }
         }
       };
+      const until = Date.now() + graceMs;
       kill('SIGTERM');
       const t = setTimeout(() => kill('SIGKILL'), graceMs);
       await this.stdio.wait().catch(() => {});
       clearTimeout(t);
+      // The process may have forked after the TERM went out (a shell's `sleep 100 &` it was
+      // running): that child missed it and outlives the process, holding its stdout open. The
+      // group's stragglers get TERM too, and KILL when the grace period is over.
+      if (groupAlive(child.pid!)) {
+        kill('SIGTERM');
+        while (groupAlive(child.pid!) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        if (groupAlive(child.pid!)) kill('SIGKILL');
+      }
     }
     this.scrub();
   }
