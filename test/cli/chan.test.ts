@@ -286,7 +286,7 @@ void eventually;
 // forgotten (src/node/pipe-out.ts), so a SIGKILL of the CLI at any moment after the message was
 // taken loses nothing. strace holds the CLI 1.5 s after each of its write(2)s (its requests, its
 // pings), so it is in the middle of its call when the kill comes.
-t.test('chan: a recv into a pipe SIGKILLed after its message was taken: the reader has it, once', { skip: haveStrace ? false : 'needs strace (Debian package strace; scripts/setup.sh installs it)' }, async (t) => {
+t.test('chan: a recv into a pipe SIGKILLed after its message was taken: the reader has it, once', { skip: haveStrace ? false : 'needs strace that may trace (Debian package strace, which scripts/setup.sh installs; ptrace allowed)' }, async (t) => {
   const p = fresh('killgap');
   t.equal((await c(['mkchan', p, '4'])).code, 0);
   t.equal((await c(['send', p], 'the one message\n')).code, 0);

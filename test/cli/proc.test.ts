@@ -205,7 +205,7 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
 // strace holds the reader after each write(2) returns, before its next step: a SIGKILL then lands
 // exactly where a CLI writing its own stdout has written bytes and not yet acknowledged them.
 for (const [how, pipe, routed] of [['a pipe', true, false], ['a socket pair', false, false], ['a pipe, the process on another server', true, true]] as const) {
-  t.test(`proc: a SIGKILL right after a write of the stdout reader into ${how}`, { skip: haveStrace ? false : 'needs strace (Debian package strace; scripts/setup.sh installs it)' }, async (t) => {
+  t.test(`proc: a SIGKILL right after a write of the stdout reader into ${how}`, { skip: haveStrace ? false : 'needs strace that may trace (Debian package strace, which scripts/setup.sh installs; ptrace allowed)' }, async (t) => {
     let p = fresh('killgap');
     if (routed) {
       // the CLI dials d; the stream's home is e, so d reads it through its pooled connection

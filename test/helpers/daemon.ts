@@ -224,10 +224,13 @@ export function osPipe(): { read: net.Socket; writeFd: number } {
   }
 }
 
-/** Whether strace (Debian package strace) is there, to hold a CLI right after a system call. */
+/**
+ * Whether strace (Debian package strace) is there and may trace (ptrace can be forbidden in a
+ * container), to hold a CLI right after a system call.
+ */
 export const haveStrace = (() => {
   try {
-    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+    execFileSync('strace', ['-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=write', 'true'], { stdio: 'ignore', timeout: 10_000 });
     return true;
   } catch {
     return false;
