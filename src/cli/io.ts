@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Client, OutputReader, PipeTarget } from '../api/types';
 import { copyOut } from '../node/copy-out';
-import { E } from '../kit/errors';
+import { E, isUnknownOperation } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
 /**
  * Standard input, whole, up to max bytes: the read that crosses the bound fails at once with
@@ -100,7 +100,7 @@ async function byServer(call: () => Promise<number | 'refused'>): Promise<boolea
   try {
     return (await call()) !== 'refused';
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOTSUP' && /unknown operation/.test((e as Error).message)) return false;
+    if (isUnknownOperation(e)) return false;
     throw e;
   }
 }

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import { Session } from '../cluster/session';
 import type { Hello } from '../node/serve';
 import { parseUrl } from '../cluster/url';
-import { SystemError } from '../kit/errors';
+import { SystemError, isUnknownOperation } from '../kit/errors';
 
 /**
  * The Client API over a connection to one server. Calls on paths of other servers are routed
@@ -153,7 +153,7 @@ export class RemoteClient implements Client {
 
   /** Whether e says the server has no tryrecvUnacked (then plain tryrecv from now on). */
   #isOldTry(e: unknown): boolean {
-    if ((e as { code?: string }).code !== 'ENOTSUP' || !/unknown operation/.test((e as Error).message)) return false;
+    if (!isUnknownOperation(e)) return false;
     return (this.#oldTry = true);
   }
 

@@ -164,7 +164,7 @@ export class Session extends EventEmitter {
   readonly pingMs: number;
   readonly deadMs: number;
   handler: RequestHandler = async (op) => {
-    throw E.notSupported(`unknown operation ${op}`);
+    throw E.unknownOperation(op);
   };
   noteHandler: NoteHandler = () => {};
   /** Resolves when the session ends, with the reason. */

@@ -96,5 +96,12 @@ export const E = {
   badCmd: (why: string) => new AppError('EINVAL', `command json not parsing: ${why}`),
   badPath: (why: string) => new AppError('EINVAL', why),
   notSupported: (what: string) => new AppError('ENOTSUP', what),
+  /** A peer that does not know the operation (an older server): callers fall back on that. */
+  unknownOperation: (op: string) => new AppError('ENOTSUP', `unknown operation ${op}`),
   wouldBlock: (what: string) => new AppError('EAGAIN', what),
 } as const;
+
+/** Whether e is E.unknownOperation as it comes back over the wire (a peer older than the call). */
+export function isUnknownOperation(e: unknown): boolean {
+  return (e as { code?: string } | null)?.code === 'ENOTSUP' && /unknown operation/.test((e as Error).message);
+}

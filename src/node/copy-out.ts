@@ -1,25 +1,19 @@
 import * as fs from 'node:fs';
 import type { OutputReader } from '../api/types';
 
-/** How a copy ended: `at` bytes were written out; `stopped` when `stop` ended it early. */
-export interface Copied {
-  at: number;
-  stopped: boolean;
-}
-
 /**
  * Copies an output stream to a non-blocking descriptor, exactly once: every read asks at the
  * count written out so far, and every write(2) is acknowledged with the count the kernel took,
  * as soon as it returns (a short write counts as short). Aborting `stop` ends the copy between
  * two writes (a read in progress is cancelled, a wait for room in the pipe cut short). However
  * the copy ends (end of stream, stop, a failed write such as EPIPE), the stream is given back at
- * exactly what was written, so the next reader gets the rest.
+ * exactly what was written, so the next reader gets the rest. Resolves with that count.
  *
  * Both ends of `circuit stdout` use it: the server writing into the CLI's own pipe (nothing can
  * then fall between a write and its acknowledgement: src/node/pipe-out.ts), and the CLI itself
  * when its output is not a pipe the server can open (src/cli/io.ts).
  */
-export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): Promise<Copied> {
+export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): Promise<number> {
   let at = 0;
   try {
     for (;;) {
@@ -34,7 +28,7 @@ export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): P
         throw e;
       }
       if (!b) break;
-      await writeOut(fd, b, stop, (n) => {
+      await writeFd(fd, b, stop, (n) => {
         at += n;
         r.ack(at);
       });
@@ -42,15 +36,15 @@ export async function copyOut(r: OutputReader, fd: number, stop: AbortSignal): P
   } finally {
     await Promise.race([r.release(at).catch(() => {}), new Promise((res) => setTimeout(res, 1000).unref())]);
   }
-  return { at, stopped: stop.aborted };
+  return at;
 }
 
 /**
  * Writes b to a non-blocking descriptor, waiting for room as long as it takes, until all is
- * written or `stop` is aborted; `wrote` hears each write(2)'s count as soon as it returns.
- * Returns the count written; a failed write (EPIPE) throws.
+ * written or `stop` is aborted; `wrote` hears each write(2)'s count as soon as it returns. A
+ * failed write (EPIPE) throws.
  */
-export async function writeOut(fd: number, b: Buffer, stop: AbortSignal | undefined, wrote: (n: number) => void = () => {}): Promise<number> {
+export async function writeFd(fd: number, b: Buffer, stop: AbortSignal | undefined, wrote: (n: number) => void): Promise<void> {
   let off = 0;
   let idle = 1;
   while (off < b.length && !stop?.aborted) {
@@ -67,7 +61,6 @@ export async function writeOut(fd: number, b: Buffer, stop: AbortSignal | undefi
     off += n;
     wrote(n);
   }
-  return off;
 }
 
 /** Waits ms, or less if stop is aborted meanwhile. */

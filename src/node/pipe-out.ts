@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
-import { copyOut, writeOut } from './copy-out';
+import { copyOut, writeFd } from './copy-out';
 import { SystemError } from '../kit/errors';
 import { q } from './oplog';
 import { withReadAhead } from './read-ahead';
@@ -35,8 +35,7 @@ export async function copyToCaller(
   if (fd === undefined) return 'refused';
   try {
     const lease = withReadAhead(await server.openOutput(path, which, opts), true);
-    const { at } = await copyOut(lease, fd, opts.signal);
-    return at;
+    return await copyOut(lease, fd, opts.signal);
   } finally {
     fs.closeSync(fd);
   }
@@ -57,7 +56,7 @@ export async function recvToCaller(server: Server, path: string, raw: unknown, c
     const r = await server.recvUnacked(path, opts);
     let n = 0;
     try {
-      await writeOut(fd, r.msg, undefined, (k) => (n += k));
+      await writeFd(fd, r.msg, undefined, (k) => (n += k));
     } catch (e) {
       server.oplog.say(`the reader of a receiver's pipe for ${q(path)} left after ${n} of ${r.msg.length} bytes: the message goes back`);
       await r.giveBack();

@@ -206,7 +206,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         return null;
       }
       default:
-        throw E.notSupported(`unknown operation ${op}`);
+        throw E.unknownOperation(op);
     }
   };
 
