@@ -16,3 +16,10 @@ export const MESSAGE_MAX = 16 << 20;
 
 /** Headroom a request's other fields get on the wire beside a message of the maximum size. */
 export const WIRE_OVERHEAD = 64 << 10;
+
+/**
+ * How long a receiver whose connection ended while its acknowledgement was on the way keeps
+ * asking its server, over new connections, whether it arrived (src/node/takes.ts): the CLI's
+ * `recv`, and a server in the middle for its receivers. Longer than a partition that heals.
+ */
+export const ACK_AGAIN_MS = 60_000;

@@ -153,6 +153,11 @@ export interface Received {
   msg: Buffer;
   /** Nothing to acknowledge: the message was taken from its home in this process (ack does nothing). */
   acked?: boolean;
+  /**
+   * The id its server gave the message when it came over a connection: the receiver can ask
+   * again by it, over a new connection, whether its acknowledgement arrived (src/node/takes.ts).
+   */
+  id?: number;
   /** The receiver has it: its home forgets it. Resolves once the home confirmed. */
   ack(): Promise<void>;
   /** The receiver could not take it: it goes back first in its channel. */

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
-import type { Client, OutputReader, PipeTarget } from '../api/types';
+import type { Client, OutputReader, PipeTarget, Received } from '../api/types';
 import { copyOut } from '../node/copy-out';
-import { E, isUnknownOperation } from '../kit/errors';
+import { ACK_AGAIN_MS } from '../api/limits';
+import { E, isUnknownOperation, toCircuitError } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
 /**
  * Standard input, whole, up to max bytes: the read that crosses the bound fails at once with
@@ -102,5 +103,37 @@ async function byServer(call: () => Promise<number | 'refused'>): Promise<boolea
   } catch (e) {
     if (isUnknownOperation(e)) return false;
     throw e;
+  }
+}
+
+/**
+ * Acknowledges a received message before it is written out. If the connection ends while the
+ * acknowledgement is on its way (a partition, a server restarting), nobody can tell whether its
+ * home forgot the message: dial again and ask by the message's id until the server says
+ * (src/node/takes.ts). Resolves when this receiver may write it out; rejects when the message
+ * went back to its channel (ENOENT) or the server could not be asked within ACK_AGAIN_MS.
+ */
+export async function ackSurely(c: Client, r: Received, dial: () => Promise<Client & { ackTaken(id: number): Promise<void>; hangUp(): Promise<void> }>): Promise<void> {
+  try {
+    await r.ack();
+  } catch (first) {
+    if (r.id === undefined || !(c as { session?: { isClosed?: boolean } }).session?.isClosed) throw first;
+    const until = Date.now() + ACK_AGAIN_MS;
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      await new Promise((res) => setTimeout(res, wait));
+      let again;
+      try {
+        again = await dial();
+        await again.ackTaken(r.id);
+        return;
+      } catch (e) {
+        if (isUnknownOperation(e)) throw first;
+        const lost = !again || (again as { session?: { isClosed?: boolean } }).session?.isClosed;
+        if (!lost) throw toCircuitError(e);
+        if (Date.now() + wait > until) throw first;
+      } finally {
+        void again?.hangUp().catch(() => {});
+      }
+    }
   }
 }

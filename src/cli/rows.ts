@@ -1,3 +1,4 @@
+import type { DialFlags } from './dial';
 import type { Client } from '../api/types';
 import { AppError, CircuitError } from '../kit/errors';
 
@@ -22,7 +23,8 @@ export interface Command {
   /** Prefix for failures of the operation itself, as the original (`mkchan error: …`). */
   op?: string;
   flags?: Array<[string, string]>;
-  run(c: Client, a: string[], f: CommandFlags): Promise<void>;
+  /** f: the command's flags, and how the CLI dialled (to dial again: a recv whose connection ended). */
+  run(c: Client, a: string[], f: CommandFlags & DialFlags): Promise<void>;
 }
 
 export const one = (a: string[]) => a.length === 1;

@@ -164,14 +164,24 @@ export class RemoteClient implements Client {
 
   async #take(op: 'recv' | 'tryrecvUnacked', path: string, opts?: CallOptions): Promise<Received> {
     const tok = this.#tok++;
-    const msg = await this.#takeCall(op, path, tok, opts);
+    const [msg, id] = await this.#takeCall(op, path, tok, opts);
     return {
       msg,
+      ...(id !== undefined && { id }),
       ack: async () => {
         await this.session.call('ackRecv', [tok]);
       },
       giveBack: async () => this.session.notify('nack', tok),
     };
+  }
+
+  /**
+   * Acknowledges a message by the id its server gave it, on this connection, whichever
+   * connection it came by: for a receiver whose connection ended while its acknowledgement was
+   * on the way (src/node/takes.ts). Rejects with ENOENT when the message went back instead.
+   */
+  async ackTaken(id: number): Promise<void> {
+    await this.#call('ackTaken', [id]);
   }
 
   /**
@@ -182,14 +192,16 @@ export class RemoteClient implements Client {
    */
   async #takeAcked(op: 'recv' | 'tryrecvUnacked', path: string, opts?: CallOptions): Promise<Buffer> {
     const tok = this.#tok++;
-    const msg = await this.#takeCall(op, path, tok, opts);
+    const [msg] = await this.#takeCall(op, path, tok, opts);
     this.session.notify('ack', tok);
     return msg;
   }
 
-  async #takeCall(op: 'recv' | 'tryrecvUnacked', path: string, tok: number, opts?: CallOptions): Promise<Buffer> {
+  /** The message and the id its server gave it (older servers give none). */
+  async #takeCall(op: 'recv' | 'tryrecvUnacked', path: string, tok: number, opts?: CallOptions): Promise<[Buffer, number | undefined]> {
     try {
-      return ((await this.#call(op, [path, tok], { signal: opts?.signal })) as [number, Buffer])[1];
+      const a = (await this.#call(op, [path, tok], { signal: opts?.signal })) as [number, Buffer, number?];
+      return [a[1], typeof a[2] === 'number' ? a[2] : undefined];
     } catch (e) {
       if (opts?.signal?.aborted) this.session.notify('nack', tok); // in case it was taken meanwhile
       throw e;

@@ -15,8 +15,9 @@
  */
 import type { CallOptions, Client, InputWriter, OutputReader, Received, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
+import { ACK_AGAIN_MS } from '../api/limits';
 import type { Session } from '../cluster/session';
-import { SystemError, toCircuitError } from '../kit/errors';
+import { SystemError, isUnknownOperation, toCircuitError } from '../kit/errors';
 
 /** What the pool needs of a connection: a RemoteClient (the Client API, its session, unrecv). */
 export type Conn = Client & {
@@ -24,6 +25,7 @@ export type Conn = Client & {
   unrecv(path: string, msg: Buffer): Promise<void>;
   recvUnacked(path: string, opts?: CallOptions): Promise<Received>;
   tryrecvUnacked(path: string, opts?: CallOptions): Promise<Received>;
+  ackTaken(id: number): Promise<void>;
 };
 
 /** Dials a member's URL (the daemon's key handshake, a short connect timeout). */
@@ -73,6 +75,29 @@ export class Pool {
     }
     if (!e) this.#entries.set(id, (e = { id, url, busy: 0 }));
     return new Routed(this, e);
+  }
+
+  /**
+   * Acknowledges message `take` of member `id` again, over a new connection, after the one it
+   * came by ended with its acknowledgement on the way: retried while the member cannot be
+   * reached, for ACK_AGAIN_MS at most. Resolves once the home confirmed; rejects with its answer
+   * (ENOENT: the message went back to its channel), or with `first` when the home is too old to
+   * be asked or never answered.
+   */
+  async ackAgain(id: string, take: number, first: unknown): Promise<void> {
+    const until = Date.now() + ACK_AGAIN_MS;
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      const r = this.route(id) as Routed | undefined;
+      try {
+        if (r) return await r.ackTaken(take);
+      } catch (err) {
+        const e = toCircuitError(err);
+        if (isUnknownOperation(e)) throw first;
+        if (e.code !== 'EHOSTDOWN') throw e;
+      }
+      if (this.#closed || Date.now() + wait > until) throw first;
+      await new Promise((res) => setTimeout(res, wait));
+    }
   }
 
   /** Number of pooled connections (open or being dialled), for tests. */
@@ -238,18 +263,39 @@ class Routed implements Client {
    */
   async #held(fn: (c: Conn) => Promise<Received>): Promise<Received> {
     const done = this.#lease();
+    let c: Conn | undefined;
     let r: Received;
     try {
-      r = await this.#call(fn);
+      r = await this.#call((conn) => fn((c = conn)));
     } catch (err) {
       done();
       throw err;
     }
     return {
       msg: r.msg,
-      ack: () => r.ack().finally(done),
+      ack: () => this.#ackSurely(r, c!).finally(done),
       giveBack: () => r.giveBack().finally(done),
     };
+  }
+
+  /**
+   * Acknowledges a message received through the connection c. If c ends while the
+   * acknowledgement is on its way, nobody can tell whether the home got it: ask the home again
+   * by the message's id over a new connection until it says (src/node/takes.ts), rather than
+   * fail and leave a message the home forgot and nobody wrote out.
+   */
+  async #ackSurely(r: Received, c: Conn): Promise<void> {
+    try {
+      await r.ack();
+    } catch (err) {
+      if (r.id === undefined || !c.session.isClosed) throw blame(this.#e.id, c, err);
+      await this.#pool.ackAgain(this.#e.id, r.id, blame(this.#e.id, c, err));
+    }
+  }
+
+  /** Asks the home whether a message's acknowledgement arrived, acknowledging it if not yet. */
+  ackTaken(id: number): Promise<void> {
+    return this.#call((c) => c.ackTaken(id));
   }
 
   /** Gives a message received through this server back to its home (its reader vanished). */

@@ -28,15 +28,16 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   const holds: string[] = [];
   const leases = new Map<number, OutputReader>();
   const inputs = new Map<number, InputWriter>();
-  // Messages handed to the client and not yet acknowledged by it, by the client's token. For a
-  // path of another server, the entry holds that server's own acknowledgement: the home keeps
-  // the message until the final receiver acknowledged it (issue 12), and takes it back if this
-  // connection, or this server, goes first.
-  const unacked = new Map<number, Received & { path: string }>();
+  // Messages handed to the client and not yet acknowledged by it: the client's token to the
+  // server-wide id it was given (src/node/takes.ts). For a path of another server, the take holds
+  // that server's own acknowledgement: the home keeps the message until the final receiver
+  // acknowledged it (issue 12), and takes it back if this connection, or this server, goes first.
+  const unacked = new Map<number, number>();
+  const takes = server.takes;
   const giveBack = (tok: number) => {
-    const r = unacked.get(tok);
+    const id = unacked.get(tok);
     unacked.delete(tok);
-    void r?.giveBack().catch(() => {});
+    if (id !== undefined) takes.giveBack(id);
   };
   let next = 1;
   const caller = { local: !!self.local, remote: session.remote };
@@ -48,9 +49,9 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   session.noteHandler = (op, args) => {
     if (refused) return;
     if (op === 'ack') {
-      const r = unacked.get(Number(args));
+      const id = unacked.get(Number(args));
       unacked.delete(Number(args));
-      void r?.ack().catch(() => {});
+      if (id !== undefined) takes.forget(id);
     } else if (op === 'nack') giveBack(Number(args));
     else if (op === 'abandonOutput') {
       // the client gave up on an openOutput whose answer it did not see: its lease, if granted
@@ -105,29 +106,29 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const path = String(args[0]);
         const tok = typeof args[1] === 'number' ? args[1] : -next++;
         const r = op === 'recv' ? await server.recvUnacked(path, opts) : await server.tryrecvUnacked(path, opts);
-        unacked.set(tok, { ...r, path });
+        const id = takes.add(r, path);
+        unacked.set(tok, id);
         if (ctx.signal.aborted) {
           giveBack(tok); // the client gave up: its answer has nowhere to go
           throw E.interrupted();
         }
-        return [tok, r.msg];
+        // the id lets the client ask again on another connection whether its acknowledgement
+        // arrived (ackTaken), when the one it came by ends while the acknowledgement is on its way
+        return [tok, r.msg, id];
       }
       case 'ackRecv': {
-        // the final receiver has the message: the home forgets it, then the receiver is told
-        const r = unacked.get(Number(args[0]));
-        if (!r) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
+        // the final receiver has the message: the home forgets it, then the receiver is told. If
+        // the receiver's connection ends before it heard that, it never wrote the message out:
+        // it goes back first in its channel (unless the receiver asked again elsewhere: Takes.ack)
+        const id = unacked.get(Number(args[0]));
+        if (id === undefined) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
         unacked.delete(Number(args[0]));
-        await r.ack();
-        if (ctx.signal.aborted) {
-          // The receiver's connection ended before it heard that: it writes a message out only
-          // once told, so it never did. Its acknowledgement had gone on to the home (through
-          // this server in the middle, or held up by a stop); the message goes back there first.
-          server.oplog.say(`a receiver of ${q(r.path)} left before its acknowledgement was confirmed: its message goes back`);
-          await server.unrecv(r.path, r.msg);
-          throw E.interrupted();
-        }
+        await takes.ack(id, ctx.signal, (l) => server.oplog.say(l));
         return null;
       }
+      case 'ackTaken': // [id]: as ackRecv, by the server-wide id, from any connection
+        await takes.ack(Number(args[0]), ctx.signal, (l) => server.oplog.say(l));
+        return null;
       case 'openOutput': {
         // [path, which, handle]: the handle is the client's (older clients send none: one is
         // made), so it can give back a lease whose grant it never saw (`abandonOutput`).

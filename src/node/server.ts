@@ -8,6 +8,7 @@ import { NOT_KIND, type ElementContext, type Kind as KindPlugin, type VerbName, 
 import { serverElement } from './kinds/server';
 import { KINDS } from './kinds';
 import { OpLog, q } from './oplog';
+import { Takes } from './takes';
 import { LocalView } from './view';
 import type { View } from './kinds/subscription';
 import { stackReport } from './stk';
@@ -74,6 +75,8 @@ export class Server implements Client {
   readonly maxMessage: number;
   readonly graceMs: number;
   readonly started = new Date();
+  /** Messages handed to receivers over connections and not yet settled (src/node/takes.ts). */
+  readonly takes = new Takes((path, msg) => this.unrecv(path, msg));
   readonly #localView: View & { members(): Member[] };
   readonly #onStop: (() => void) | undefined;
   #mesh: MeshHooks | null = null;

@@ -1,5 +1,6 @@
 import { AppError } from '../../kit/errors';
-import { readAll, recvByServer, writeOut } from '../io';
+import { ackSurely, readAll, recvByServer, writeOut } from '../io';
+import { dialClient } from '../dial';
 import { MESSAGE_MAX } from '../../api/limits';
 import { type Command, P, one } from '../rows';
 
@@ -26,7 +27,7 @@ export const send: Command = {
 export const recv: Command = {
   name: 'recv', usage: 'PATH', summary: 'receive one message (or one subscription event)',
   args: one, argsError: 'recv needs one anchor argument', op: 'recv',
-  async run(c, a) {
+  async run(c, a, f) {
     // Into a pipe, the server writes the message and then forgets it (src/node/pipe-out.ts).
     // Otherwise the message stays its home's until this recv acknowledged it, end to end
     // (through a server in the middle too), and it is written out only once that is confirmed:
@@ -34,7 +35,7 @@ export const recv: Command = {
     if (await recvByServer(c, P(a[0]))) return;
     if (!c.recvUnacked) return writeOut(await c.recv(P(a[0])));
     const r = await c.recvUnacked(P(a[0]));
-    await r.ack();
+    await ackSurely(c, r, () => dialClient(f));
     await writeOut(r.msg);
   },
 };
