@@ -45,6 +45,7 @@ export class LocalClient implements Client {
   close: Client['close'] = (p, o) => this.server.close(p, this.#o(o));
   unrecv = async (p: string, m: Buffer): Promise<void> => this.server.unrecv(p, m);
   recvUnacked: NonNullable<Client['recvUnacked']> = (p, o) => this.server.recvUnacked(p, this.#o(o));
+  tryrecvUnacked: NonNullable<Client['tryrecvUnacked']> = (p, o) => this.server.tryrecvUnacked(p, this.#o(o));
   start: Client['start'] = (p, c, o) => this.server.start(p, c, this.#o(o));
   signal: Client['signal'] = (p, s, o) => this.server.signal(p, s, this.#o(o));
   wait: Client['wait'] = (p, o) => this.server.wait(p, this.#o(o));

@@ -29,6 +29,11 @@ t.test('mesh through the mount: another server\'s channel, process and listing',
   t.equal(r.out.trim(), '124', 'interrupted within its timeout');
   r = await sh('echo later > "$M/$B/far/ch/chan/send" && cat "$M/$B/far/ch/chan/recv"', env);
   t.equal(r.out, 'later\n', 'the next message reaches the next reader whole');
+  // tryrecv on the other server: the message, acknowledged at its home before the read answers
+  // (src/fs/files/stream.ts tryrecvAcked), then EAGAIN: it was not left at home too.
+  r = await sh('echo now > "$M/$B/far/ch/chan/send" && cat "$M/$B/far/ch/chan/tryrecv" && cat "$M/$B/far/ch/chan/tryrecv"; echo "again: $?"', env);
+  t.equal(r.out, 'now\nagain: 1\n', 'tryrecv through the mount takes the message once');
+  t.match(r.err, /Resource temporarily unavailable/);
 
   // A process on B: 20 MB of output streamed back through A, no byte lost.
   const n = 20_000_000;

@@ -176,3 +176,16 @@ export async function recvOrGiveBack(ctx: Ctx): Promise<Buffer> {
   }
   return msg;
 }
+
+/**
+ * One message or event if there is one (EAGAIN at once otherwise), acknowledged end to end
+ * before it is handed over, like recvOrGiveBack: a message taken through another server is
+ * its home's until the acknowledgement is confirmed, so a connection lost in between gives it
+ * back (or confirms it over a new one: src/node/takes.ts) and it is never both read and back.
+ */
+export async function tryrecvAcked(ctx: Ctx): Promise<Buffer> {
+  if (!ctx.client.tryrecvUnacked) return ctx.client.tryrecv(ctx.anchor, ctx.call);
+  const r = await ctx.client.tryrecvUnacked(ctx.anchor, ctx.call);
+  if (!r.acked) await r.ack();
+  return r.msg;
+}

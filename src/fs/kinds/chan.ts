@@ -4,7 +4,7 @@ import { eachLine, lineCommand, trigger } from '../files/line-command';
 import { message, tryMessage } from '../files/message';
 import { oneShot } from '../files/one-shot';
 import { takenAtRead } from '../files/snapshot';
-import { recvOrGiveBack } from '../files/stream';
+import { recvOrGiveBack, tryrecvAcked } from '../files/stream';
 import { peek, peekField } from '../files/element';
 
 /** A channel's files (docs/fs.md, `chan`). */
@@ -23,7 +23,7 @@ export const chan: readonly FileSpec[] = [
   doc('one open-write-close sends one message; close waits until the channel takes it', message('send')),
   doc('each write is one message, or fails with EAGAIN at once when there is no room and no waiting receiver', tryMessage('trysend')),
   doc('one open-read receives one message; the read waits for it', oneShot('recv', recvOrGiveBack)),
-  doc('one message, or EAGAIN at once when there is none', takenAtRead('tryrecv', (c) => c.client.tryrecv(c.anchor, c.call))),
+  doc('one message, or EAGAIN at once when there is none', takenAtRead('tryrecv', tryrecvAcked)),
   doc('any write closes the channel; receivers drain what is buffered', trigger('close', (c) => c.client.close(c.anchor, c.call))),
   peek,
 ];
