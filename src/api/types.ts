@@ -183,11 +183,16 @@ export interface Client {
 
   setCap(path: string, cap: number, opts?: CallOptions): Promise<void>;
   send(path: string, msg: Buffer, opts?: CallOptions): Promise<void>;
-  /** One message of a channel, or one event of a subscription (its path and a newline). */
+  /**
+   * One message of a channel, or one event of a subscription (its path and a newline). Over a
+   * connection, the message is handed over as it arrives and acknowledged one way after: if the
+   * connection is lost in that moment, its home may give it back too (at least once). For
+   * exactly once, use recvUnacked and hand the message over after ack() resolved.
+   */
   recv(path: string, opts?: CallOptions): Promise<Buffer>;
   /** send that never waits: EAGAIN when the channel has no room and no waiting receiver. */
   trysend(path: string, msg: Buffer, opts?: CallOptions): Promise<void>;
-  /** recv that never waits: EAGAIN when nothing is there. */
+  /** recv that never waits: EAGAIN when nothing is there. Acknowledged as recv (tryrecvUnacked for exactly once). */
   tryrecv(path: string, opts?: CallOptions): Promise<Buffer>;
   close(path: string, opts?: CallOptions): Promise<void>;
   /** Puts a received message (or event) back first: its receiver vanished before it got it. */
