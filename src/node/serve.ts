@@ -51,7 +51,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     if (op === 'ack') {
       const id = unacked.get(Number(args));
       unacked.delete(Number(args));
-      if (id !== undefined) takes.forget(id);
+      if (id !== undefined) takes.forget(id, (l) => server.oplog.say(l));
     } else if (op === 'nack') giveBack(Number(args));
     else if (op === 'abandonOutput') {
       // the client gave up on an openOutput whose answer it did not see: its lease, if granted

@@ -17,14 +17,21 @@ import { q } from './oplog';
  * Every attempt to acknowledge claims the message. An attempt whose own connection ended before
  * it could answer puts the message back in its channel, unless a newer attempt (the receiver
  * asking again on another connection) claimed it meanwhile: then that one answers. Settled ids
- * are remembered, the last SETTLED_KEPT of them, for receivers that ask late.
+ *  * are known without a record each: any id this server handed out that is no longer open was
+ * acknowledged, unless it is among the last NOT_ACKED_KEPT that were not.
  */
 export class Takes {
   // Ids start at a random point, so that a receiver asking a restarted server (same socket or
   // address) about an id of the server before cannot hit a message of the new one.
-  #next = randomInt(1, 2 ** 47);
+  readonly #first = randomInt(1, 2 ** 47);
+  #next = this.#first;
   readonly #open = new Map<number, Take>();
-  readonly #settled = new Map<number, 'acked' | 'returned'>();
+  /**
+   * Settled ids that were not acknowledged: given back, or never confirmed by their home. Every
+   * other id handed out and no longer open was acknowledged, so only these (rare: a receiver
+   * that left, a connection lost) need remembering; the oldest go past NOT_ACKED_KEPT.
+   */
+  readonly #notAcked = new Map<number, 'returned' | 'unconfirmed'>();
   readonly #unrecv: (path: string, msg: Buffer) => Promise<void>;
 
   constructor(unrecv: (path: string, msg: Buffer) => Promise<void>) {
@@ -59,15 +66,15 @@ export class Takes {
       (e) => {
         // Not confirmed by the home, even after asking again over new connections for as long
         // as a routed acknowledgement retries: the home gave it back, or forgot it.
-        this.#open.delete(id);
+        this.#remember(id, 'unconfirmed');
         say(`the acknowledgement of a message of ${q(t.path)} was not confirmed by its home (${(e as Error).message}): if the home had it, it is lost`);
         throw e;
       },
     );
     await t.acking;
     if (!signal.aborted) return;
-    if (t.claim === claim && this.#settled.get(id) === 'acked') {
-      this.#settled.set(id, 'returned');
+    if (t.claim === claim && !this.#notAcked.has(id)) {
+      this.#remember(id, 'returned');
       say(`a receiver of ${q(t.path)} left before its acknowledgement was confirmed: its message goes back`);
       await this.#unrecv(t.path, t.r.msg);
     }
@@ -84,34 +91,48 @@ export class Takes {
   }
 
   /** Forgets an acknowledged message without waiting (a receiver's one-way 'ack' note). */
-  forget(id: number): void {
+  forget(id: number, say: (line: string) => void): void {
     const t = this.#open.get(id);
     if (!t || t.acking) return;
     t.claim++;
-    t.acking = t.r.ack().then(() => this.#settle(id, 'acked'));
-    t.acking.catch(() => {});
+    t.acking = t.r.ack().then(
+      () => this.#settle(id, 'acked'),
+      (e) => {
+        this.#remember(id, 'unconfirmed');
+        say(`the acknowledgement of a message of ${q(t.path)} was not confirmed by its home (${(e as Error).message}): if the home had it, it is lost`);
+      },
+    );
   }
 
   #settle(id: number, how: 'acked' | 'returned'): void {
     this.#open.delete(id);
-    this.#settled.set(id, how);
-    if (this.#settled.size > SETTLED_KEPT) this.#settled.delete(this.#settled.keys().next().value!);
+    if (how === 'returned') this.#remember(id, how);
   }
 
+  #remember(id: number, how: 'returned' | 'unconfirmed'): void {
+    this.#open.delete(id);
+    this.#notAcked.set(id, how);
+    if (this.#notAcked.size > NOT_ACKED_KEPT) this.#notAcked.delete(this.#notAcked.keys().next().value!);
+  }
+
+  /** For an id no longer open: nothing if it was acknowledged, else ENOENT saying why. */
   #answerSettled(id: number): void {
-    const how = this.#settled.get(id);
-    if (how === 'acked') return;
+    const how = this.#notAcked.get(id);
+    const ours = Number.isSafeInteger(id) && id >= this.#first && id < this.#next;
+    if (ours && !how) return;
     throw new SystemError(
       'ENOENT',
       how === 'returned'
         ? 'the message went back to its channel: its acknowledgement came after the receiver was given up'
-        : `no message ${id} to acknowledge here (its server restarted, or it was settled long ago)`,
+        : how === 'unconfirmed'
+          ? 'the message could not be confirmed with its home: it went back there, or is lost'
+          : `no message ${id} to acknowledge here (its server restarted?)`,
     );
   }
 }
 
-/** How many settled ids are remembered for receivers that ask again. */
-export const SETTLED_KEPT = 1 << 16;
+/** How many ids settled without an acknowledgement are remembered for receivers that ask again. */
+export const NOT_ACKED_KEPT = 1 << 16;
 
 interface Take {
   r: Received;

@@ -90,18 +90,29 @@ t.test('a home that never confirms: the take is dropped and the loss is said', a
   await tick();
   m.fail(new Error('unreachable'));
   await t.rejects(p, { message: 'unreachable' });
-  t.equal(takes.open, 0, 'nothing kept');
+  t.equal(takes.open, 0, 'nothing kept open');
   t.match(lines.join('\n'), /not confirmed by its home \(unreachable\)/);
+  await t.rejects(takes.ack(id, new AbortController().signal, say), { code: 'ENOENT', message: /could not be confirmed/ }, 'a receiver asking again is told not to write it');
 });
 
 t.test('a one-way acknowledgement forgets it; giving back after that does nothing', async (t) => {
   const { takes } = book();
   const m = take('a');
   const id = takes.add(m.r, '/X/c');
-  takes.forget(id);
+  takes.forget(id, () => {});
   takes.giveBack(id);
   m.release();
   await tick();
   t.equal(m.home.givenBack, 0);
   t.equal(takes.open, 0);
+  await takes.ack(id, new AbortController().signal, () => {}); // asked again: acknowledged
+
+  const n = take('b');
+  const lines: string[] = [];
+  const id2 = takes.add(n.r, '/X/c');
+  takes.forget(id2, (l) => lines.push(l));
+  n.fail(new Error('gone'));
+  await tick();
+  t.equal(takes.open, 0, 'a one-way acknowledgement its home never confirmed is not kept open');
+  t.match(lines.join(''), /not confirmed by its home \(gone\)/);
 });
