@@ -25,6 +25,7 @@ t.test('chaos: a short run under loss, delay, duplication, reordering, partition
   t.ok(r.streamEqual, `the stream read across hosts, readers interrupted and resumed, is byte-exact but for the SIGKILL window (${r.streamRepeated} bytes repeated after ${r.streamSigkilled} SIGKILLed readers)`);
   t.equal(r.hung, 0, 'no call outlived its deadline');
   t.equal(r.procsFinished, r.procsStarted, 'every process started was waited for');
+  t.equal(r.daemonsAlive, r.daemons, 'every daemon is still running at the end (SIGSTOPs hit the daemon itself)');
 });
 
 t.test('chaos: the stream check allows only a repeated last write after a SIGKILLed reader', async (t) => {

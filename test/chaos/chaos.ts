@@ -76,6 +76,9 @@ export interface ChaosReport {
   lostMessages: string[];
   rssBeforeMb: number[];
   rssAfterMb: number[];
+  /** Daemons still running at the end (every one must be: a daemon never crashes on input or faults). */
+  daemonsAlive: number;
+  daemons: number;
   fdsBefore: number[];
   fdsAfter: number[];
 }
@@ -123,11 +126,25 @@ function fds(pid: number): number {
   }
 }
 
-/** The daemon process inside `ip netns exec` (its only child). */
+/**
+ * The daemon's process. `ip netns exec` execs the command in place, so that is the process the
+ * lab spawned; its children are the processes it runs and its orphan watchdog (this once took
+ * the first child, so the SIGSTOP faults stopped the watchdog, or a churn process that then
+ * exited, instead of the daemon). Checked by the executable, in case a wrapper forks.
+ */
 function daemonPid(d: NsDaemon): number {
+  const node = fs.realpathSync(process.execPath);
+  const isNode = (pid: number) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/exe`) === node;
+    } catch {
+      return false;
+    }
+  };
+  if (isNode(d.proc.pid!)) return d.proc.pid!;
   try {
-    const kids = execFileSync('pgrep', ['-P', String(d.proc.pid)]).toString().split(/\s+/).filter(Boolean);
-    return Number(kids[0] ?? d.proc.pid);
+    const kids = execFileSync('pgrep', ['-P', String(d.proc.pid)]).toString().split(/\s+/).filter(Boolean).map(Number);
+    return kids.find(isNode) ?? d.proc.pid!;
   } catch {
     return d.proc.pid!;
   }
@@ -148,7 +165,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const r: ChaosReport = {
     durationMs: opts.durationMs, network: '', faults: [], sent: 0, received: 0, lost: 0, duplicated: 0, sendErrors: 0, killedReceivers: 0, killedAfterReceiving: 0,
     streamExpected: 0, streamGot: 0, streamEqual: false, procsStarted: 0, procsFinished: 0, waitRetries: 0, streamRetries: 0, gaveUp: [], hung: 0, hungCalls: [], lostMessages: [], streamSigkilled: 0, streamRepeated: 0,
-    rssBeforeMb: [], rssAfterMb: [], fdsBefore: [], fdsAfter: [],
+    rssBeforeMb: [], rssAfterMb: [], daemonsAlive: 0, daemons: 3, fdsBefore: [], fdsAfter: [],
   };
   let hung = 0;
   let errors = 0;
@@ -393,9 +410,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           r.faults.push(`SIGSTOP daemon ${victim + 1} ${ms} ms`);
           const pid = daemonPid(d);
           note(`fault: SIGSTOP daemon ${victim + 1} for ${ms} ms`);
-          process.kill(pid, 'SIGSTOP');
-          await sleep(ms);
-          process.kill(pid, 'SIGCONT');
+          try {
+            process.kill(pid, 'SIGSTOP');
+            await sleep(ms);
+            process.kill(pid, 'SIGCONT');
+          } catch (e) {
+            // a daemon that died (it must not: the check at the end says so) ends the faults
+            note(`fault: daemon ${victim + 1} is gone: ${(e as Error).message}`);
+            break;
+          }
           note(`fault: SIGCONT daemon ${victim + 1}`);
         }
       }
@@ -416,6 +439,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await sleep(1000);
     r.rssAfterMb = pids.map(rssMb);
     r.fdsAfter = pids.map(fds);
+    r.daemonsAlive = lab.daemons.filter((d) => d.proc.exitCode === null && d.proc.signalCode === null).length;
+    for (const [i, d] of lab.daemons.entries()) if (d.proc.exitCode !== null || d.proc.signalCode !== null) r.gaveUp.push(`daemon ${i + 1} died (${d.proc.signalCode ?? `exit ${d.proc.exitCode}`}); its last lines:\n${d.stderr().split('\n').slice(-15).join('\n')}`);
     return r;
   } finally {
     lab.destroy();
@@ -473,6 +498,7 @@ export function table(r: ChaosReport): string {
     ['given up after error', r.gaveUp.length ? r.gaveUp.join('; ').replace(/\|/g, '/') : '0'],
     [`calls outliving their deadline (${DEADLINE_MS / 1000} s)`, String(r.hung)],
     ['daemon RSS before → after (MB)', `${mb(r.rssBeforeMb)} → ${mb(r.rssAfterMb)}`],
+    ['daemons alive at the end', `${r.daemonsAlive} of ${r.daemons}`],
     ['daemon fds before → after', `${r.fdsBefore.join(' / ')} → ${r.fdsAfter.join(' / ')}`],
   ];
   return ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
