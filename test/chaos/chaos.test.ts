@@ -11,6 +11,7 @@ t.test('chaos: a short run under loss, delay, duplication, reordering, partition
   t.comment('\n' + table(r));
   for (const h of r.hungCalls) t.comment(`hung: ${h}`);
   for (const m of r.lostMessages) t.comment(`lost: ${m}`);
+  if (r.keptLog) t.comment(`the run's events and each daemon's ops.log are kept in ${r.keptLog}`);
   t.ok(r.sent > 0 && r.procsStarted > 0, 'the workloads ran');
   // The workloads retry what an operator's script would: a `wait` or stream reader that failed at
   // once because a partition cut its server off. Every invariant is an assertion: a lease granted

@@ -17,6 +17,8 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Lab, type NsDaemon } from '../helpers/netns';
 import { MAIN, osPipe } from '../helpers/daemon';
@@ -74,6 +76,8 @@ export interface ChaosReport {
   hungCalls: string[];
   /** Each message lost: when its send returned, and the kills, faults and daemon lines after it. */
   lostMessages: string[];
+  /** Where the whole run's log (every event, each daemon's ops.log) was kept, when an invariant broke. */
+  keptLog?: string;
   rssBeforeMb: number[];
   rssAfterMb: number[];
   /** Daemons still running at the end (every one must be: a daemon never crashes on input or faults). */
@@ -313,7 +317,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         if (res.code === 0 || (res.killed && res.out.length > 0)) {
           const m = res.out.toString();
           got.set(m, (got.get(m) ?? 0) + 1);
-        }
+          note(`recv got ${m}${res.killed ? ' (then killed)' : ''}`);
+        } else note(`recv ${res.killed ? 'killed' : `failed (exit ${res.code}): ${res.err.trim()}`}, nothing written`);
       }
     })();
 
@@ -441,10 +446,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     r.fdsAfter = pids.map(fds);
     r.daemonsAlive = lab.daemons.filter((d) => d.proc.exitCode === null && d.proc.signalCode === null).length;
     for (const [i, d] of lab.daemons.entries()) if (d.proc.exitCode !== null || d.proc.signalCode !== null) r.gaveUp.push(`daemon ${i + 1} died (${d.proc.signalCode ?? `exit ${d.proc.exitCode}`}); its last lines:\n${d.stderr().split('\n').slice(-15).join('\n')}`);
+    if (r.lost || r.duplicated || r.hung || !r.streamEqual || r.procsFinished !== r.procsStarted || r.daemonsAlive !== r.daemons) r.keptLog = keepLog(lab, events, t0, opts);
     return r;
   } finally {
     lab.destroy();
   }
+}
+
+/**
+ * Keeps what a broken run leaves to look at, before the lab goes: every event of the run (faults,
+ * kills, calls that failed, every daemon line) and each daemon's ops.log (every operation with its
+ * origin and result), in a folder under the system's temporary one. Returns its path.
+ */
+function keepLog(lab: Lab, events: Array<[number, string]>, t0: number, opts: ChaosOptions): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `circuit-chaos-seed${opts.seed}-`));
+  fs.writeFileSync(path.join(dir, 'events.log'), events.map(([t, l]) => `${((t - t0) / 1000).toFixed(1)} s ${l}`).join('\n') + '\n');
+  for (const [i, d] of lab.daemons.entries()) {
+    const ops = path.join(d.varDir, 'ops.log');
+    if (fs.existsSync(ops)) fs.copyFileSync(ops, path.join(dir, `daemon-${i + 1}.ops.log`));
+  }
+  return dir;
 }
 
 /** One write of `circuit stdout`, the most a SIGKILL between a write and its ack repeats. */

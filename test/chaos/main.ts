@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   console.log(table(r));
   for (const h of r.hungCalls) console.log(`hung: ${h}`);
   for (const m of r.lostMessages) console.log(`lost: ${m}`);
+  if (r.keptLog) console.log(`chaos: the run's events and each daemon's ops.log are kept in ${r.keptLog}`);
   const ok = r.lost === 0 && r.duplicated === 0 && r.hung === 0 && r.streamEqual && r.procsFinished === r.procsStarted && r.daemonsAlive === r.daemons;
   console.log(ok ? 'chaos: all invariants held' : 'chaos: INVARIANTS BROKEN (see the table)');
   process.exit(ok ? 0 : 1);

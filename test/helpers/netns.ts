@@ -25,6 +25,8 @@ export interface NsDaemon {
   id: string;
   proc: ChildProcess;
   stderr: () => string;
+  /** Its --var folder (ops.log), removed with the lab. */
+  varDir: string;
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -125,7 +127,7 @@ export class Lab {
     for (let i = 0; i < 100 && !/Attaching \/X/.test(err); i++) await new Promise((r) => setTimeout(r, 20));
     const m = /Attaching \/(X[0-9a-f]{16}) as server/.exec(err);
     if (!m) throw new Error(`no attach line: ${err}`);
-    const d: NsDaemon = { host: h, url, id: m[1], proc, stderr: () => err };
+    const d: NsDaemon = { host: h, url, id: m[1], proc, varDir, stderr: () => err };
     this.daemons.push(d);
     return d;
   }
