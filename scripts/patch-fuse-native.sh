@@ -42,31 +42,8 @@ for p in $PATCHES; do
   (cd "$mod" && patch -p1 --forward --silent < "$root/patches/fuse-native-${p%%:*}.patch")
 done
 
-# node-gyp: the one npm names to its lifecycle scripts, else npm's bundled copy, else one on
-# PATH; it builds offline against Node's local headers (npm's nodedir, else the headers
-# installed beside this node), and downloads them only when neither exists.
-gyp=""
-npm_root=$(npm prefix -g 2>/dev/null || true)
-if [ -n "${npm_config_node_gyp:-}" ] && [ -f "$npm_config_node_gyp" ]; then
-  gyp="node $npm_config_node_gyp"
-elif [ -n "$npm_root" ] && [ -f "$npm_root/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" ]; then
-  gyp="node $npm_root/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
-elif command -v node-gyp >/dev/null 2>&1; then
-  gyp=node-gyp
-else
-  gyp="npx --no-install node-gyp"
-fi
-nodedir=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
-if [ -z "$nodedir" ] || [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then
-  nodedir=$(node -p "require('path').resolve(process.execPath, '../..')")
-  [ -f "$nodedir/include/node/node.h" ] || nodedir=""
-fi
-if [ -n "$nodedir" ]; then
-  set -- --nodedir="$nodedir"
-else
-  set --
-fi
-(cd "$mod" && $gyp rebuild --loglevel=error "$@" >/dev/null)
+. "$root/scripts/node-gyp.sh"
+gyp_rebuild "$mod"
 
 for p in $PATCHES; do
   if ! built_with "${p#*:}"; then

@@ -41,6 +41,8 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
 fi
 # The patched fuse-native (caller pid/uid per op, for interrupts and the log).
 if [ -x scripts/patch-fuse-native.sh ]; then sh scripts/patch-fuse-native.sh >&2; fi
+# native/fdtake (pidfd_getfd, for the server to write into a CLI's socket or file: docs/cli.md).
+if [ -x scripts/build-native.sh ]; then sh scripts/build-native.sh >&2; fi
 
 # `circuit` on PATH, the standard way for a checkout: `npm link` puts a symlink to this folder's
 # bin/circuit in npm's global bin (/usr/local/bin on Debian). Done when no circuit is on PATH;
