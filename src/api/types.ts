@@ -122,7 +122,12 @@ export interface OutputReader {
   abandon(): void;
 }
 
-/** A caller's pipe, named for copyOutput: dev and ino as decimal strings (they may pass 2^53). */
+/**
+ * A caller's output (a pipe, a socket, a regular file, a terminal), named for copyOutput by its
+ * process, descriptor, device and inode: dev and ino as decimal strings (they may pass 2^53).
+ * The server finds out its kind itself; a server older than 2026-12-01 takes only pipes and
+ * answers 'refused' for the rest.
+ */
 export interface PipeTarget {
   pid: number;
   fd: number;
@@ -215,17 +220,17 @@ export interface Client {
   openInput(path: string, opts?: CallOptions): Promise<InputWriter>;
   openOutput(path: string, which: 'stdout' | 'stderr', opts?: CallOptions): Promise<OutputReader>;
   /**
-   * Has the server write an output stream into a pipe of the caller's (the CLI's stdout), which
-   * the server opens itself, found by the caller's pid and descriptor and checked against the
-   * pipe's identity; resolves with the count written once the stream ended, or 'refused' when
-   * the server cannot write there (another host, not that pipe, no permission: copy it through
-   * openOutput instead). Ending the call (a cancel, the connection gone) stops the copy between
+   * Has the server write an output stream into an output of the caller's (the CLI's stdout),
+   * which the server reaches itself, found by the caller's pid and descriptor and checked against
+   * the file's identity; resolves with the count written once the stream ended, or 'refused'
+   * when the server cannot write there (another host, not that file, no permission, no add-on
+   * for a socket or file: copy it through openOutput instead). Ending the call (a cancel, the connection gone) stops the copy between
    * two writes, and the stream goes back at exactly what was written (src/node/pipe-out.ts).
    * Optional: only a client connected to a server has it.
    */
   copyOutput?(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
   /**
-   * recv, with the server writing the message into the caller's pipe (as copyOutput) before it
+   * recv, with the server writing the message into the caller's output (as copyOutput) before it
    * acknowledges it: resolves with the message's length, or 'refused' as copyOutput. Optional.
    */
   recvTo?(path: string, target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;

@@ -40,7 +40,7 @@ export function json(v: unknown): string {
  * writes, give the stream back at exactly what was written, then end this process by the same
  * signal. The acknowledgement goes to the connection right after write(2) returns, in the same
  * turn, so only a SIGKILL landing between those two syscalls can make the next reader see that
- * write's bytes again: the reason `circuit stdout` lets the server write into its pipe whenever
+ * write's bytes again: the reason `circuit stdout` lets the server write into its stdout whenever
  * it can (copyByServer).
  */
 export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
@@ -64,33 +64,39 @@ export async function copyStream(r: OutputReader, fd = 1): Promise<void> {
 
 /**
  * Asks the server this CLI dialled to write the stream into this process's stdout itself, when
- * stdout is a pipe and the server runs on this host (src/node/pipe-out.ts): the server then
- * writes and counts each write in one process, so no kill of this one, SIGKILL included, can
- * make the next reader get a byte twice. A signal needs no handler: it ends this process, its
- * connection closes, and the server stops between two writes and gives the stream back at what
- * it wrote. False when the server cannot (stdout is a file or a terminal, the server is on
- * another host or cannot open the pipe, an older server): then the CLI copies it itself.
+ * the server runs on this host (src/node/pipe-out.ts): the server then writes and counts each
+ * write in one process, so no kill of this one, SIGKILL included, can make the next reader get a
+ * byte twice. A signal needs no handler: it ends this process, its connection closes, and the
+ * server stops between two writes and gives the stream back at what it wrote. False when the
+ * server cannot (it is on another host; stdout is a socket or a file and the server lacks the
+ * add-on or the permission to take this process's descriptor; an older server, which takes only
+ * pipes): then the CLI copies it itself.
  */
 export async function copyByServer(c: Client, path: string, which: 'stdout' | 'stderr'): Promise<boolean> {
-  const target = c.copyOutput && stdoutPipe();
+  const target = c.copyOutput && stdoutTarget();
   return !!target && byServer(() => c.copyOutput!(path, which, target));
 }
 
 /**
- * `circuit recv` the same way: the server writes the message into this process's stdout pipe
- * before it acknowledges it, so no kill of this process can fall between the acknowledgement
- * and the write and lose it. False as for copyByServer: then the CLI writes it itself.
+ * `circuit recv` the same way: the server writes the message into this process's stdout before
+ * it acknowledges it, so no kill of this process can fall between the acknowledgement and the
+ * write and lose it. False as for copyByServer: then the CLI writes it itself.
  */
 export async function recvByServer(c: Client, path: string): Promise<boolean> {
-  const target = c.recvTo && stdoutPipe();
+  const target = c.recvTo && stdoutTarget();
   return !!target && byServer(() => c.recvTo!(path, target));
 }
 
-/** This process's stdout as a pipe a server on this host can open, or undefined. */
-function stdoutPipe(): PipeTarget | undefined {
+/**
+ * This process's stdout, named for a server on this host: a pipe, a socket, a regular file or a
+ * character device (a terminal); the server finds out which from the same numbers. Undefined
+ * when stdout is closed or something else.
+ */
+function stdoutTarget(): PipeTarget | undefined {
   try {
     const st = fs.fstatSync(1, { bigint: true });
-    return st.isFIFO() ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) } : undefined;
+    const fits = st.isFIFO() || st.isSocket() || st.isFile() || st.isCharacterDevice();
+    return fits ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) } : undefined;
   } catch {
     return undefined;
   }

@@ -2,26 +2,27 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
-import { copyOut, writeFd } from './copy-out';
+import { copyOut, writeFd, writeNow, type WriteOnce } from './copy-out';
+import { fdtake } from './fdtake';
 import { SystemError } from '../kit/errors';
 import { q } from './oplog';
 import { withReadAhead } from './read-ahead';
 
 /**
  * `circuit stdout` without a gap (issue 12): the server writes the stream into the CLI's own
- * stdout pipe, so that each write(2) and the count it adds to the stream's offset happen in one
+ * stdout, so that each write(2) and the count it adds to the stream's offset happen in one
  * process. When the CLI wrote the bytes itself and acknowledged them after, a SIGKILL between the
  * two made the next reader get that write again; now a kill of the CLI only closes its
  * connection, the copy stops between two writes, and the stream goes back at exactly what
- * reached the pipe.
+ * reached the output.
  *
- * The server opens the pipe as `/proc/PID/fd/N` of the caller, which names the pipe itself (a
- * new open of it, like a FIFO's), and writes only if that is the very pipe the caller named by
- * device and inode. It does so only for a caller on this host: its control socket, or TCP from
- * one of this host's own addresses (a pipe's numbers mean nothing on another host). A caller the
- * server may serve can already run any process as the server's user, so writing into a pipe that
- * caller holds gives it nothing new. Anything else is 'refused' and the CLI copies the stream
- * itself as before. `circuit recv` writes its message the same way (recvToCaller).
+ * How the server gets hold of that output depends on what it is (openOut). It does so only for a
+ * caller on this host: its control socket, or TCP from one of this host's own addresses (a
+ * descriptor's numbers mean nothing on another host), and writes only into the very file the
+ * caller named by device and inode. A caller the server may serve can already run any process
+ * as the server's user, so writing into a descriptor that caller holds gives it nothing new.
+ * Anything else is 'refused' and the CLI copies the stream itself as before. `circuit recv`
+ * writes its message the same way (recvToCaller).
  */
 export async function copyToCaller(
   server: Server,
@@ -31,41 +32,42 @@ export async function copyToCaller(
   caller: Caller,
   opts: CallOptions & { signal: AbortSignal },
 ): Promise<number | 'refused'> {
-  const fd = callerPipe(raw, caller);
-  if (fd === undefined) return 'refused';
+  const out = callerOut(raw, caller);
+  if (!out) return 'refused';
   try {
     const lease = withReadAhead(await server.openOutput(path, which, opts), true);
-    return await copyOut(lease, fd, opts.signal);
+    return await copyOut(lease, out.fd, opts.signal, out.write);
   } finally {
-    fs.closeSync(fd);
+    fs.closeSync(out.fd);
   }
 }
 
 /**
- * `circuit recv` into a pipe, the same way: the message stays its home's while the receiver
- * waits; once taken, this server writes it into the caller's pipe whole (even if the caller is
- * killed meanwhile: the pipe is still there for its reader) and only then acknowledges it. A
- * CLI that received and acknowledged a message and then wrote it out could be killed between
- * the two and lose it. If the pipe's reader is gone before every byte is in, the message goes
- * back first in its channel and the call fails with EPIPE. Resolves with the message's length.
+ * `circuit recv` into the caller's stdout, the same way: the message stays its home's while the
+ * receiver waits; once taken, this server writes it into the caller's output whole (even if the
+ * caller is killed meanwhile: the output is still there for its reader) and only then
+ * acknowledges it. A CLI that received and acknowledged a message and then wrote it out could be
+ * killed between the two and lose it. If the output's reader is gone before every byte is in
+ * (EPIPE), the message goes back first in its channel and the call fails with EPIPE. Resolves
+ * with the message's length.
  */
 export async function recvToCaller(server: Server, path: string, raw: unknown, caller: Caller, opts: CallOptions & { signal: AbortSignal }): Promise<number | 'refused'> {
-  const fd = callerPipe(raw, caller);
-  if (fd === undefined) return 'refused';
+  const out = callerOut(raw, caller);
+  if (!out) return 'refused';
   try {
     const r = await server.recvUnacked(path, opts);
     let n = 0;
     try {
-      await writeFd(fd, r.msg, undefined, (k) => (n += k));
+      await writeFd(out.fd, r.msg, undefined, (k) => (n += k), out.write);
     } catch (e) {
-      server.oplog.say(`the reader of a receiver's pipe for ${q(path)} left after ${n} of ${r.msg.length} bytes: the message goes back`);
+      server.oplog.say(`the reader of a receiver's output for ${q(path)} left after ${n} of ${r.msg.length} bytes: the message goes back`);
       await r.giveBack();
       throw new SystemError('EPIPE', `the reader of the output went away: ${(e as Error).message}`, { cause: e });
     }
     await r.ack();
     return r.msg.length;
   } finally {
-    fs.closeSync(fd);
+    fs.closeSync(out.fd);
   }
 }
 
@@ -75,11 +77,17 @@ export interface Caller {
   remote: string;
 }
 
-/** The caller's pipe named by raw, opened for writing, or undefined (see openPipe). */
-function callerPipe(raw: unknown, caller: Caller): number | undefined {
+/** The caller's output, held by this server: a descriptor and how to write into it. */
+interface CallerOut {
+  fd: number;
+  write: WriteOnce;
+}
+
+/** The caller's output named by raw, ready for writing, or undefined (see openOut). */
+function callerOut(raw: unknown, caller: Caller): CallerOut | undefined {
   const target = pipeTarget(raw);
   if (!target || !(caller.local || sameHost(caller.remote))) return undefined;
-  return openPipe(target);
+  return openOut(target);
 }
 
 /** The target as sent, checked; undefined when malformed. */
@@ -87,31 +95,81 @@ function pipeTarget(raw: unknown): PipeTarget | undefined {
   const t = raw as Partial<PipeTarget> | null;
   if (!t || typeof t !== 'object') return undefined;
   const { pid, fd, dev, ino } = t;
-  if (!Number.isSafeInteger(pid) || pid! <= 0 || !Number.isSafeInteger(fd) || fd! < 0) return undefined;
+  if (!Number.isSafeInteger(pid) || pid! <= 0 || pid! > 0x7fffffff || !Number.isSafeInteger(fd) || fd! < 0 || fd! > 0x7fffffff) return undefined;
   if (typeof dev !== 'string' || typeof ino !== 'string' || !/^\d{1,20}$/.test(dev) || !/^\d{1,20}$/.test(ino)) return undefined;
   return { pid: pid!, fd: fd!, dev, ino };
 }
 
+/** The kinds of output a server writes into: a pipe, a character device (a terminal), a socket, a regular file. */
+type Kind = 'pipe' | 'device' | 'socket' | 'file';
+
 /**
- * The caller's pipe opened for writing without blocking, or undefined: no such process or
- * descriptor, not ours to open, no reader left (ENXIO), not a pipe, or another pipe than named.
+ * The caller's descriptor, ready for writing, or undefined: no such process or descriptor, not
+ * ours to reach, no reader left, another file than named, a kind not handled, or no add-on.
+ *
+ * - A pipe or a character device (a terminal): opened anew as `/proc/PID/fd/N`, which names the
+ *   pipe or device itself, in non-blocking mode. That open file description is this server's
+ *   alone, so its O_NONBLOCK touches nobody else (a terminal's description is shared with the
+ *   user's shell, which must not find it non-blocking afterwards), and neither has an offset to
+ *   share. A write that finds no room waits without blocking the event loop (writeFd), and a
+ *   stop ends that wait at once.
+ * - A socket (a socket pair, as node and many supervisors give a child) cannot be opened that
+ *   way (ENXIO), and a regular file opened anew would have an offset of its own (wrong for
+ *   `> out.txt` followed by more writes). For them the server takes a duplicate of the caller's
+ *   very descriptor with pidfd_getfd(2) (native/fdtake), which shares the caller's open file
+ *   description, offset and flags; nothing is changed on it. The kernel allows that only to a
+ *   process that may ptrace the caller (root, or the caller's own user where Yama's
+ *   ptrace_scope does not forbid it); otherwise, or without the add-on, it is refused. A socket
+ *   is written with send(MSG_DONTWAIT), which cannot block whatever the shared O_NONBLOCK says.
+ *   A file is written with write(2) at the shared offset on libuv's threadpool (O_NONBLOCK
+ *   means nothing for a file): a write that blocks (a hung network file system) holds one pool
+ *   thread, and a stop takes effect when it returns.
  */
-function openPipe(t: PipeTarget): number | undefined {
+function openOut(t: PipeTarget): CallerOut | undefined {
+  const kind = kindOf(t);
+  const taken = kind === 'socket' || kind === 'file';
+  const ft = taken ? fdtake() : undefined;
+  if (!kind || (taken && !ft)) return undefined;
   let fd: number;
   try {
-    fd = fs.openSync(`/proc/${t.pid}/fd/${t.fd}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+    fd = ft ? ft.takeFd(t.pid, t.fd) : fs.openSync(`/proc/${t.pid}/fd/${t.fd}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
   } catch {
-    return undefined;
+    return undefined; // gone, EPERM, ENXIO (no reader left), ENOSYS (a kernel before 5.6)
   }
   try {
+    // the very file named, checked again on what we hold (the caller may have replaced fd N)
     const st = fs.fstatSync(fd, { bigint: true });
-    if (st.isFIFO() && String(st.dev) === t.dev && String(st.ino) === t.ino) return fd;
+    if (String(st.dev) === t.dev && String(st.ino) === t.ino && kindOfStat(st) === kind) {
+      return { fd, write: kind === 'socket' ? ft!.sendNb : kind === 'file' ? writeInPool : writeNow };
+    }
   } catch {
     /* refused below */
   }
   fs.closeSync(fd);
   return undefined;
 }
+
+/** The kind of the caller's descriptor, if it is the file named: a stat of its /proc link, which opens nothing. */
+function kindOf(t: PipeTarget): Kind | undefined {
+  try {
+    const st = fs.statSync(`/proc/${t.pid}/fd/${t.fd}`, { bigint: true });
+    return String(st.dev) === t.dev && String(st.ino) === t.ino ? kindOfStat(st) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function kindOfStat(st: fs.BigIntStats): Kind | undefined {
+  if (st.isFIFO()) return 'pipe';
+  if (st.isCharacterDevice()) return 'device';
+  if (st.isSocket()) return 'socket';
+  if (st.isFile()) return 'file';
+  return undefined;
+}
+
+/** write(2) at the descriptor's own offset (position null), on libuv's threadpool: see openOut. */
+const writeInPool: WriteOnce = (fd, b, off, len) =>
+  new Promise((resolve, reject) => fs.write(fd, b, off, len, null, (e, n) => (e ? reject(e) : resolve(n))));
 
 /** Whether a TCP peer ("address:port") is this host: a loopback address or one of its own. */
 export function sameHost(remote: string): boolean {

@@ -1,5 +1,8 @@
 import t from 'tap';
-import { startServer, cli, cliBackground, kill, eventually, haveStrace, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startServer, cli, cliBackground, kill, eventually, haveStrace, haveFdtake, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
 
 /** Channels through the real CLI against a real daemon (docs/cli.md). */
 let d: Running;
@@ -10,8 +13,8 @@ const fresh = (name: string) => `/${d.id}/chan-${name}-${n++}`;
 const settles = (p: Background, ms: number) =>
   Promise.race([p.exited.then(() => 'exited' as const), new Promise<'running'>((r) => setTimeout(() => r('running'), ms))]);
 const stat = async (p: string) => JSON.parse((await c(['peek', p])).stdout) as { Cap: number; Closed: boolean; Aborted: boolean; NumSend: number; NumRecv: number };
-const bg = (t: { teardown(fn: () => unknown): void }, args: string[], input?: string | Buffer, opts?: { pipe?: boolean; under?: string[] }) => {
-  const p = cliBackground(d.url, args, input, opts);
+const bg = (t: { teardown(fn: () => unknown): void }, args: string[], input?: string | Buffer, opts?: { pipe?: boolean; under?: string[]; out?: number }, url = d.url) => {
+  const p = cliBackground(url, args, input, opts);
   t.teardown(() => kill(p));
   return p;
 };
@@ -282,19 +285,43 @@ t.test('subscription: mk@join, recv prints /Xid and a newline, peek shape', asyn
 
 void eventually;
 
-// A recv into a pipe has its server write the message into the pipe before the message is
-// forgotten (src/node/pipe-out.ts), so a SIGKILL of the CLI at any moment after the message was
-// taken loses nothing. strace holds the CLI 1.5 s after each of its write(2)s (its requests, its
-// pings), so it is in the middle of its call when the kill comes.
-t.test('chan: a recv into a pipe SIGKILLed after its message was taken: the reader has it, once', { skip: haveStrace ? false : 'needs strace that may trace (Debian package strace, which scripts/setup.sh installs; ptrace allowed)' }, async (t) => {
-  const p = fresh('killgap');
-  t.equal((await c(['mkchan', p, '4'])).code, 0);
-  t.equal((await c(['send', p], 'the one message\n')).code, 0);
-  const r = bg(t, ['recv', p], undefined, { pipe: true, under: holdAfterWrites(1500) });
-  await eventually(async () => (await stat(p)).NumRecv === 1, 20_000, 10);
-  process.kill(tracee(r.pid!), 'SIGKILL');
-  await r.exited;
-  t.equal(r.stdoutBytes().toString(), 'the one message\n', 'the server wrote it into the pipe');
-  await new Promise((res) => setTimeout(res, 500));
-  t.equal((await stat(p)).NumRecv, 1, 'and did not give it back: delivered once');
+// A recv has its server write the message into the CLI's stdout before the message is forgotten
+// (src/node/pipe-out.ts; a socket pair or a file through native/fdtake), so a SIGKILL of the CLI
+// at any moment after the message was taken loses nothing. strace holds the CLI 1.5 s after each
+// of its write(2)s (its requests, its pings), so it is in the middle of its call when the kill
+// comes.
+const noStrace = haveStrace ? false : 'needs strace that may trace (Debian package strace, which scripts/setup.sh installs; ptrace allowed)';
+const noFdtake = haveFdtake ? false : 'needs native/fdtake built (scripts/build-native.sh: make and a C compiler) and pidfd_getfd(2) (Linux 5.6 or later)';
+for (const how of ['a pipe', 'a socket pair', 'a file'] as const) {
+  t.test(`chan: a recv into ${how} SIGKILLed after its message was taken: the reader has it, once`, { skip: noStrace || (how !== 'a pipe' && noFdtake) }, async (t) => {
+    const p = fresh('killgap');
+    t.equal((await c(['mkchan', p, '4'])).code, 0);
+    t.equal((await c(['send', p], 'the one message\n')).code, 0);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-recv-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'out');
+    const fd = how === 'a file' ? fs.openSync(file, 'w') : undefined;
+    const r = bg(t, ['recv', p], undefined, { pipe: how === 'a pipe', out: fd, under: holdAfterWrites(1500) });
+    if (fd !== undefined) fs.closeSync(fd);
+    await eventually(async () => (await stat(p)).NumRecv === 1, 20_000, 10);
+    process.kill(tracee(r.pid!), 'SIGKILL');
+    await r.exited;
+    await new Promise((res) => setTimeout(res, 500));
+    const got = fd === undefined ? r.stdoutBytes().toString() : fs.readFileSync(file, 'utf8');
+    t.equal(got, 'the one message\n', `the server wrote it into ${how}`);
+    t.equal((await stat(p)).NumRecv, 1, 'and did not give it back: delivered once');
+  });
+}
+
+// Without its add-on (CIRCUIT_NO_FDTAKE=1) a server refuses a socket pair, and the CLI writes
+// the message itself, as before native/fdtake.
+t.test('chan: a recv into a socket pair from a server without its add-on: the CLI writes it', async (t) => {
+  const e = await startServer(['--no-mount'], { env: { CIRCUIT_NO_FDTAKE: '1' } });
+  t.teardown(() => e.stop());
+  const p = `/${e.id}/chan-noaddon`;
+  t.equal((await cli(e.url, ['mkchan', p, '1'])).code, 0);
+  t.equal((await cli(e.url, ['send', p], 'by the CLI\n')).code, 0);
+  const r = bg(t, ['recv', p], undefined, {}, e.url);
+  t.equal(await r.exited, 0);
+  t.equal(r.stdoutBytes().toString(), 'by the CLI\n');
 });

@@ -176,18 +176,19 @@ export type Background = ChildProcess & {
 /**
  * Starts `circuit ARGS -d URL` and leaves it running (for blocking commands). Input, when given,
  * is written and stdin closed; otherwise stdin stays open for the caller. Its stdout is a
- * socket pair (node's own pipes) unless `pipe` asks for an OS pipe, as a shell's `|` gives.
+ * socket pair (node's own pipes) unless `pipe` asks for an OS pipe, as a shell's `|` gives, or
+ * `out` gives a descriptor (e.g. a file's; then stdoutBytes stays empty: read the file).
  * `under` is a command that runs it (e.g. strace and its options).
  */
-export function cliBackground(url: string, args: string[], input?: string | Buffer, opts: { pipe?: boolean; under?: string[] } = {}): Background {
+export function cliBackground(url: string, args: string[], input?: string | Buffer, opts: { pipe?: boolean; under?: string[]; out?: number } = {}): Background {
   const fifo = opts.pipe ? osPipe() : undefined;
-  const p = spawnCircuit([...args, '-d', url], cleanEnv(), ['pipe', fifo?.writeFd ?? 'pipe', 'pipe'], undefined, opts.under) as Background;
+  const p = spawnCircuit([...args, '-d', url], cleanEnv(), ['pipe', fifo?.writeFd ?? opts.out ?? 'pipe', 'pipe'], undefined, opts.under) as Background;
   if (fifo) fs.closeSync(fifo.writeFd);
-  const stdout = fifo?.read ?? p.stdout!;
+  const stdout = fifo?.read ?? p.stdout;
   let out = '';
   let err = '';
   const bytes: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => {
+  stdout?.on('data', (c: Buffer) => {
     out += c;
     bytes.push(c);
   });
@@ -231,6 +232,27 @@ export function osPipe(): { read: net.Socket; writeFd: number } {
 export const haveStrace = (() => {
   try {
     execFileSync('strace', ['-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=write', 'true'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Whether native/fdtake is built (scripts/build-native.sh) and pidfd_getfd(2) works here (Linux
+ * 5.6 or later, not forbidden by a seccomp filter): then a server writes `circuit stdout` and
+ * `recv` into a CLI's socket pair or file itself (src/node/pipe-out.ts).
+ */
+export const haveFdtake = (() => {
+  try {
+    const m = { exports: {} as { takeFd?(pid: number, fd: number): number } };
+    process.dlopen(m, path.resolve(__dirname, '../../../native/fdtake/build/Release/fdtake.node'));
+    const fd = fs.openSync('/dev/null', 'r');
+    try {
+      fs.closeSync(m.exports.takeFd!(process.pid, fd));
+    } finally {
+      fs.closeSync(fd);
+    }
     return true;
   } catch {
     return false;
