@@ -56,6 +56,12 @@ export async function recvToCaller(server: Server, path: string, raw: unknown, c
   if (!out) return 'refused';
   try {
     const r = await server.recvUnacked(path, opts);
+    if (opts.signal.aborted) {
+      // the call ended (its caller gone, or it gave up: e.g. this server was stopped meanwhile)
+      // as the message came: it goes back rather than out after a recv that failed
+      await r.giveBack();
+      throw new SystemError('ECANCELED', 'the receiver went away before its message could be written');
+    }
     let n = 0;
     try {
       await writeFd(out.fd, r.msg, undefined, (k) => (n += k), out.write);

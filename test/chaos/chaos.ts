@@ -185,8 +185,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return `${args.join(' ')} at host ${h + 1}, ${secs(began)} s → ${secs(Date.now())} s${err.trim() ? ` (stderr: ${err.trim()})` : ''}\n${around.join('\n')}`;
   };
   /** One CLI call inside a host's namespace, bounded by DEADLINE_MS; `kill` lets chaos end it. */
-  // With `pipe`, its stdout is an OS pipe (as a shell's `|`), which `circuit stdout` has its
-  // server write into; otherwise a socket pair (node's own), which the CLI writes itself.
+  // With `pipe`, its stdout is an OS pipe (as a shell's `|`), otherwise a socket pair (node's
+  // own); `circuit stdout` has its server write into either (a socket through native/fdtake).
   const call = (h: number, args: string[], input?: Buffer | string, onSpawn?: (kill: (sig?: NodeJS.Signals) => void) => void, pipe = false): Promise<CallResult> =>
     new Promise((resolve) => {
       const d = lab.daemons[h]!;
@@ -336,7 +336,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       for (let i = 0; i < 3 && Date.now() < end; i++) {
         let kill: ((sig?: NodeJS.Signals) => void) | undefined;
         // readers alternate between an OS pipe (the server writes into it: a SIGKILL repeats
-        // nothing) and a socket pair (the CLI writes: a SIGKILL may repeat its last write)
+        // nothing) and a socket pair (the same through native/fdtake; where the CLI writes
+        // itself, without the add-on, a SIGKILL may repeat its last write)
         const pipe = i % 2 === 0;
         const pending = call(2, ['stdout', p], undefined, (k) => (kill = k), pipe);
         const sig: NodeJS.Signals = rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL';

@@ -73,7 +73,10 @@ t.test('exactly once across servers', async (t) => {
 
 t.test('a routed message is acknowledged end to end: a middle server that dies, a receiver that is killed', async (t) => {
   const h: Running = await startServer(['--no-mount']);
-  const m: Running = await startServer(['--no-mount', '-j', h.url]);
+  // M without native/fdtake: it then leaves a receiver's socket-pair stdout to the CLI, which
+  // receives, acknowledges and writes itself (with it, M would write the message into that
+  // socket itself, stopped CLI or not: src/node/pipe-out.ts).
+  const m: Running = await startServer(['--no-mount', '-j', h.url], { env: { CIRCUIT_NO_FDTAKE: '1' } });
   t.teardown(async () => {
     if (m.proc.exitCode === null && m.proc.signalCode === null) await m.stop('SIGKILL');
     await h.stop();
