@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startServer, cli, cliBackground, cleanEnv, MAIN, kill, eventually, alive, haveStrace, haveFdtake, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
+import { startServer, cli, cliBackground, cleanEnv, spawnCircuit, urlOf, haveSetpriv, NOBODY, MAIN, kill, eventually, alive, haveStrace, haveFdtake, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
 
 /** Processes through the real CLI against a real daemon (docs/cli.md, issue 2's decisions). */
 let d: Running;
@@ -310,6 +310,50 @@ t.test('proc: stdout into a terminal: the server writes it and leaves the termin
   t.match(lines[0], /^flags:\s+\d+$/);
   t.equal(lines[4], lines[0], 'the terminal\'s flags are as before (no O_NONBLOCK left on it)');
   if (haveStrace) t.notMatch(fs.readFileSync(trace, 'utf8'), /\bwrite\(1,/, 'the CLI wrote nothing to its stdout: its server did');
+});
+
+// Whose descriptor a server may take is the kernel's call (pidfd_getfd needs the rights to
+// ptrace the CLI): a server running as nobody takes the socket pair of a CLI of nobody's (unless
+// Yama's ptrace_scope forbids it to non-root), and is refused (EPERM) for a CLI of root's, which
+// then writes its stdout itself. strace tells who wrote: a write(2) to fd 1 by the CLI, or none.
+const yamaScope = (() => {
+  try {
+    return Number(fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8'));
+  } catch {
+    return 0; // no Yama
+  }
+})();
+const noNobody = process.getuid?.() !== 0 ? 'needs root (to run a daemon and a CLI as nobody)' : !haveSetpriv ? 'needs setpriv (util-linux)' : noStrace || noFdtake;
+t.test('proc: a server as nobody writes into the socket pair of a CLI of nobody\'s, not of root\'s (which writes itself)', { skip: noNobody }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-nobody-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o777);
+  const varDir = path.join(dir, 'var');
+  fs.mkdirSync(varDir);
+  fs.chownSync(varDir, NOBODY.uid, NOBODY.gid);
+  const daemon = spawnCircuit(['start', '--no-mount', '--var', varDir, '--socket', path.join(varDir, 'control.sock'), '-a', '127.0.0.1:0'], cleanEnv(), ['ignore', 'pipe', 'pipe'], NOBODY);
+  let err = '';
+  daemon.stderr!.on('data', (c) => (err += c));
+  t.teardown(() => new Promise<void>((res) => (daemon.exitCode !== null ? res() : (daemon.once('exit', () => res()), daemon.kill()))));
+  const url = await urlOf(daemon, () => err);
+  const id = (await eventually(() => /Attaching \/(X[0-9a-f]{16}) as server/.exec(err)?.[1], 5000)) as string;
+  const run = (as: typeof NOBODY | undefined, p: string, trace: string) =>
+    new Promise<string>((resolve) => {
+      const cliProc = spawnCircuit(['stdout', p, '-d', url], cleanEnv(), ['ignore', 'pipe', 'pipe'], as, ['strace', '-f', '-qq', '-o', trace, '-e', 'trace=write']);
+      const out: Buffer[] = [];
+      cliProc.stdout!.on('data', (c) => out.push(c));
+      cliProc.on('close', () => resolve(Buffer.concat(out).toString()));
+    });
+  for (const [who, as, serverWrites] of [['nobody', NOBODY, yamaScope === 0], ['root', undefined, false]] as const) {
+    const p = `/${id}/proc-nobody-${who}`;
+    t.equal((await cli(url, ['mkproc', p], sh('seq 1 3'), {}, NOBODY)).code, 0);
+    const trace = path.join(dir, `trace-${who}`);
+    t.equal(await run(as, p, trace), '1\n2\n3\n', `a CLI of ${who}'s gets the stream`);
+    const cliWrote = /\bwrite\(1,/.test(fs.readFileSync(trace, 'utf8'));
+    const why = as ? `Yama ptrace_scope ${yamaScope}` : 'EPERM: another user';
+    t.equal(cliWrote, !serverWrites, serverWrites ? `the server took the descriptor of ${who}'s CLI and wrote it` : `the server was refused ${who}'s CLI's descriptor (${why}): the CLI wrote itself`);
+  }
+  t.notMatch(err, /EPERM|pidfd|error/i, 'a refusal is no error in the daemon\'s log');
 });
 
 t.test('proc: one stdout reader at a time', async (t) => {
