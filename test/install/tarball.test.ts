@@ -1,7 +1,8 @@
 /**
  * The install path every Node user takes: `npm pack`, then `npm install -g` of the tarball into
  * an empty prefix. The package's postinstall must leave the patched fuse-native behind, so a
- * reader blocked in the mount is interruptible (`timeout 1 cat …/recv` returns at once); and a
+ * reader blocked in the mount is interruptible (`timeout 1 cat …/recv` returns at once), and
+ * native/fdtake, which the daemon loads to write `circuit stdout` into a file; and a
  * daemon given an unpatched build (the upstream prebuild) refuses to mount unless told
  * --allow-unsafe-mount. npm works from its local cache when it can (--offline) and falls back to
  * the registry when the cache lacks something (--prefer-offline).
@@ -63,6 +64,7 @@ function run(): void {
     t.comment(`npm install -g took ${Date.now() - t0} ms`);
     const mod = path.join(prefix, 'lib/node_modules/circuit/node_modules/fuse-native');
     t.ok(fs.existsSync(path.join(mod, 'build/Release/fuse.node')), 'fuse-native was built from source');
+    t.ok(fs.existsSync(path.join(prefix, 'lib/node_modules/circuit/native/fdtake/build/Release/fdtake.node')), 'native/fdtake was built (scripts/build-native.sh)');
 
     const d = await start([]);
     const x = fs.readdirSync(d.mnt).find((n) => n.startsWith('X'));
@@ -74,6 +76,19 @@ function run(): void {
     const ms = Date.now() - t1;
     t.equal(cat.status, 124, 'timeout interrupted the blocked reader');
     t.ok(ms < 2000, `timeout 1 cat recv returned in ${ms} ms`);
+
+    // `circuit stdout` into a file: the installed daemon takes the CLI's descriptor through
+    // native/fdtake (src/node/pipe-out.ts), so it has loaded the add-on
+    const circuit = path.join(prefix, 'bin/circuit');
+    const p = `/${x}/inst/seq`;
+    t.equal(spawnSync(circuit, ['mkproc', p, '-d', d.url], { env, input: JSON.stringify({ Path: 'seq', Args: ['1', '3'] }) }).status, 0, 'mkproc');
+    const file = path.join(dir, 'out.txt');
+    const fd = fs.openSync(file, 'w');
+    const out = spawnSync(circuit, ['stdout', p, '-d', d.url], { env, stdio: ['ignore', fd, 'pipe'], timeout: 10_000 });
+    fs.closeSync(fd);
+    t.equal(out.status, 0, 'circuit stdout into a file', { stderr: String(out.stderr) });
+    t.equal(fs.readFileSync(file, 'utf8'), '1\n2\n3\n');
+    t.match(fs.readFileSync(`/proc/${d.proc.pid}/maps`, 'utf8'), /native\/fdtake\/build\/Release\/fdtake\.node/, 'the daemon loaded the add-on');
     await stop(d.proc);
   });
 
