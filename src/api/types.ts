@@ -133,6 +133,12 @@ export interface PipeTarget {
   fd: number;
   dev: string;
   ino: string;
+  /**
+   * The caller's pid namespace as `/proc/self/ns/pid` reads (`pid:[4026531836]`), so the server
+   * takes pid in its own namespace only (a CLI in a container has other pids). Sent by CLIs
+   * since 2026-12-01; without it a server writes only into a pipe, as before.
+   */
+  pidns?: string;
 }
 
 /** A writer on a process's stdin; stdin closes when its last writer closes. */

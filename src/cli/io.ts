@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Client, OutputReader, PipeTarget, Received } from '../api/types';
 import { copyOut } from '../node/copy-out';
+import { pidNamespace } from '../kit/pid';
 import { ACK_AGAIN_MS } from '../api/limits';
 import { E, isUnknownOperation, toCircuitError } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
@@ -96,7 +97,7 @@ function stdoutTarget(): PipeTarget | undefined {
   try {
     const st = fs.fstatSync(1, { bigint: true });
     const fits = st.isFIFO() || st.isSocket() || st.isFile() || st.isCharacterDevice();
-    return fits ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino) } : undefined;
+    return fits ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino), pidns: pidNamespace() } : undefined;
   } catch {
     return undefined;
   }

@@ -4,6 +4,7 @@ import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
 import { copyOut, writeFd, writeNow, type WriteOnce } from './copy-out';
 import { fdtake } from './fdtake';
+import { pidNamespace } from '../kit/pid';
 import { SystemError } from '../kit/errors';
 import { q } from './oplog';
 import { withReadAhead } from './read-ahead';
@@ -100,10 +101,11 @@ function callerOut(raw: unknown, caller: Caller): CallerOut | undefined {
 function pipeTarget(raw: unknown): PipeTarget | undefined {
   const t = raw as Partial<PipeTarget> | null;
   if (!t || typeof t !== 'object') return undefined;
-  const { pid, fd, dev, ino } = t;
+  const { pid, fd, dev, ino, pidns } = t;
   if (!Number.isSafeInteger(pid) || pid! <= 0 || pid! > 0x7fffffff || !Number.isSafeInteger(fd) || fd! < 0 || fd! > 0x7fffffff) return undefined;
   if (typeof dev !== 'string' || typeof ino !== 'string' || !/^\d{1,20}$/.test(dev) || !/^\d{1,20}$/.test(ino)) return undefined;
-  return { pid: pid!, fd: fd!, dev, ino };
+  if (pidns != null && (typeof pidns !== 'string' || pidns.length > 64)) return undefined;
+  return { pid: pid!, fd: fd!, dev, ino, pidns: pidns ?? undefined };
 }
 
 /** The kinds of output a server writes into: a pipe, a character device (a terminal), a socket, a regular file. */
@@ -132,7 +134,13 @@ type Kind = 'pipe' | 'device' | 'socket' | 'file';
  *   thread, and a stop takes effect when it returns.
  */
 function openOut(t: PipeTarget): CallerOut | undefined {
+  // The pid is the caller's in its pid namespace: one of another (a CLI in a container sharing
+  // this host's network) names some other process here. Only a pipe is taken from a caller that
+  // does not say (a CLI older than the namespace field), as before: a pipe is the same pipe
+  // whoever holds it, while a file's offset is its holder's own.
+  if (t.pidns !== undefined && t.pidns !== pidNamespace()) return undefined;
   const kind = kindOf(t);
+  if (t.pidns === undefined && kind !== 'pipe') return undefined;
   const taken = kind === 'socket' || kind === 'file';
   const ft = taken ? fdtake() : undefined;
   if (!kind || (taken && !ft)) return undefined;

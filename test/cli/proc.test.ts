@@ -356,6 +356,28 @@ t.test('proc: a server as nobody writes into the socket pair of a CLI of nobody\
   t.notMatch(err, /EPERM|pidfd|error/i, 'a refusal is no error in the daemon\'s log');
 });
 
+// A CLI in a pid namespace of its own (as in a container sharing the host's network): its pid
+// means another process to the server, which refuses; the CLI writes its stdout itself.
+const haveUnshare = (() => {
+  try {
+    execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+t.test('proc: a CLI in another pid namespace writes its socket pair itself', { skip: !haveUnshare ? 'needs unshare (util-linux) allowed to make a pid namespace (root)' : noStrace }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'circuit-pidns-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const p = fresh('pidns');
+  await mkproc(t, p, sh('seq 1 3'));
+  const trace = path.join(dir, 'trace');
+  const r = bg(t, ['stdout', p], undefined, { under: ['unshare', '--pid', '--fork', '--mount-proc', 'strace', '-f', '-qq', '-o', trace, '-e', 'trace=write'] });
+  t.equal(await r.exited, 0, r.errors());
+  t.equal(r.stdoutBytes().toString(), '1\n2\n3\n', 'the stream, once');
+  t.match(fs.readFileSync(trace, 'utf8'), /\bwrite\(1,/, 'written by the CLI: the server refused a pid of another namespace');
+});
+
 t.test('proc: one stdout reader at a time', async (t) => {
   const p = fresh('onereader');
   await mkproc(t, p, sh('echo ready; exec sleep 100'));
