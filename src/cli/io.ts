@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { isatty } from 'node:tty';
 import type { Client, OutputReader, PipeTarget, Received } from '../api/types';
 import { copyOut } from '../node/copy-out';
 import { pidNamespace } from '../kit/pid';
@@ -90,13 +91,13 @@ export async function recvByServer(c: Client, path: string): Promise<boolean> {
 
 /**
  * This process's stdout, named for a server on this host: a pipe, a socket, a regular file or a
- * character device (a terminal); the server finds out which from the same numbers. Undefined
- * when stdout is closed or something else.
+ * terminal; the server finds out which from the same numbers. Undefined when stdout is closed or
+ * something else (e.g. /dev/null), which the CLI then writes itself.
  */
 function stdoutTarget(): PipeTarget | undefined {
   try {
     const st = fs.fstatSync(1, { bigint: true });
-    const fits = st.isFIFO() || st.isSocket() || st.isFile() || st.isCharacterDevice();
+    const fits = st.isFIFO() || st.isSocket() || st.isFile() || (st.isCharacterDevice() && isatty(1));
     return fits ? { pid: process.pid, fd: 1, dev: String(st.dev), ino: String(st.ino), pidns: pidNamespace() } : undefined;
   } catch {
     return undefined;

@@ -108,15 +108,15 @@ function pipeTarget(raw: unknown): PipeTarget | undefined {
   return { pid: pid!, fd: fd!, dev, ino, pidns: pidns ?? undefined };
 }
 
-/** The kinds of output a server writes into: a pipe, a character device (a terminal), a socket, a regular file. */
-type Kind = 'pipe' | 'device' | 'socket' | 'file';
+/** The kinds of output a server writes into: a pipe, a terminal, a socket, a regular file. */
+type Kind = 'pipe' | 'terminal' | 'socket' | 'file';
 
 /**
  * The caller's descriptor, ready for writing, or undefined: no such process or descriptor, not
  * ours to reach, no reader left, another file than named, a kind not handled, or no add-on.
  *
- * - A pipe or a character device (a terminal): opened anew as `/proc/PID/fd/N`, which names the
- *   pipe or device itself, in non-blocking mode. That open file description is this server's
+ * - A pipe or a terminal: opened anew as `/proc/PID/fd/N`, which names the pipe or the
+ *   terminal itself, in non-blocking mode. That open file description is this server's
  *   alone, so its O_NONBLOCK touches nobody else (a terminal's description is shared with the
  *   user's shell, which must not find it non-blocking afterwards), and neither has an offset to
  *   share. A write that finds no room waits without blocking the event loop (writeFd), and a
@@ -175,10 +175,21 @@ function kindOf(t: PipeTarget): Kind | undefined {
 
 function kindOfStat(st: fs.BigIntStats): Kind | undefined {
   if (st.isFIFO()) return 'pipe';
-  if (st.isCharacterDevice()) return 'device';
+  if (st.isCharacterDevice()) return isTerminal(st.rdev) ? 'terminal' : undefined;
   if (st.isSocket()) return 'socket';
   if (st.isFile()) return 'file';
   return undefined;
+}
+
+/**
+ * Whether a character device is a terminal, by its major number (Linux's devices.txt: 4 the
+ * virtual consoles and serial ports, 5 /dev/tty and /dev/console, 136-143 the pseudo-terminals).
+ * Other devices are not opened at all (an open may do something, e.g. rewind a tape, and a
+ * device may ignore O_NONBLOCK and block the event loop): the CLI writes into them itself.
+ */
+function isTerminal(rdev: bigint): boolean {
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  return major === 4 || major === 5 || (major >= 136 && major <= 143);
 }
 
 /** write(2) at the descriptor's own offset (position null), on libuv's threadpool: see openOut. */
