@@ -33,13 +33,13 @@ export async function copyToCaller(
   caller: Caller,
   opts: CallOptions & { signal: AbortSignal },
 ): Promise<number | 'refused'> {
-  const out = callerOut(raw, caller);
+  const out = await callerOut(raw, caller);
   if (!out) return 'refused';
   try {
     const lease = withReadAhead(await server.openOutput(path, which, opts), true);
     return await copyOut(lease, out.fd, opts.signal, out.write);
   } finally {
-    fs.closeSync(out.fd);
+    await close(out.fd);
   }
 }
 
@@ -53,7 +53,7 @@ export async function copyToCaller(
  * with the message's length.
  */
 export async function recvToCaller(server: Server, path: string, raw: unknown, caller: Caller, opts: CallOptions & { signal: AbortSignal }): Promise<number | 'refused'> {
-  const out = callerOut(raw, caller);
+  const out = await callerOut(raw, caller);
   if (!out) return 'refused';
   try {
     const r = await server.recvUnacked(path, opts);
@@ -74,7 +74,7 @@ export async function recvToCaller(server: Server, path: string, raw: unknown, c
     await r.ack();
     return r.msg.length;
   } finally {
-    fs.closeSync(out.fd);
+    await close(out.fd);
   }
 }
 
@@ -91,7 +91,7 @@ interface CallerOut {
 }
 
 /** The caller's output named by raw, ready for writing, or undefined (see openOut). */
-function callerOut(raw: unknown, caller: Caller): CallerOut | undefined {
+async function callerOut(raw: unknown, caller: Caller): Promise<CallerOut | undefined> {
   const target = pipeTarget(raw);
   if (!target || !(caller.local || sameHost(caller.remote))) return undefined;
   return openOut(target);
@@ -132,45 +132,62 @@ type Kind = 'pipe' | 'terminal' | 'socket' | 'file';
  *   A file is written with write(2) at the shared offset on libuv's threadpool (O_NONBLOCK
  *   means nothing for a file): a write that blocks (a hung network file system) holds one pool
  *   thread, and a stop takes effect when it returns.
+ *
+ * Nothing here touches the caller's file from the event loop's thread: its stat, open, fstat and
+ * close run on the threadpool too. The file may be on this daemon's own mount (`circuit stdout P
+ * > MNT/…/send`), whose requests this thread answers: a stat of it made here would wait for
+ * itself for good.
  */
-function openOut(t: PipeTarget): CallerOut | undefined {
+async function openOut(t: PipeTarget): Promise<CallerOut | undefined> {
   // The pid is the caller's in its pid namespace: one of another (a CLI in a container sharing
   // this host's network) names some other process here. Only a pipe is taken from a caller that
   // does not say (a CLI older than the namespace field), as before: a pipe is the same pipe
   // whoever holds it, while a file's offset is its holder's own.
   if (t.pidns !== undefined && t.pidns !== pidNamespace()) return undefined;
-  const kind = kindOf(t);
+  const kind = await kindOf(t);
   if (t.pidns === undefined && kind !== 'pipe') return undefined;
   const taken = kind === 'socket' || kind === 'file';
   const ft = taken ? fdtake() : undefined;
   if (!kind || (taken && !ft)) return undefined;
   let fd: number;
   try {
-    fd = ft ? ft.takeFd(t.pid, t.fd) : fs.openSync(`/proc/${t.pid}/fd/${t.fd}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+    // pidfd_getfd only takes a reference to the open file: no request to its file system
+    fd = ft ? ft.takeFd(t.pid, t.fd) : await openProc(`/proc/${t.pid}/fd/${t.fd}`);
   } catch {
     return undefined; // gone, EPERM, ENXIO (no reader left), ENOSYS (a kernel before 5.6)
   }
   try {
     // the very file named, checked again on what we hold (the caller may have replaced fd N)
-    const st = fs.fstatSync(fd, { bigint: true });
+    const st = await new Promise<fs.BigIntStats>((resolve, reject) => fs.fstat(fd, { bigint: true }, (e, st) => (e ? reject(e) : resolve(st))));
     if (String(st.dev) === t.dev && String(st.ino) === t.ino && kindOfStat(st) === kind) {
       return { fd, write: kind === 'socket' ? ft!.sendNb : kind === 'file' ? writeInPool : writeNow };
     }
   } catch {
     /* refused below */
   }
-  fs.closeSync(fd);
+  await close(fd);
   return undefined;
 }
 
 /** The kind of the caller's descriptor, if it is the file named: a stat of its /proc link, which opens nothing. */
-function kindOf(t: PipeTarget): Kind | undefined {
+async function kindOf(t: PipeTarget): Promise<Kind | undefined> {
   try {
-    const st = fs.statSync(`/proc/${t.pid}/fd/${t.fd}`, { bigint: true });
+    const st = await fs.promises.stat(`/proc/${t.pid}/fd/${t.fd}`, { bigint: true });
     return String(st.dev) === t.dev && String(st.ino) === t.ino ? kindOfStat(st) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A pipe or terminal opened anew for writing, non-blocking, on the threadpool. */
+function openProc(link: string): Promise<number> {
+  const flags = fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+  return new Promise((resolve, reject) => fs.open(link, flags, (e, fd) => (e ? reject(e) : resolve(fd))));
+}
+
+/** close(2) on the threadpool (a file on a FUSE mount gets a flush request), never failing. */
+function close(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
 function kindOfStat(st: fs.BigIntStats): Kind | undefined {

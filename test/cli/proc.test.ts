@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { daemonMount } from '../fs/helpers';
 import { startServer, cli, cliBackground, cleanEnv, spawnCircuit, urlOf, haveSetpriv, NOBODY, MAIN, kill, eventually, alive, haveStrace, haveFdtake, holdAfterWrites, tracee, type Running, type Background } from '../helpers/daemon';
 
 /** Processes through the real CLI against a real daemon (docs/cli.md, issue 2's decisions). */
@@ -376,6 +377,26 @@ t.test('proc: a CLI in another pid namespace writes its socket pair itself', { s
   t.equal(await r.exited, 0, r.errors());
   t.equal(r.stdoutBytes().toString(), '1\n2\n3\n', 'the stream, once');
   t.match(fs.readFileSync(trace, 'utf8'), /\bwrite\(1,/, 'written by the CLI: the server refused a pid of another namespace');
+});
+
+// stdout redirected into a file of the daemon's own mount: the server stats, takes, writes and
+// closes it without ever waiting on the thread that answers the mount's requests (a stat made
+// there hung the daemon for good). One message through a channel's send file, exactly.
+const noMount = process.getuid?.() !== 0 ? 'needs root to mount' : !fs.existsSync('/dev/fuse') ? 'needs /dev/fuse' : noFdtake;
+t.test('proc: stdout and recv into a file of the daemon\'s own mount (a channel\'s send)', { skip: noMount }, async (t) => {
+  const m = await daemonMount(t);
+  const p = `/${m.X}/t/seq`;
+  t.equal((await cli(m.url, ['mkchan', `/${m.X}/t/ch`, '3'])).code, 0);
+  t.equal((await cli(m.url, ['mkchan', `/${m.X}/t/ch2`, '3'])).code, 0);
+  t.equal((await cli(m.url, ['mkproc', p], JSON.stringify({ Path: 'seq', Args: ['1', '5000'] }))).code, 0);
+  const cmd = `"$1" "$2" stdout "$3" -d "$4" > "$5"`;
+  const args = ['sh', process.execPath, MAIN, p, m.url, path.join(m.S, 't/ch/chan/send')];
+  execFileSync('/bin/sh', ['-c', cmd, ...args], { env: cleanEnv(), timeout: 20_000 });
+  const recvInto = ['sh', process.execPath, MAIN, `/${m.X}/t/ch`, m.url, path.join(m.S, 't/ch2/chan/send')];
+  execFileSync('/bin/sh', ['-c', `"$1" "$2" recv "$3" -d "$4" > "$5"`, ...recvInto], { env: cleanEnv(), timeout: 20_000 });
+  const got = await cli(m.url, ['recv', `/${m.X}/t/ch2`]);
+  t.ok(got.stdout === execFileSync('seq', ['1', '5000']).toString(), `the stream, as one message, moved on by recv (${got.stdout.length} bytes)`);
+  t.match(JSON.parse((await cli(m.url, ['peek', `/${m.X}/t/ch`])).stdout), { NumSend: 1, NumRecv: 1 });
 });
 
 t.test('proc: one stdout reader at a time', async (t) => {
