@@ -45,12 +45,12 @@ export async function copyToCaller(
 
 /**
  * `circuit recv` into the caller's stdout, the same way: the message stays its home's while the
- * receiver waits; once taken, this server writes it into the caller's output whole (even if the
- * caller is killed meanwhile: the output is still there for its reader) and only then
- * acknowledges it. A CLI that received and acknowledged a message and then wrote it out could be
- * killed between the two and lose it. If the output's reader is gone before every byte is in
- * (EPIPE), the message goes back first in its channel and the call fails with EPIPE. Resolves
- * with the message's length.
+ * receiver waits; once taken, this server has its home forget it (confirmed, over a new
+ * connection if need be) and then writes it into the caller's output whole, even if the caller
+ * is killed meanwhile: the output is still there for its reader. A CLI that acknowledged a
+ * message and then wrote it out itself could be killed between the two and lose it. If the
+ * output's reader is gone before every byte is in (EPIPE), the message goes back first in its
+ * channel and the call fails with EPIPE. Resolves with the message's length.
  */
 export async function recvToCaller(server: Server, path: string, raw: unknown, caller: Caller, opts: CallOptions & { signal: AbortSignal }): Promise<number | 'refused'> {
   const out = await callerOut(raw, caller);
@@ -63,15 +63,20 @@ export async function recvToCaller(server: Server, path: string, raw: unknown, c
       await r.giveBack();
       throw new SystemError('ECANCELED', 'the receiver went away before its message could be written');
     }
+    // Acknowledged before it is written: the acknowledgement can be confirmed again over a new
+    // connection (src/node/takes.ts), the write cannot be taken back. So a connection to the
+    // home lost on the way makes no duplicate: if the home gave the message back first, this
+    // fails (ENOENT) and nothing is written. A SIGKILL of the CLI does not stop the write: this
+    // server holds its output. Only this server dying between the two would lose it.
+    await r.ack();
     let n = 0;
     try {
       await writeFd(out.fd, r.msg, undefined, (k) => (n += k), out.write);
     } catch (e) {
       server.oplog.say(`the reader of a receiver's output for ${q(path)} left after ${n} of ${r.msg.length} bytes: the message goes back`);
-      await r.giveBack();
+      await server.unrecv(path, r.msg);
       throw new SystemError('EPIPE', `the reader of the output went away: ${(e as Error).message}`, { cause: e });
     }
-    await r.ack();
     return r.msg.length;
   } finally {
     await close(out.fd);
