@@ -115,6 +115,19 @@ async function byServer(call: () => Promise<number | 'refused'>): Promise<boolea
 }
 
 /**
+ * Whether a dial failed because no server is there to ask: nobody listens (ECONNREFUSED, a
+ * socket file gone) or another server answers (EACCES: a restart, a new identity). The server
+ * that handed the message out is gone with what it knew, so asking again cannot tell; a
+ * partition (a dial that times out or finds no route) is worth waiting out instead.
+ */
+function noServer(e: unknown): boolean {
+  for (let x = e as { code?: string; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
+    if (x.code === 'ECONNREFUSED' || x.code === 'ENOENT' || x.code === 'EACCES') return true;
+  }
+  return false;
+}
+
+/**
  * Acknowledges a received message before it is written out. If the connection ends while the
  * acknowledgement is on its way (a partition, a server restarting), nobody can tell whether its
  * home forgot the message: dial again and ask by the message's id until the server says
@@ -138,6 +151,7 @@ export async function ackSurely(c: Client, r: Received, dial: () => Promise<Clie
         if (isUnknownOperation(e)) throw first;
         const lost = !again || (again as { session?: { isClosed?: boolean } }).session?.isClosed;
         if (!lost) throw toCircuitError(e);
+        if (!again && noServer(e)) throw first;
         if (Date.now() + wait > until) throw first;
       } finally {
         void again?.hangUp().catch(() => {});
