@@ -236,8 +236,8 @@ export interface Client {
    */
   copyOutput?(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
   /**
-   * recv, with the server writing the message into the caller's output (as copyOutput) before it
-   * acknowledges it: resolves with the message's length, or 'refused' as copyOutput. Optional.
+   * recv, with the server writing the message into the caller's output (as copyOutput) once its
+   * home forgot it (confirmed): resolves with the message's length, or 'refused' as copyOutput. Optional.
    */
   recvTo?(path: string, target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'>;
 

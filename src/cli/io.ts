@@ -80,9 +80,9 @@ export async function copyByServer(c: Client, path: string, which: 'stdout' | 's
 }
 
 /**
- * `circuit recv` the same way: the server writes the message into this process's stdout before
- * it acknowledges it, so no kill of this process can fall between the acknowledgement and the
- * write and lose it. False as for copyByServer: then the CLI writes it itself.
+ * `circuit recv` the same way: the server has the message's home forget it, then writes it into
+ * this process's stdout itself, so no kill of this process can fall between the acknowledgement
+ * and the write and lose it. False as for copyByServer: then the CLI writes it itself.
  */
 export async function recvByServer(c: Client, path: string): Promise<boolean> {
   const target = c.recvTo && stdoutTarget();

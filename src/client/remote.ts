@@ -262,13 +262,13 @@ export class RemoteClient implements Client {
     };
   }
 
-  /** The server writes the stream into the caller's pipe (Client.copyOutput, src/node/pipe-out.ts). */
+  /** The server writes the stream into the caller's own stdout (Client.copyOutput, src/node/pipe-out.ts). */
   async copyOutput(path: string, which: 'stdout' | 'stderr', target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'> {
     const r = await this.#call('copyOutput', [path, which, target], { signal: opts?.signal });
     return r === 'refused' ? r : Number(r);
   }
 
-  /** The server writes a received message into the caller's pipe (Client.recvTo). */
+  /** The server writes a received message into the caller's own stdout (Client.recvTo). */
   async recvTo(path: string, target: PipeTarget, opts?: CallOptions): Promise<number | 'refused'> {
     const r = await this.#call('recvTo', [path, target], { signal: opts?.signal });
     return r === 'refused' ? r : Number(r);

@@ -28,8 +28,8 @@ export const recv: Command = {
   name: 'recv', usage: 'PATH', summary: 'receive one message (or one subscription event)',
   args: one, argsError: 'recv needs one anchor argument', op: 'recv',
   async run(c, a, f) {
-    // Into a pipe, the server writes the message and then forgets it (src/node/pipe-out.ts).
-    // Otherwise the message stays its home's until this recv acknowledged it, end to end
+    // With its server on this host, the server has the home forget the message, then writes it
+    // into this process's stdout itself (src/node/pipe-out.ts). Otherwise the message stays its home's until this recv acknowledged it, end to end
     // (through a server in the middle too), and it is written out only once that is confirmed:
     // a recv killed before, or whose middle server died, leaves it queued; none writes it twice.
     if (await recvByServer(c, P(a[0]))) return;
