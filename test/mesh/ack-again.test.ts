@@ -7,7 +7,7 @@
  * too). Now A asks C again by the message's id over a new connection once C can be reached:
  * the receiver still there is told it has the message, and the one that left gets it put back.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { netnsAvailable } from '../helpers/netns';
 import { cli, eventually, startServer, type Running } from '../helpers/daemon';
@@ -15,6 +15,23 @@ import { connect } from '../../src/client/remote';
 import { ackSurely } from '../../src/cli/io';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Drops what a server sends on TCP over loopback (its port is the source of every answer it
+ * gives) until the returned function, or the test's end, lifts the rule.
+ */
+function dropOutput(t: Test, server: Running): () => void {
+  const port = Number(new URL(server.url.replace(/^circuit:/, 'http:')).port);
+  const rule = ['-o', 'lo', '-p', 'tcp', '--sport', String(port), '-j', 'DROP'];
+  execFileSync('iptables', ['-I', 'OUTPUT', ...rule]);
+  let blocked = true;
+  const unblock = () => {
+    if (blocked) execFileSync('iptables', ['-D', 'OUTPUT', ...rule]);
+    blocked = false;
+  };
+  t.teardown(unblock);
+  return unblock;
+}
 
 t.test('a routed acknowledgement whose confirmation was cut is confirmed over a new connection', { skip: netnsAvailable() ? false : 'needs root with iptables (drops one port\'s output on loopback)' }, async (t) => {
   const a: Running = await startServer(['--no-mount']);
@@ -38,15 +55,7 @@ t.test('a routed acknowledgement whose confirmation was cut is confirmed over a 
   // Drop what C sends on TCP (its port is the source of every answer to A): membership's UDP
   // still flows, so C stays in the view, but A's connection to C goes silent and is declared
   // dead after 4 s. Both acknowledgements reach C, which forgets both messages.
-  const port = Number(new URL(c.url.replace(/^circuit:/, 'http:')).port);
-  const rule = ['-o', 'lo', '-p', 'tcp', '--sport', String(port), '-j', 'DROP'];
-  execFileSync('iptables', ['-I', 'OUTPUT', ...rule]);
-  let blocked = true;
-  const unblock = () => {
-    if (blocked) execFileSync('iptables', ['-D', 'OUTPUT', ...rule]);
-    blocked = false;
-  };
-  t.teardown(unblock);
+  const unblock = dropOutput(t, c);
   let settled = '';
   const acked = one.ack().then(
     () => (settled = 'confirmed'),
@@ -78,15 +87,7 @@ t.test("the CLI's recv asks again by dialling anew when its own connection to th
   t.equal((await cli(c.url, ['send', ch], 'direct')).code, 0);
   const r = await connect(c.url);
   const got = await r.recvUnacked(ch);
-  const port = Number(new URL(c.url.replace(/^circuit:/, 'http:')).port);
-  const rule = ['-o', 'lo', '-p', 'tcp', '--sport', String(port), '-j', 'DROP'];
-  execFileSync('iptables', ['-I', 'OUTPUT', ...rule]);
-  let blocked = true;
-  const unblock = () => {
-    if (blocked) execFileSync('iptables', ['-D', 'OUTPUT', ...rule]);
-    blocked = false;
-  };
-  t.teardown(unblock);
+  const unblock = dropOutput(t, c);
   // what `circuit recv` does with a message before it writes it out (src/cli/kinds/chan.ts)
   let settled = '';
   const acked = ackSurely(r, got, () => connect(c.url)).then(
