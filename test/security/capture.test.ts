@@ -96,9 +96,13 @@ t.test('capture of loopback traffic during send and recv', { skip: haveTcpdump()
   const keyFile = path.join(dir, 'key');
   fs.writeFileSync(keyFile, (await cli(null, ['keygen'])).stdout, { mode: 0o600 });
   const env = { CIRCUIT_HMAC: keyFile };
-  const keyed = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env });
+  // The recv's message must cross the connection: with native/fdtake a server on the CLI's host
+  // writes it into the CLI's socket-pair stdout itself (src/node/pipe-out.ts), and the capture
+  // would hold it once.
+  const noTake = { CIRCUIT_NO_FDTAKE: '1' };
+  const keyed = await startServer(['--no-mount', '-a', '127.0.0.1:0'], { env: { ...env, ...noTake } });
   t.teardown(() => keyed.stop());
-  const plain = await startServer(['--no-mount']);
+  const plain = await startServer(['--no-mount'], { env: noTake });
   t.teardown(() => plain.stop());
 
   const found = await sendRecvCaptured(t, keyed, env, 'keyed');
