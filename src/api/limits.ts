@@ -1,3 +1,5 @@
+import type { BackoffPolicy } from '../kit/backoff';
+
 /**
  * How much input one request may carry (issue 12: bounded input, refused early). Every control
  * file and every CLI input that is read whole has a bound; the write (or the read of standard
@@ -23,3 +25,6 @@ export const WIRE_OVERHEAD = 64 << 10;
  * `recv`, and a server in the middle for its receivers. Longer than a partition that heals.
  */
 export const ACK_AGAIN_MS = 60_000;
+
+/** The pauses between those questions: 50 ms, doubling, at most a second. */
+export const ACK_AGAIN_BACKOFF: BackoffPolicy = { initial: 50, factor: 2, max: 1000 };

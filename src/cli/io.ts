@@ -3,7 +3,8 @@ import { isatty } from 'node:tty';
 import type { Client, OutputReader, PipeTarget, Received } from '../api/types';
 import { copyOut } from '../node/copy-out';
 import { pidNamespace } from '../kit/pid';
-import { ACK_AGAIN_MS } from '../api/limits';
+import { ACK_AGAIN_BACKOFF, ACK_AGAIN_MS } from '../api/limits';
+import { retryFor } from '../kit/backoff';
 import { E, isUnknownOperation, toCircuitError } from '../kit/errors';
 /** Small stdin/stdout helpers for the CLI. */
 /**
@@ -138,24 +139,27 @@ export async function ackSurely(c: Client, r: Received, dial: () => Promise<Clie
   try {
     await r.ack();
   } catch (first) {
-    if (r.id === undefined || !(c as { session?: { isClosed?: boolean } }).session?.isClosed) throw first;
-    const until = Date.now() + ACK_AGAIN_MS;
-    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
-      await new Promise((res) => setTimeout(res, wait));
+    const id = r.id;
+    if (id === undefined || !sessionClosed(c)) throw first;
+    await retryFor(ACK_AGAIN_MS, ACK_AGAIN_BACKOFF, first, async () => {
       let again;
       try {
         again = await dial();
-        await again.ackTaken(r.id);
-        return;
+        await again.ackTaken(id);
+        return true;
       } catch (e) {
         if (isUnknownOperation(e)) throw first;
-        const lost = !again || (again as { session?: { isClosed?: boolean } }).session?.isClosed;
-        if (!lost) throw toCircuitError(e);
+        if (again && !sessionClosed(again)) throw toCircuitError(e); // the server's answer
         if (!again && noServer(e)) throw first;
-        if (Date.now() + wait > until) throw first;
+        return false; // lost on the way: a partition, worth waiting out
       } finally {
         void again?.hangUp().catch(() => {});
       }
-    }
+    });
   }
+}
+
+/** Whether a client's connection has ended (a RemoteClient's session; false for others). */
+function sessionClosed(c: Client): boolean {
+  return !!(c as { session?: { isClosed?: boolean } }).session?.isClosed;
 }

@@ -15,7 +15,8 @@
  */
 import type { CallOptions, Client, InputWriter, OutputReader, Received, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
-import { ACK_AGAIN_MS } from '../api/limits';
+import { ACK_AGAIN_BACKOFF, ACK_AGAIN_MS } from '../api/limits';
+import { retryFor } from '../kit/backoff';
 import type { Session } from '../cluster/session';
 import { SystemError, isUnknownOperation, toCircuitError } from '../kit/errors';
 
@@ -85,19 +86,20 @@ export class Pool {
    * be asked or never answered.
    */
   async ackAgain(id: string, take: number, first: unknown): Promise<void> {
-    const until = Date.now() + ACK_AGAIN_MS;
-    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    await retryFor(ACK_AGAIN_MS, ACK_AGAIN_BACKOFF, first, async () => {
+      if (this.#closed) throw first;
       const r = this.route(id) as Routed | undefined;
+      if (!r) return false;
       try {
-        if (r) return await r.ackTaken(take);
+        await r.ackTaken(take);
+        return true;
       } catch (err) {
         const e = toCircuitError(err);
         if (isUnknownOperation(e)) throw first;
         if (e.code !== 'EHOSTDOWN') throw e;
+        return false;
       }
-      if (this.#closed || Date.now() + wait > until) throw first;
-      await new Promise((res) => setTimeout(res, wait));
-    }
+    });
   }
 
   /** Number of pooled connections (open or being dialled), for tests. */
