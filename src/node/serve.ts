@@ -51,7 +51,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
     if (op === 'ack') {
       const id = unacked.get(Number(args));
       unacked.delete(Number(args));
-      if (id !== undefined) takes.forget(id, (l) => server.oplog.say(l));
+      if (id !== undefined) takes.forget(id);
     } else if (op === 'nack') giveBack(Number(args));
     else if (op === 'abandonOutput') {
       // the client gave up on an openOutput whose answer it did not see: its lease, if granted
@@ -123,11 +123,11 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const id = unacked.get(Number(args[0]));
         if (id === undefined) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
         unacked.delete(Number(args[0]));
-        await takes.ack(id, ctx.signal, (l) => server.oplog.say(l));
+        await takes.ack(id, ctx.signal);
         return null;
       }
       case 'ackTaken': // [id]: as ackRecv, by the server-wide id, from any connection
-        await takes.ack(Number(args[0]), ctx.signal, (l) => server.oplog.say(l));
+        await takes.ack(Number(args[0]), ctx.signal);
         return null;
       case 'openOutput': {
         // [path, which, handle]: the handle is the client's (older clients send none: one is

@@ -76,7 +76,7 @@ export class Server implements Client {
   readonly graceMs: number;
   readonly started = new Date();
   /** Messages handed to receivers over connections and not yet settled (src/node/takes.ts). */
-  readonly takes = new Takes((path, msg) => this.unrecv(path, msg));
+  readonly takes = new Takes((path, msg) => this.unrecv(path, msg), (line) => this.oplog.say(line));
   readonly #localView: View & { members(): Member[] };
   readonly #onStop: (() => void) | undefined;
   #mesh: MeshHooks | null = null;

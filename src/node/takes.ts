@@ -33,9 +33,12 @@ export class Takes {
    */
   readonly #notAcked = new Map<number, 'returned' | 'unconfirmed'>();
   readonly #unrecv: (path: string, msg: Buffer) => Promise<void>;
+  /** Where a message put back or possibly lost is said (the server's log). */
+  readonly #say: (line: string) => void;
 
-  constructor(unrecv: (path: string, msg: Buffer) => Promise<void>) {
+  constructor(unrecv: (path: string, msg: Buffer) => Promise<void>, say: (line: string) => void) {
     this.#unrecv = unrecv;
+    this.#say = say;
   }
 
   /** Records a message handed out: its id. */
@@ -57,17 +60,14 @@ export class Takes {
    * aborted by then (the receiver's connection ended before it could be told) and no newer
    * attempt claimed the message, it goes back first in its channel and this rejects with EINTR.
    */
-  async ack(id: number, signal: AbortSignal, say: (line: string) => void): Promise<void> {
+  async ack(id: number, signal: AbortSignal): Promise<void> {
     const t = this.#open.get(id);
     if (!t) return this.#answerSettled(id);
     const claim = ++t.claim;
     t.acking ??= t.r.ack().then(
       () => this.#settle(id, 'acked'),
       (e) => {
-        // Not confirmed by the home, even after asking again over new connections for as long
-        // as a routed acknowledgement retries: the home gave it back, or forgot it.
-        this.#remember(id, 'unconfirmed');
-        say(`the acknowledgement of a message of ${q(t.path)} was not confirmed by its home (${(e as Error).message}): if the home had it, it is lost`);
+        this.#unconfirmed(id, t.path, e);
         throw e;
       },
     );
@@ -75,7 +75,7 @@ export class Takes {
     if (!signal.aborted) return;
     if (t.claim === claim && !this.#notAcked.has(id)) {
       this.#remember(id, 'returned');
-      say(`a receiver of ${q(t.path)} left before its acknowledgement was confirmed: its message goes back`);
+      this.#say(`a receiver of ${q(t.path)} left before its acknowledgement was confirmed: its message goes back`);
       await this.#unrecv(t.path, t.r.msg);
     }
     throw new SystemError('EINTR', 'interrupted: the receiver left before its acknowledgement was confirmed');
@@ -91,22 +91,28 @@ export class Takes {
   }
 
   /** Forgets an acknowledged message without waiting (a receiver's one-way 'ack' note). */
-  forget(id: number, say: (line: string) => void): void {
+  forget(id: number): void {
     const t = this.#open.get(id);
     if (!t || t.acking) return;
     t.claim++;
     t.acking = t.r.ack().then(
       () => this.#settle(id, 'acked'),
-      (e) => {
-        this.#remember(id, 'unconfirmed');
-        say(`the acknowledgement of a message of ${q(t.path)} was not confirmed by its home (${(e as Error).message}): if the home had it, it is lost`);
-      },
+      (e) => this.#unconfirmed(id, t.path, e),
     );
   }
 
   #settle(id: number, how: 'acked' | 'returned'): void {
     this.#open.delete(id);
     if (how === 'returned') this.#remember(id, how);
+  }
+
+  /**
+   * Not confirmed by the home, even after asking again over new connections for as long as a
+   * routed acknowledgement retries: the home gave it back, or forgot it.
+   */
+  #unconfirmed(id: number, path: string, e: unknown): void {
+    this.#remember(id, 'unconfirmed');
+    this.#say(`the acknowledgement of a message of ${q(path)} was not confirmed by its home (${(e as Error).message}): if the home had it, it is lost`);
   }
 
   #remember(id: number, how: 'returned' | 'unconfirmed'): void {
