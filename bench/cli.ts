@@ -16,18 +16,25 @@ export async function benchCli(opts: { quick: boolean }): Promise<Measure[]> {
     const node = process.execPath;
     const bundle = require(CLI_LAUNCH).BUNDLE as string;
     const peekArgs = ['peek', `/${id}`, '-d', daemon.url];
-    const cases: Array<{ key: string; args: string[] }> = [
+    // The bundle and the tsc output run on their own without bin/circuit's switch for msgpackr's
+    // native decoder (launch.ts, withoutNativeDecoder), so they get it from the environment.
+    const noDecoder = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
+    const cases: Array<{ key: string; args: string[]; env?: NodeJS.ProcessEnv }> = [
       { key: 'base', args: ['-e', '0'] },
       { key: 'peek', args: [CLI_MAIN, ...peekArgs] },
       { key: 'ls', args: [CLI_MAIN, 'ls', '/', '-d', daemon.url] },
-      { key: 'load', args: ['-e', `require(${JSON.stringify(CLI_LAUNCH)}).loadBundle().exports.loadDial().then(() => process.exit(0))`] },
-      { key: 'nocache', args: [bundle, ...peekArgs] },
-      { key: 'tsc', args: [CLI_TSC, ...peekArgs] },
+      {
+        key: 'load',
+        args: ['-e', `const L = require(${JSON.stringify(CLI_LAUNCH)}); L.withoutNativeDecoder('peek', () => L.loadBundle()).exports.loadDial().then(() => process.exit(0))`],
+      },
+      { key: 'nocache', args: [bundle, ...peekArgs], env: noDecoder },
+      { key: 'tsc', args: [CLI_TSC, ...peekArgs], env: noDecoder },
     ];
     const times = new Map<string, number[]>(cases.map((c) => [c.key, []]));
-    for (const c of cases) await run(node, c.args, { timeoutMs: 20_000 }); // warm the page cache
+    const once = (c: (typeof cases)[number]) => run(node, c.args, { timeoutMs: 20_000, env: c.env });
+    for (const c of cases) await once(c); // warm the page cache
     for (let i = 0; i < n; i++) {
-      for (const c of cases) times.get(c.key)!.push((await run(node, c.args, { timeoutMs: 20_000 })).ms);
+      for (const c of cases) times.get(c.key)!.push((await once(c)).ms);
     }
     const m = (k: string) => median(times.get(k)!);
     const base = m('base');

@@ -75,10 +75,14 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Runs a child to completion; rejects on a non-zero exit or after timeoutMs (then killed). */
-export function run(file: string, args: string[], opts: { timeoutMs?: number; stdin?: string; shell?: boolean } = {}): Promise<{ stdout: string; stderr: string; ms: number }> {
+export function run(
+  file: string,
+  args: string[],
+  opts: { timeoutMs?: number; stdin?: string; shell?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = nowMs();
-    const p = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env && { ...process.env, ...opts.env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (c) => (out += c));

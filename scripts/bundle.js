@@ -26,6 +26,8 @@ esbuild.buildSync({
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   // The build id that ties dist/circuit.js.cache to this very file (see launch.ts).
   banner: { js: `// circuit-build ${require('node:crypto').randomBytes(8).toString('hex')}` },

@@ -1,7 +1,14 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as vm from 'node:vm';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Script } from 'node:vm';
+import type * as NodeModule from 'node:module';
+
+/**
+ * createRequire, from the module system's own class: loading the public `node:module` would
+ * compile it and the ESM loader parts it reaches (about a millisecond of every command's
+ * start-up). Named imports above, too: `import * as` makes tsc copy each module's namespace.
+ */
+const createRequire = (module.constructor as unknown as typeof NodeModule).createRequire;
 
 /**
  * How bin/circuit starts the CLI quickly. `npm run build` bundles src/cli/main.ts and everything
@@ -18,7 +25,7 @@ import { createRequire } from 'node:module';
  */
 
 /** Where the build puts the bundle; the cache is BUNDLE + '.cache'. */
-export const BUNDLE = path.resolve(__dirname, '../../circuit.js');
+export const BUNDLE = resolve(__dirname, '../../circuit.js');
 
 type Main = { main(argv?: string[]): void };
 
@@ -35,28 +42,28 @@ function header(source: string): Buffer | undefined {
 
 export interface Loaded {
   exports: Main & Record<string, unknown>;
-  script: vm.Script;
+  script: Script;
   /** Whether a cache was found for this very bundle and V8 accepted it. */
   cached: boolean;
 }
 
 /** Compiles and runs the bundle as a CommonJS module (with its code cache when there is one for it). */
 export function loadBundle(file = BUNDLE, useCache = true): Loaded {
-  const source = fs.readFileSync(file, 'utf8');
+  const source = readFileSync(file, 'utf8');
   const head = header(source);
   let cachedData: Buffer | undefined;
   if (useCache && head) {
     try {
-      const c = fs.readFileSync(file + '.cache');
+      const c = readFileSync(file + '.cache');
       if (c.subarray(0, head.length).equals(head)) cachedData = c.subarray(head.length);
     } catch {
       // no cache: compile from source
     }
   }
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
   const fn = script.runInThisContext() as (...a: unknown[]) => void;
   const mod = { exports: {} as Main & Record<string, unknown>, filename: file, id: file, loaded: false };
-  fn.call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file));
+  fn.call(mod.exports, mod.exports, createRequire(file), mod, file, dirname(file));
   mod.loaded = true;
   return { exports: mod.exports, script, cached: cachedData !== undefined && !script.cachedDataRejected };
 }
@@ -69,15 +76,39 @@ export function loadBundle(file = BUNDLE, useCache = true): Loaded {
 export async function writeCache(file = BUNDLE): Promise<number> {
   const { script, exports } = loadBundle(file, false);
   if (typeof exports.warm === 'function') await (exports.warm as () => Promise<void>)();
-  const head = header(fs.readFileSync(file, 'utf8'));
+  const head = header(readFileSync(file, 'utf8'));
   if (!head) throw new Error(`${file} has no build id line`);
   const data = Buffer.concat([head, script.createCachedData()]);
-  fs.writeFileSync(file + '.cache', data);
+  writeFileSync(file + '.cache', data);
   return data.length;
+}
+
+/** The commands that run for long and keep msgpackr's native decoder (see withoutNativeDecoder). */
+const LONG_RUNNING = new Set(['start', 'mount']);
+
+/**
+ * msgpackr loads its native string decoder (the msgpackr-extract add-on, found through
+ * node-gyp-build, which also loads child_process and more to tell musl from glibc) when its
+ * module first runs: about 9 ms of a short command's start-up, for nothing a short command
+ * decodes. Every command module reaches msgpackr statically, so it runs while the CLI loads, and
+ * it reads its switch, MSGPACKR_NATIVE_ACCELERATION_DISABLED, at that moment only. So the switch
+ * is set around loading the CLI for a short command and removed again at once, so that nothing
+ * the command starts inherits it; a value the user set is left as it is. `start` and `mount`
+ * keep the decoder.
+ */
+export function withoutNativeDecoder<T>(command: string | undefined, load: () => T): T {
+  const key = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
+  if (LONG_RUNNING.has(command ?? '') || process.env[key] !== undefined) return load();
+  process.env[key] = 'true';
+  try {
+    return load();
+  } finally {
+    delete process.env[key];
+  }
 }
 
 /** bin/circuit: the bundle if the build made one, else the modules tsc compiled. */
 export function launch(): void {
-  const main = fs.existsSync(BUNDLE) ? loadBundle().exports : (require('./main') as Main);
+  const main = withoutNativeDecoder(process.argv[2], () => (existsSync(BUNDLE) ? loadBundle().exports : (require('./main') as Main)));
   main.main();
 }

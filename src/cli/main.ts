@@ -28,10 +28,7 @@ function fail(e: unknown, op?: string): never {
   process.exit(1);
 }
 
-/**
- * Loads the client side only when a command needs it. A short-lived client gains nothing from
- * msgpackr's native decoder and pays for loading it, so it is switched off here (not for start).
- */
+/** Loads the client side only when a command needs it. */
 async function dialClient(f: DialFlags, via?: 'cli' | 'mount') {
   return (await loadDial()).dialClient(f, via);
 }
@@ -50,7 +47,6 @@ export async function warm(): Promise<void> {
 
 /** The modules a command loads to reach a server (the benchmark times this alone, bench/cli.ts). */
 export function loadDial(): Promise<typeof import('./dial')> {
-  process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ??= 'true';
   return import('./dial');
 }
 

@@ -49,3 +49,21 @@ t.test('bundle: a cache made for another version of the file is not used', async
   fs.rmSync(copy + '.cache');
   t.equal(load(copy).cached, false, 'no cache: compiled from source');
 });
+
+t.test("bundle: a short command does not load msgpackr's native decoder; start and mount do", async (t) => {
+  const probe = (command: string, env: Record<string, string> = {}) => {
+    const code =
+      `const L = require(${JSON.stringify(LAUNCH)}); L.withoutNativeDecoder(${JSON.stringify(command)}, () => L.loadBundle());` +
+      `console.log(JSON.stringify({ extract: Object.keys(require.cache).some((k) => k.includes('msgpackr-extract')), env: process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ?? null }))`;
+    const vars = { ...cleanEnv(), ...env };
+    const r = spawnSync('/usr/bin/env', ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), process.execPath, '-e', code], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as { extract: boolean; env: string | null };
+  };
+  t.same(probe('peek'), { extract: false, env: null }, 'peek: not loaded, and the switch is gone again (nothing started inherits it)');
+  t.same(probe('ls'), { extract: false, env: null }, 'ls: not loaded');
+  t.same(probe('start'), { extract: true, env: null }, 'start: loaded');
+  t.same(probe('mount'), { extract: true, env: null }, 'mount: loaded');
+  t.same(probe('start', { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }), { extract: false, env: 'true' }, "the user's own setting is kept");
+  t.same(probe('peek', { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'false' }), { extract: true, env: 'false' }, "the user's own setting is kept");
+});
