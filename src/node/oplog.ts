@@ -60,8 +60,17 @@ export class OpLog {
    */
   append(r: OpRecord): void {
     if (this.#fd === undefined) return;
-    const rec = r.args === undefined ? r : { ...r, args: redactEnv(r.args) };
-    this.#pending.push(JSON.stringify({ seq: ++this.#seq, time: new Date().toISOString(), ...rec }));
+    // Written out field by field (what JSON.stringify({ seq, time, ...r }) wrote, in the same
+    // order): the spread object and a fresh date string per line were most of a channel
+    // message's logging cost, and logging was a tenth of the message (BENCHMARKS.md, #5).
+    let line = `{"seq":${++this.#seq},"time":"${isoNow()}","op":${JSON.stringify(r.op)}`;
+    if (r.path !== undefined) line += `,"path":${JSON.stringify(r.path)}`;
+    if (r.origin !== undefined) line += `,"origin":${JSON.stringify(r.origin)}`;
+    if (r.args !== undefined) line += `,"args":${JSON.stringify(redactEnv(r.args))}`;
+    line += r.ok ? ',"ok":true' : ',"ok":false';
+    if (r.error !== undefined) line += `,"error":${JSON.stringify(r.error)}`;
+    if (r.result !== undefined) line += `,"result":${JSON.stringify(r.result)}`;
+    this.#pending.push(line + '}');
     if (this.#pending.length === 1) setImmediate(() => this.flush());
   }
 
@@ -95,6 +104,18 @@ export class OpLog {
   }
 }
 
+/** The time as toISOString() writes it, made anew only when the millisecond changed. */
+let isoAt = -1;
+let iso = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoAt) {
+    isoAt = now;
+    iso = new Date(now).toISOString();
+  }
+  return iso;
+}
+
 function goTime(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
@@ -123,11 +144,22 @@ export function q(name: string): string {
 
 /** A copy of v in which every `Env`/`env` list of `NAME=VALUE` strings keeps the names only. */
 export function redactEnv(v: unknown, depth = 0): unknown {
-  if (depth > 8 || v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return v;
+  if (depth > 8 || v === null || typeof v !== 'object' || Buffer.isBuffer(v) || isFlat(v)) return v;
   if (Array.isArray(v)) return v.map((x) => redactEnv(x, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
     out[k] = /^env$/i.test(k) && Array.isArray(x) ? x.map((e) => (typeof e === 'string' ? e.replace(/=[\s\S]*$/, '=…') : '…')) : redactEnv(x, depth + 1);
   }
   return out;
+}
+
+/** An object (not an array) whose values are all strings, numbers, booleans or null: nothing in it to redact. */
+function isFlat(v: object): boolean {
+  if (Array.isArray(v)) return false;
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === 'object') return false;
+    if (/^env$/i.test(k)) return false;
+  }
+  return true;
 }
