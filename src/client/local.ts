@@ -16,7 +16,7 @@ export class LocalClient implements Client {
 
   #o(opts?: CallOptions): CallOptions {
     // The mount brings its caller's origin on every call: nothing to copy then.
-    return opts?.origin ? opts : { ...opts, origin: this.origin };
+    return opts?.origin ? opts : { signal: opts?.signal, origin: this.origin };
   }
 
   home: Client['home'] = () => this.server.home();

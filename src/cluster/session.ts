@@ -5,6 +5,7 @@ import { FrameDecoder, HEADER, DEFAULT_MAX_FRAME } from './frame';
 import { CircuitError, SystemError, fromWire, toCircuitError, E, type WireError } from '../kit/errors';
 import { ByteParts } from '../kit/chunks';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';
+import { LazyAbort } from '../kit/abort';
 
 /**
  * One connection, many logical streams. Every message is a msgpackr array in a frame. A message
@@ -68,8 +69,23 @@ export interface SessionOptions {
 }
 
 export interface RequestContext {
-  signal: AbortSignal;
+  /** The request's abort (a cancel from the peer, or the session's end); its signal is made when read. */
+  abort: LazyAbort;
+  /** abort's signal, made at the first read (src/kit/abort.ts says why). */
+  readonly signal: AbortSignal;
   session: Session;
+}
+
+/** A served request's context (a class: its getter is cheaper made so than in an object literal). */
+class Served implements RequestContext {
+  constructor(
+    readonly abort: LazyAbort,
+    readonly session: Session,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
 }
 
 export type RequestHandler = (op: string, args: unknown, ctx: RequestContext) => Promise<unknown>;
@@ -147,7 +163,7 @@ export class Session extends EventEmitter {
   #nextId = 1;
   #nextSid = 1;
   readonly #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
-  readonly #served = new Map<number, AbortController>();
+  readonly #served = new Map<number, LazyAbort>();
   readonly #inChunks = new Map<number, { parts: Buffer[]; bytes: number }>();
   #assembling = 0;
   readonly #maxMessage: number;
@@ -450,11 +466,11 @@ export class Session extends EventEmitter {
       this.#send([T.RES, id, false, new SystemError('EAGAIN', 'too many requests in flight on this connection').toWire()]);
       return;
     }
-    const ac = new AbortController();
+    const ac = new LazyAbort();
     this.#served.set(id, ac);
     let p: Promise<unknown>;
     try {
-      p = this.handler(op, args, { signal: ac.signal, session: this });
+      p = this.handler(op, args, new Served(ac, this));
     } catch (e) {
       p = Promise.reject(e);
     }

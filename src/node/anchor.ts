@@ -87,5 +87,13 @@ export class AnchorTree {
 
 /** Splits an anchor path: empty components are dropped, everything else is literal (§2.1). */
 export function splitPath(path: string): string[] {
-  return path.split('/').filter((p) => p.length > 0);
+  // by hand: every operation splits its path, some twice (split and filter made two arrays)
+  const parts: string[] = [];
+  let from = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 47 /* '/' */) continue;
+    if (i > from) parts.push(path.slice(from, i));
+    from = i + 1;
+  }
+  return parts;
 }

@@ -65,7 +65,7 @@ export class OpLog {
     // message's logging cost, and logging was a tenth of the message (BENCHMARKS.md, #5).
     let line = `{"seq":${++this.#seq},"time":"${isoNow()}","op":${JSON.stringify(r.op)}`;
     if (r.path !== undefined) line += `,"path":${JSON.stringify(r.path)}`;
-    if (r.origin !== undefined) line += `,"origin":${JSON.stringify(r.origin)}`;
+    if (r.origin !== undefined) line += `,"origin":${originJson(r.origin)}`;
     if (r.args !== undefined) line += `,"args":${JSON.stringify(redactEnv(r.args))}`;
     line += r.ok ? ',"ok":true' : ',"ok":false';
     if (r.error !== undefined) line += `,"error":${JSON.stringify(r.error)}`;
@@ -102,6 +102,17 @@ export class OpLog {
     if (this.#fd !== undefined) fs.closeSync(this.#fd);
     this.#fd = undefined;
   }
+}
+
+/**
+ * An origin as JSON, kept per origin object: a connection's calls all carry the one its server
+ * made for it (src/node/serve.ts), which nothing changes afterwards.
+ */
+const originJsons = new WeakMap<Origin, string>();
+function originJson(o: Origin): string {
+  let j = originJsons.get(o);
+  if (j === undefined) originJsons.set(o, (j = JSON.stringify(o)));
+  return j;
 }
 
 /** The time as toISOString() writes it, made anew only when the millisecond changed. */

@@ -3,6 +3,7 @@ import type { Server } from './server';
 import { CLIENT_LABELS, type ClientLabel, type InputWriter, type Origin, type OutputReader, type Received } from '../api/types';
 import { METHODS, isPlainMethod } from '../api/methods';
 import { SystemError, E } from '../kit/errors';
+import { lazyOptions } from '../kit/abort';
 import { q } from './oplog';
 import { Lease } from './output-buffer';
 import { copyToCaller, recvToCaller } from './pipe-out';
@@ -78,7 +79,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
   session.handler = async (op, raw, ctx) => {
     if (refused) throw refused;
     const args = Array.isArray(raw) ? raw : [];
-    const opts = { signal: ctx.signal, origin };
+    const opts = lazyOptions(ctx.abort, origin);
     if (isPlainMethod(op)) {
       const n = METHODS[op];
       const fn = server[op] as (...a: unknown[]) => Promise<unknown>;
@@ -108,7 +109,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const r = op === 'recv' ? await server.recvUnacked(path, opts) : await server.tryrecvUnacked(path, opts);
         const id = takes.add(r, path);
         unacked.set(tok, id);
-        if (ctx.signal.aborted) {
+        if (ctx.abort.aborted) {
           giveBack(tok); // the client gave up: its answer has nowhere to go
           throw E.interrupted();
         }
@@ -133,7 +134,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         // [path, which, handle]: the handle is the client's (older clients send none: one is
         // made), so it can give back a lease whose grant it never saw (`abandonOutput`).
         const lease = await server.openOutput(String(args[0]), args[1] === 'stderr' ? 'stderr' : 'stdout', opts);
-        if (ctx.signal.aborted) {
+        if (ctx.abort.aborted) {
           // the caller gave up (or its connection ended) while the lease was being granted:
           // nobody will read or release it, so it goes now
           lease.abandon();
@@ -186,7 +187,7 @@ export function serveSession(server: Server, session: Session, self: { worker: s
       }
       case 'openInput': {
         const w = await server.openInput(String(args[0]), opts);
-        if (ctx.signal.aborted) {
+        if (ctx.abort.aborted) {
           // as for openOutput: a writer nobody holds would keep stdin open for good
           void w.close().catch(() => {});
           throw E.interrupted();

@@ -56,6 +56,33 @@ t.test('session: an aborted call cancels the handler on the other side', async (
   cb.destroy(); done();
 });
 
+t.test('session: a handler that looks at its signal only after the cancel finds it aborted, as does the session end', async (t) => {
+  const [a, b, done] = await pair();
+  const ca = new Session(a), cb = new Session(b);
+  const looks: Array<{ before: boolean; signal: boolean }> = [];
+  let cancelled!: () => void;
+  const seen = new Promise<void>((r) => (cancelled = r));
+  cb.handler = async (op, _args, ctx) => {
+    const before = ctx.abort.aborted;
+    await new Promise<void>((r) => ctx.abort.onAbort(r));
+    looks.push({ before, signal: ctx.signal.aborted }); // the signal is made here, after the abort
+    if (op === 'cancelled') cancelled();
+    throw new Error('x');
+  };
+  const ac = new AbortController();
+  const q = ca.call('cancelled', [], { signal: ac.signal });
+  setTimeout(() => ac.abort(), 20);
+  t.equal((await fails(q)).code, 'EINTR');
+  await seen;
+  const p = ca.call('ended', []);
+  await new Promise((r) => setTimeout(r, 20));
+  cb.destroy();
+  await fails(p);
+  await new Promise((r) => setImmediate(r));
+  t.same(looks, [{ before: false, signal: true }, { before: false, signal: true }], 'not aborted at first; the signal made later has aborted');
+  ca.destroy(); done();
+});
+
 t.test('session: a large message is chunked and does not hold up a small one', async (t) => {
   const [a, b, done] = await pair();
   const ca = new Session(a, { config: { maxFrame: 64 * 1024, chunkSize: 32 * 1024 } }), cb = new Session(b, { config: { maxFrame: 64 * 1024, chunkSize: 32 * 1024 } });

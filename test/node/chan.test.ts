@@ -1,4 +1,5 @@
 import t from 'tap';
+import { LazyAbort, lazyOptions } from '../../src/kit/abort';
 import { Chan } from '../../src/node/kinds/chan';
 
 const B = (s: string) => Buffer.from(s);
@@ -93,7 +94,7 @@ t.test('chan: scrub drops buffered messages', async (t) => {
 t.test('chan: an aborted send enqueued nothing', async (t) => {
   const c = new Chan(0);
   const ac = new AbortController();
-  const s = c.send(B('gone'), ac.signal);
+  const s = c.send(B('gone'), { signal: ac.signal });
   t.equal(await state(s), 'pending');
   ac.abort();
   await t.rejects(s, { code: 'EINTR' });
@@ -108,15 +109,15 @@ t.test('chan: an already aborted signal fails send and recv without effect', asy
   const c = new Chan(1);
   const ac = new AbortController();
   ac.abort();
-  await t.rejects(c.send(B('x'), ac.signal), { code: 'EINTR' });
-  await t.rejects(c.recv(ac.signal), { code: 'EINTR' });
+  await t.rejects(c.send(B('x'), { signal: ac.signal }), { code: 'EINTR' });
+  await t.rejects(c.recv({ signal: ac.signal }), { code: 'EINTR' });
   t.same(c.peek(), { Cap: 1, Closed: false, Aborted: false, NumSend: 0, NumRecv: 0 });
 });
 
 t.test('chan: an aborted recv took nothing', async (t) => {
   const c = new Chan(0);
   const ac = new AbortController();
-  const r = c.recv(ac.signal);
+  const r = c.recv({ signal: ac.signal });
   ac.abort();
   await t.rejects(r, { code: 'EINTR' });
   const s = c.send(B('kept'));
@@ -211,4 +212,41 @@ t.test('chan: peek shape', async (t) => {
   const p = c.peek();
   t.same(Object.keys(p), ['Cap', 'Closed', 'Aborted', 'NumSend', 'NumRecv']);
   t.same(p, { Cap: 3, Closed: false, Aborted: false, NumSend: 0, NumRecv: 0 });
+});
+
+t.test('chan: a lazy abort (a served request) works as a signal does, and makes no signal', async (t) => {
+  const c = new Chan(0);
+  const a = new LazyAbort();
+  const opts = lazyOptions(a, undefined);
+  const s = c.send(B('gone'), opts);
+  t.equal(await state(s), 'pending');
+  a.abort();
+  await t.rejects(s, { code: 'EINTR' });
+  t.equal(c.peek().NumSend, 0, 'NumSend unchanged');
+  const b = new LazyAbort();
+  const r = c.recv(lazyOptions(b, undefined));
+  b.abort();
+  await t.rejects(r, { code: 'EINTR' });
+  const kept = c.send(B('kept'));
+  t.equal(await state(kept), 'pending', 'no receiver is waiting any more');
+  await t.rejects(c.recv(lazyOptions(b, undefined)), { code: 'EINTR' }, 'an aborted one fails at once');
+  t.equal((await c.recv()).toString(), 'kept');
+  await kept;
+
+  // what waits and what does not: the signal is made only when something reads it
+  const made = Object.getOwnPropertyDescriptor(AbortController.prototype, 'signal')!;
+  let reads = 0;
+  Object.defineProperty(AbortController.prototype, 'signal', { ...made, get() { reads++; return made.get!.call(this); } });
+  t.teardown(() => Object.defineProperty(AbortController.prototype, 'signal', made));
+  const d = new Chan(1);
+  const waiting = d.recv(lazyOptions(new LazyAbort(), undefined));
+  await d.send(B('m'), lazyOptions(new LazyAbort(), undefined));
+  t.equal((await waiting).toString(), 'm');
+  await d.send(B('n'), lazyOptions(new LazyAbort(), undefined));
+  t.equal((await d.recv(lazyOptions(new LazyAbort(), undefined))).toString(), 'n');
+  t.equal(reads, 0, 'no AbortSignal made for a recv that waited, a send and a recv that did not');
+  const late = new LazyAbort();
+  late.abort();
+  t.equal(lazyOptions(late, undefined).signal.aborted, true, 'read after the abort: a signal that has aborted');
+  t.equal(reads, 1);
 });

@@ -1,6 +1,8 @@
 import type { ElementState, KindModule } from '../element';
 import { E } from '../../kit/errors';
 import { deferred, type Deferred } from '../../kit/deferred';
+import { isAborted, whenAborted } from '../../kit/abort';
+import type { CallOptions } from '../../api/types';
 
 /**
  * A channel (docs/fs.md): a Go-like chan of byte-string messages. A send returns once
@@ -45,10 +47,10 @@ export class Chan implements ElementState {
     this.#cap = c;
   }
 
-  send(msg: Buffer, signal?: AbortSignal): Promise<void> {
+  send(msg: Buffer, opts?: CallOptions): Promise<void> {
     if (this.#aborted) return Promise.reject(E.chanAborted());
     if (this.#closed) return Promise.reject(E.chanClosed());
-    if (signal?.aborted) return Promise.reject(E.interrupted());
+    if (isAborted(opts)) return Promise.reject(E.interrupted());
     const r = this.#receivers.shift();
     if (r) {
       this.#numSend++;
@@ -63,7 +65,7 @@ export class Chan implements ElementState {
     }
     const s: Sender = { msg, done: deferred<void>() };
     this.#senders.push(s);
-    return this.#waitOn(s.done, signal, () => this.#remove(this.#senders, s));
+    return this.#waitOn(s.done, opts, () => this.#remove(this.#senders, s));
   }
 
   /** A send that never waits: EAGAIN when there is no room and no receiver waiting. */
@@ -82,9 +84,9 @@ export class Chan implements ElementState {
     return this.recv();
   }
 
-  recv(signal?: AbortSignal): Promise<Buffer> {
+  recv(opts?: CallOptions): Promise<Buffer> {
     if (this.#aborted) return Promise.reject(E.chanAborted());
-    if (signal?.aborted) return Promise.reject(E.interrupted());
+    if (isAborted(opts)) return Promise.reject(E.interrupted());
     if (this.#buf.length) {
       const m = this.#buf.shift()!;
       this.#numRecv++;
@@ -107,7 +109,7 @@ export class Chan implements ElementState {
     if (this.#closed) return Promise.reject(E.chanClosed());
     const r = deferred<Buffer>();
     this.#receivers.push(r);
-    return this.#waitOn(r, signal, () => this.#remove(this.#receivers, r));
+    return this.#waitOn(r, opts, () => this.#remove(this.#receivers, r));
   }
 
   /** Gives a received message back (its receiver vanished before it got it): it goes first again. */
@@ -146,15 +148,16 @@ export class Chan implements ElementState {
     return { Cap: this.#cap, Closed: this.#closed, Aborted: this.#aborted, NumSend: this.#numSend, NumRecv: this.#numRecv };
   }
 
-  #waitOn<T>(d: Deferred<T>, signal: AbortSignal | undefined, remove: () => void): Promise<T> {
-    if (!signal) return d.promise;
-    const onAbort = () => {
+  /** d's promise; aborting the call (opts' signal) takes the waiter off (remove) and fails it with EINTR. */
+  #waitOn<T>(d: Deferred<T>, opts: CallOptions | undefined, remove: () => void): Promise<T> {
+    const stop = whenAborted(opts, () => {
       if (d.settled) return;
       remove();
       d.reject(E.interrupted());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    return d.promise.finally(() => signal.removeEventListener('abort', onAbort));
+    });
+    if (!stop) return d.promise;
+    d.promise.then(stop, stop);
+    return d.promise;
   }
 
   #remove<T>(list: T[], x: T): void {
@@ -181,9 +184,9 @@ export const chan: KindModule<Chan, { cap: number }> = {
   make: async (s) => new Chan(s.cap),
   verbs: {
     setCap: (c, [cap]) => c.setCap(cap),
-    send: (c, [msg], opts) => c.send(msg, opts?.signal),
+    send: (c, [msg], opts) => c.send(msg, opts),
     trysend: (c, [msg]) => c.trysend(msg),
-    recv: (c, [], opts) => c.recv(opts?.signal),
+    recv: (c, [], opts) => c.recv(opts),
     tryrecv: (c) => c.tryrecv(),
     unrecv: (c, [msg]) => c.unrecv(msg),
     close: (c) => c.close(),
