@@ -10,6 +10,7 @@
  */
 export class LazyAbort {
   #aborted = false;
+  #reason: unknown;
   #controller: AbortController | undefined;
   #listeners: Array<() => void> | undefined;
 
@@ -17,22 +18,28 @@ export class LazyAbort {
     return this.#aborted;
   }
 
+  /** What abort() was given (undefined before, or when it was given nothing). */
+  get reason(): unknown {
+    return this.#reason;
+  }
+
   /** The AbortSignal, made at the first read. */
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort();
+      if (this.#aborted) this.#controller.abort(this.#reason);
     }
     return this.#controller.signal;
   }
 
-  abort(): void {
+  abort(reason?: unknown): void {
     if (this.#aborted) return;
     this.#aborted = true;
+    this.#reason = reason;
     const listeners = this.#listeners;
     this.#listeners = undefined;
     for (const fn of listeners ?? []) fn();
-    this.#controller?.abort();
+    this.#controller?.abort(reason);
   }
 
   /** Calls fn once when this aborts (at once if it has); returns what takes fn off again. */

@@ -8,6 +8,7 @@ import type { Ctx } from '../files/control';
 import { type Handle, Handles } from '../handles';
 import { CallerWatch, callerProgress, callerWrote, interruptedNow } from '../interrupts';
 import { type Node, ROUTES, type Routes } from '../routes';
+import { LazyAbort, lazyOptions } from '../../kit/abort';
 
 /**
  * The state every FUSE op shares (the client, the open-file table, the routes, the ops in flight,
@@ -61,7 +62,7 @@ export class OpsContext {
   /** The last failure of each element, by anchor: its `error` file. */
   readonly lastErrors = new Map<string, string>();
   private readonly grace: number;
-  private readonly inFlight = new Set<AbortController>();
+  private readonly inFlight = new Set<LazyAbort>();
   private readonly started = new Date();
   private readonly attrs = new Map<number, Stat>();
   /** Set by shutdown: element ops fail EIO from then on. */
@@ -187,7 +188,7 @@ export class OpsContext {
     const h = this.handles.get(fd);
     if (!h) return later(done, errno('EBADF'));
     if (this.closed) return later(done, errno('EIO'));
-    const ctrl = new AbortController();
+    const ctrl = new LazyAbort(); // a real AbortSignal only if something asks for one
     this.inFlight.add(ctrl);
     let replied = false;
     let graceTimer: NodeJS.Timeout | null = null;
@@ -199,10 +200,10 @@ export class OpsContext {
       if (graceTimer) clearTimeout(graceTimer);
       done(code);
     };
-    ctrl.signal.addEventListener('abort', () => {
+    ctrl.onAbort(() => {
       graceTimer = setTimeout(() => {
         this.deps.log(`fs: ${op} ${path}: the client did not honour an abort within ${this.grace} ms; answering anyway`);
-        reply(toErrno(ctrl.signal.reason));
+        reply(toErrno(ctrl.reason));
       }, this.grace);
       graceTimer.unref();
     });
@@ -212,7 +213,7 @@ export class OpsContext {
         : () => {};
     const ctx: Ctx = {
       client: this.client, anchor: h.anchor, kind: h.kind,
-      call: { signal: ctrl.signal, origin: this.origin(caller) },
+      call: lazyOptions(ctrl, this.origin(caller)),
       lastError: () => this.lastErrors.get(h.anchor) ?? '',
       // Asked just before an answer is handed over: a signal may have come since the watch's
       // last look, even for a call that did not wait (a routed read is a round trip long).
@@ -231,7 +232,7 @@ export class OpsContext {
       (err) => {
         if (replied) return;
         // An abort the Client reported in its own words is still an interrupt.
-        reply(this.handleFailure(h, op, path, caller, ctrl.signal.aborted ? ctrl.signal.reason : err));
+        reply(this.handleFailure(h, op, path, caller, ctrl.aborted ? ctrl.reason : err));
       },
     );
   }
