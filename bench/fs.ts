@@ -213,7 +213,7 @@ async function pairsRow(opts: { quick: boolean }, c: RemoteClient, id: string, c
       unit: 'pairs/s',
       target: TARGET.pairs.text,
       met: TARGET.pairs.ok(rate),
-      note: `${n} pairs of 16 B from one node process after 1 000 to warm up the daemon's JIT (the first thousand ran at about two thirds of the rate): writeFileSync(send), readFileSync(recv), channel cap 1`,
+      note: `${n} pairs of 16 B from one node process after 1 000 to warm up the daemon's JIT (on a fresh daemon the first 3 000 ran at about 0.7x the rate of the next): writeFileSync(send), readFileSync(recv), channel cap 1`,
     }];
   } finally {
     await c.scrub(p).catch(() => {});
