@@ -26,6 +26,8 @@ esbuild.buildSync({
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
+  // Less to read and decode at every start (BENCHMARKS.md, #7); identifiers are kept, so stack
+  // traces still name functions, and the source map points into src/.
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
