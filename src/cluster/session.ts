@@ -69,23 +69,12 @@ export interface SessionOptions {
 }
 
 export interface RequestContext {
-  /** The request's abort (a cancel from the peer, or the session's end); its signal is made when read. */
+  /**
+   * The request's abort (a cancel from the peer, or the session's end). Ask it (`aborted`,
+   * `onAbort`); its `signal`, an AbortSignal, is made only when read (src/kit/abort.ts says why).
+   */
   abort: LazyAbort;
-  /** abort's signal, made at the first read (src/kit/abort.ts says why). */
-  readonly signal: AbortSignal;
   session: Session;
-}
-
-/** A served request's context (a class: its getter is cheaper made so than in an object literal). */
-class Served implements RequestContext {
-  constructor(
-    readonly abort: LazyAbort,
-    readonly session: Session,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.abort.signal;
-  }
 }
 
 export type RequestHandler = (op: string, args: unknown, ctx: RequestContext) => Promise<unknown>;
@@ -470,7 +459,7 @@ export class Session extends EventEmitter {
     this.#served.set(id, ac);
     let p: Promise<unknown>;
     try {
-      p = this.handler(op, args, new Served(ac, this));
+      p = this.handler(op, args, { abort: ac, session: this });
     } catch (e) {
       p = Promise.reject(e);
     }

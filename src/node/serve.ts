@@ -124,11 +124,11 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         const id = unacked.get(Number(args[0]));
         if (id === undefined) throw new SystemError('ENOENT', 'no such message to acknowledge (its connection was lost)');
         unacked.delete(Number(args[0]));
-        await takes.ack(id, ctx.signal);
+        await takes.ack(id, ctx.abort.signal);
         return null;
       }
       case 'ackTaken': // [id]: as ackRecv, by the server-wide id, from any connection
-        await takes.ack(Number(args[0]), ctx.signal);
+        await takes.ack(Number(args[0]), ctx.abort.signal);
         return null;
       case 'openOutput': {
         // [path, which, handle]: the handle is the client's (older clients send none: one is

@@ -42,7 +42,7 @@ t.test('session: an aborted call cancels the handler on the other side', async (
   const ca = new Session(a), cb = new Session(b);
   let cancelled!: () => void;
   const seen = new Promise<void>((r) => (cancelled = r));
-  cb.handler = (_op, _args, ctx) => new Promise((_res, rej) => ctx.signal.addEventListener('abort', () => { cancelled(); rej(new Error('x')); }));
+  cb.handler = (_op, _args, ctx) => new Promise((_res, rej) => ctx.abort.signal.addEventListener('abort', () => { cancelled(); rej(new Error('x')); }));
   const ac = new AbortController();
   const p = ca.call('block', []);
   const q = ca.call('block', [], { signal: ac.signal });
@@ -65,7 +65,7 @@ t.test('session: a handler that looks at its signal only after the cancel finds 
   cb.handler = async (op, _args, ctx) => {
     const before = ctx.abort.aborted;
     await new Promise<void>((r) => ctx.abort.onAbort(r));
-    looks.push({ before, signal: ctx.signal.aborted }); // the signal is made here, after the abort
+    looks.push({ before, signal: ctx.abort.signal.aborted }); // the signal is made here, after the abort
     if (op === 'cancelled') cancelled();
     throw new Error('x');
   };

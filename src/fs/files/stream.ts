@@ -1,6 +1,7 @@
 import type { InputWriter, OutputReader } from '../../api/types';
 import type { Ctx, FileSpec, OpenFile } from './control';
 import { E } from '../../kit/errors';
+import { isAborted } from '../../kit/abort';
 import { withReadAhead } from '../../node/read-ahead';
 
 /**
@@ -47,7 +48,7 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
         }
         // The caller died waiting (or was answered EINTR already): these bytes are not
         // delivered; the next read asks for them again.
-        if (ctx.call.signal?.aborted || ctx.interrupted?.()) throw E.interrupted();
+        if (isAborted(ctx.call) || ctx.interrupted?.()) throw E.interrupted();
         delivered += chunk.length;
         last = { n: chunk.length, by: ctx.wrote?.() ?? null };
         return chunk;
