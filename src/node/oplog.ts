@@ -60,9 +60,10 @@ export class OpLog {
    */
   append(r: OpRecord): void {
     if (this.#fd === undefined) return;
-    // Written out field by field (what JSON.stringify({ seq, time, ...r }) wrote, in the same
-    // order): the spread object and a fresh date string per line were most of a channel
-    // message's logging cost, and logging was a tenth of the message (BENCHMARKS.md, #5).
+    // Written out field by field, in a fixed order (the fields and values JSON.stringify of
+    // { seq, time, ...r } wrote, whose order followed the caller's): the spread object and a
+    // fresh date string per line were most of a channel message's logging cost, and logging
+    // was a tenth of the message (BENCHMARKS.md, #5).
     let line = `{"seq":${++this.#seq},"time":"${isoNow()}","op":${JSON.stringify(r.op)}`;
     if (r.path !== undefined) line += `,"path":${JSON.stringify(r.path)}`;
     if (r.origin !== undefined) line += `,"origin":${originJson(r.origin)}`;
@@ -106,7 +107,8 @@ export class OpLog {
 
 /**
  * An origin as JSON, kept per origin object: a connection's calls all carry the one its server
- * made for it (src/node/serve.ts), which nothing changes afterwards.
+ * made for it (src/node/serve.ts), which nothing changes afterwards. (The mount makes one per
+ * call; for those this is one lookup more than JSON.stringify alone.)
  */
 const originJsons = new WeakMap<Origin, string>();
 function originJson(o: Origin): string {
