@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "fdtake",
-    "sources": ["fdtake.c"],
+    "sources": ["fdtake.c", "pump.c"],
     "cflags": ["-O2", "-Wall", "-Wextra"]
   }]
 }

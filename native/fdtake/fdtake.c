@@ -1,5 +1,6 @@
 /*
- * fdtake: the two system calls src/node/fdtake.ts needs and Node does not offer.
+ * fdtake: the two system calls src/node/fdtake.ts needs and Node does not offer. The same
+ * add-on carries the output pump (pump.c, src/node/pump.ts), registered below.
  *
  *   takeFd(pid, fd) -> number   a duplicate of descriptor fd of process pid, made with
  *                               pidfd_open(2) and pidfd_getfd(2) (Linux 5.6 and later): it
@@ -56,7 +57,7 @@ static const char *errno_name(int e, char *buf, size_t n) {
 }
 
 /* Throws Error("CODE: text, syscall") with code, errno (negative, as Node's) and syscall; returns NULL. */
-static napi_value throw_errno(napi_env env, const char *syscall, int e) {
+napi_value fdtake_throw_errno(napi_env env, const char *syscall, int e) {
   char name[16], msg[160];
   const char *code = errno_name(e, name, sizeof name);
   snprintf(msg, sizeof msg, "%s: %s, %s", code, strerror(e), syscall);
@@ -88,11 +89,11 @@ static napi_value take_fd(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-  if (pidfd < 0) return throw_errno(env, "pidfd_open", errno);
+  if (pidfd < 0) return fdtake_throw_errno(env, "pidfd_open", errno);
   int got = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
   int e = errno;
   close(pidfd);
-  if (got < 0) return throw_errno(env, "pidfd_getfd", e);
+  if (got < 0) return fdtake_throw_errno(env, "pidfd_getfd", e);
   napi_create_int32(env, got, &result);
   return result;
 }
@@ -115,10 +116,12 @@ static napi_value send_nb(napi_env env, napi_callback_info info) {
   ssize_t n;
   do n = send(fd, (char *)data + off, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, "send", errno == EWOULDBLOCK ? EAGAIN : errno);
+  if (n < 0) return fdtake_throw_errno(env, "send", errno == EWOULDBLOCK ? EAGAIN : errno);
   napi_create_int64(env, (int64_t)n, &result);
   return result;
 }
+
+void pump_register(napi_env env, napi_value exports); /* pump.c */
 
 NAPI_MODULE_INIT() {
   napi_value f;
@@ -126,5 +129,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "takeFd", f);
   napi_create_function(env, "sendNb", NAPI_AUTO_LENGTH, send_nb, NULL, &f);
   napi_set_named_property(env, exports, "sendNb", f);
+  pump_register(env, exports);
   return exports;
 }

@@ -5,7 +5,8 @@ import * as path from 'node:path';
  * The native add-on native/fdtake (native/fdtake/fdtake.c), which scripts/build-native.sh builds
  * when the package is installed: pidfd_getfd(2), to take a duplicate of another process's
  * descriptor, and a send(2) that never blocks. src/node/pipe-out.ts uses it to write into the
- * very stdout of a CLI on this host when that is a socket or a file.
+ * very stdout of a CLI on this host when that is a socket or a file. The same add-on carries
+ * the output pump (native/fdtake/pump.c), which src/node/pump.ts loads through this.
  */
 export interface Fdtake {
   /** A close-on-exec duplicate of descriptor fd of process pid, sharing its open file description; throws (EPERM, ESRCH, EBADF, ENOSYS...). */

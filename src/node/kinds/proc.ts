@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { redactEnv } from '../oplog';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { ElementContext, ElementState, KindModule } from '../element';
 import { ProcessStdio } from '../stdio';
 import type { CallOptions, InputWriter, OutputReader, ProcCmd } from '../../api/types';
@@ -9,6 +11,7 @@ import { AppError, E } from '../../kit/errors';
 import { parseSignal } from '../signals';
 import { parseProcCmd } from '../../api/cmd';
 import { groupAlive, guardGroup, releaseGroup } from '../orphans';
+import { closeAll, outputPipe, pumpOutput, type PumpSource } from '../pump';
 
 /**
  * A process element (docs/fs.md, docs/cli.md): output flows as it
@@ -61,16 +64,28 @@ export class Proc implements ElementState {
   async #spawn(cmd: ProcCmd): Promise<void> {
     const env = cmd.Env ? envObject(cmd.Env) : process.env;
     const file = resolveExecutable(cmd.Path, env.PATH ?? '', cmd.Dir);
-    const child = spawn(file, cmd.Args ?? [], {
-      argv0: cmd.Path,
-      env,
-      cwd: cmd.Dir || undefined,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    // stdout and stderr are pipes the output pump reads (src/node/pump.ts), or Node's own.
+    const out = outputPipe();
+    const err = out && outputPipe();
+    const pipes = out && err ? [out, err] : undefined;
+    if (out && !err) closeAll(out);
+    let child: ChildProcess;
+    try {
+      child = spawn(file, cmd.Args ?? [], {
+        argv0: cmd.Path,
+        env,
+        cwd: cmd.Dir || undefined,
+        detached: true,
+        stdio: ['pipe', pipes ? pipes[0][1] : 'pipe', pipes ? pipes[1][1] : 'pipe'],
+      });
+    } finally {
+      // The child has its ends now (or never will): ours would keep its outputs from ending.
+      if (pipes) closeAll([pipes[0][1], pipes[1][1]]);
+    }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (e: NodeJS.ErrnoException) => {
+        if (pipes) closeAll([pipes[0][0], pipes[1][0]]);
         const why = e.code === 'ENOENT' && cmd.Dir && !fs.existsSync(cmd.Dir) ? `chdir ${cmd.Dir}: no such file or directory` : describeSpawnError(e);
         reject(new AppError(e.code === 'EACCES' ? 'EACCES' : 'ENOENT', `exec error: fork/exec ${cmd.Path}: ${why}`, { cause: e }));
       });
@@ -78,12 +93,10 @@ export class Proc implements ElementState {
     guardGroup(child.pid!); // dies with the daemon, even a kill -9'd one (orphans.ts)
     this.#cmd = cmd;
     this.#child = child;
-    for (const which of ['stdout', 'stderr'] as const) {
-      const src = child[which]!;
-      src.on('data', (c: Buffer) => this.stdio.push(which, c, () => src.pause(), () => src.resume()));
-      src.on('end', () => this.stdio.end(which));
-      src.on('error', () => this.stdio.end(which));
-    }
+    (['stdout', 'stderr'] as const).forEach((which, i) => {
+      if (pipes) this.#pump(which, pipes[i][0]);
+      else this.#stream(which, child[which]!);
+    });
     child.stdin!.on('error', () => {}); // EPIPE after the process exits is not our failure
     this.stdio.running(child.stdin!, cmd.Scrub);
     child.on('exit', (code, sig) => {
@@ -93,6 +106,25 @@ export class Proc implements ElementState {
       this.#exit = sig ? { Body: `signal: ${signalText(sig)}` } : code === 0 ? null : { Body: `exit status ${code}` };
       this.stdio.exited();
     });
+  }
+
+  /** Output read by the native pump; by Node's stream if the pump cannot take this pipe. */
+  #pump(which: 'stdout' | 'stderr', fd: number): void {
+    let src: PumpSource;
+    try {
+      src = pumpOutput(fd, {
+        data: (c) => this.stdio.push(which, c, src.pause, src.resume),
+        end: () => this.stdio.end(which),
+      });
+    } catch {
+      this.#stream(which, new net.Socket({ fd, readable: true, writable: false }));
+    }
+  }
+
+  #stream(which: 'stdout' | 'stderr', src: Readable): void {
+    src.on('data', (c: Buffer) => this.stdio.push(which, c, () => src.pause(), () => src.resume()));
+    src.on('end', () => this.stdio.end(which));
+    src.on('error', () => this.stdio.end(which));
   }
 
   openInput(): InputWriter {

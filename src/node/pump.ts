@@ -1,0 +1,110 @@
+import * as fs from 'node:fs';
+import { fdtake } from './fdtake';
+
+/**
+ * A child's stdout and stderr read by the add-on's output pump (native/fdtake/pump.c) instead of
+ * by Node: one native thread reads every such pipe and hands JavaScript what it read in pieces of
+ * up to 256 KiB, where Node's own pipe reads come in pieces of a few KiB when the reader keeps up
+ * with the writer, each one a trip through libuv and a stream on the daemon's one JavaScript
+ * thread. The bytes, their order and the back-pressure are the same either way; only the size
+ * of the pieces differs. Without the add-on (or with CIRCUIT_NO_PUMP=1 in the daemon's
+ * environment) `outputPipe` gives undefined and the caller uses Node's pipes.
+ */
+export interface PumpNative {
+  outputPipe(): [number, number];
+  pumpInit(dispatch: (id: number, chunk: Buffer | null, errno?: number) => void): void;
+  pumpAdd(fd: number): number;
+  pumpPause(id: number): void;
+  pumpResume(id: number): void;
+  pumpStop(id: number): void;
+}
+
+/** What a pumped pipe's reader gets: each piece, then the end (with the errno of a read that failed, else 0). */
+export interface PumpHandler {
+  data(chunk: Buffer): void;
+  end(errno: number): void;
+}
+
+export interface PumpSource {
+  pause(): void;
+  resume(): void;
+  /** Stops reading for good and closes the pipe; nothing more reaches the handler. */
+  stop(): void;
+}
+
+const handlers = new Map<number, PumpHandler>();
+let native: PumpNative | null | undefined;
+
+function load(): PumpNative | null {
+  if (process.env.CIRCUIT_NO_PUMP === '1') return null;
+  const m = fdtake() as Partial<PumpNative> | undefined;
+  if (!m || typeof m.pumpInit !== 'function' || typeof m.outputPipe !== 'function') return null;
+  try {
+    m.pumpInit(dispatch);
+  } catch {
+    return null;
+  }
+  return m as PumpNative;
+}
+
+function dispatch(id: number, chunk: Buffer | null, errno?: number): void {
+  const h = handlers.get(id);
+  if (!h) return; // stopped: what was already read goes nowhere, as after a stream's destroy()
+  try {
+    if (chunk) h.data(chunk);
+    else {
+      handlers.delete(id);
+      h.end(errno ?? 0);
+    }
+  } catch (e) {
+    // A handler's bug must not become the add-on's pending exception.
+    process.nextTick(() => { throw e; });
+  }
+}
+
+function pump(): PumpNative | null {
+  if (native === undefined) native = load();
+  return native;
+}
+
+/**
+ * A pipe for a child's output, [read end, write end], both close-on-exec; the write end goes to
+ * the child (spawn's stdio), and the parent closes it once the child is spawned. Undefined
+ * without the pump, or when no pipe can be made now (the caller falls back to Node's pipes).
+ */
+export function outputPipe(): [number, number] | undefined {
+  const p = pump();
+  if (!p) return undefined;
+  try {
+    return p.outputPipe();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts pumping the read end of an `outputPipe` (which the pump now owns) into h. */
+export function pumpOutput(fd: number, h: PumpHandler): PumpSource {
+  const p = pump();
+  if (!p) throw new Error('pumpOutput: the output pump is not available');
+  const id = p.pumpAdd(fd);
+  handlers.set(id, h);
+  return {
+    pause: () => p.pumpPause(id),
+    resume: () => p.pumpResume(id),
+    stop: () => {
+      handlers.delete(id);
+      p.pumpStop(id);
+    },
+  };
+}
+
+/** Closes descriptors, ignoring any error (for the ends a failed or finished spawn leaves). */
+export function closeAll(fds: Iterable<number>): void {
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
