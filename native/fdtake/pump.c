@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,7 @@ static void service(src_t *s, int readable) {
 static void *loop(void *arg) {
   (void)arg;
   struct epoll_event evs[64];
+  pthread_setname_np(pthread_self(), "circuit-pump"); /* as `ps -T` and /proc/PID/task show it */
   for (;;) {
     int n = epoll_wait(epfd, evs, 64, -1);
     if (n < 0 && errno != EINTR) break;
@@ -314,7 +316,13 @@ static napi_value pump_init(napi_env env, napi_callback_info info) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
+  /* The thread takes no signals: they stay JavaScript's thread's to handle (the new thread
+   * inherits the mask in force while it is made). */
+  sigset_t all_sigs, old;
+  sigfillset(&all_sigs);
+  pthread_sigmask(SIG_SETMASK, &all_sigs, &old);
   int e = pthread_create(&th, &attr, loop, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (e) return fdtake_throw_errno(env, "pthread_create", e);
   started = 1;

@@ -56,6 +56,13 @@ t.test('outputPipe: a pipe, both ends close-on-exec, only the read end non-block
   t.ok(flags(r) & O_CLOEXEC && flags(w) & O_CLOEXEC, 'close-on-exec');
 });
 
+t.test('pump: one thread for the whole process, named circuit-pump, taking no signals', { skip }, async (t) => {
+  const named = fs.readdirSync('/proc/self/task').filter((id) => fs.readFileSync(`/proc/self/task/${id}/comm`, 'utf8').trim() === 'circuit-pump');
+  t.equal(named.length, 1);
+  const blocked = /SigBlk:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/self/task/${named[0]}/status`, 'utf8'))![1];
+  for (const sig of [2, 15, 17]) t.ok(BigInt(`0x${blocked}`) & (1n << BigInt(sig - 1)), `signal ${sig} blocked`);
+});
+
 t.test('pump: 64 MiB arrive whole and in order, then the end with errno 0', { skip }, async (t) => {
   // A child writes a pattern that changes every byte position and prints its sha256 to stderr.
   const script = `const c=require('crypto').createHash('sha256');let i=0;function go(){while(i<1024){const b=Buffer.alloc(65536);for(let j=0;j<b.length;j+=4)b.writeUInt32LE(i*65536+j,j);c.update(b);i++;if(!process.stdout.write(b))return process.stdout.once('drain',go);}process.stderr.write(c.digest('hex'));}go();`;
