@@ -89,6 +89,12 @@ function run(): void {
     t.equal(out.status, 0, 'circuit stdout into a file', { stderr: String(out.stderr) });
     t.equal(fs.readFileSync(file, 'utf8'), '1\n2\n3\n');
     t.match(fs.readFileSync(`/proc/${d.proc.pid}/maps`, 'utf8'), /native\/fdtake\/build\/Release\/fdtake\.node/, 'the daemon loaded the add-on');
+    // and its output pump (src/node/pump.ts): the process wrote into a pipe that one thread reads
+    const fdp = `/${x}/inst/fd`;
+    t.equal(spawnSync(circuit, ['mkproc', fdp, '-d', d.url], { env, input: JSON.stringify({ Path: 'readlink', Args: ['/proc/self/fd/1'] }) }).status, 0, 'mkproc');
+    t.match(fs.readFileSync(path.join(d.mnt, x!, 'inst', 'fd', 'proc', 'stdout'), 'utf8'), /^pipe:\[\d+\]\n$/, 'stdout is a pipe');
+    const threads = fs.readdirSync(`/proc/${d.proc.pid}/task`).map((id) => fs.readFileSync(`/proc/${d.proc.pid}/task/${id}/comm`, 'utf8').trim());
+    t.equal(threads.filter((n) => n === 'circuit-pump').length, 1, 'one pump thread');
     await stop(d.proc);
   });
 
