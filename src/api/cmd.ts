@@ -36,6 +36,19 @@ export function parseProcCmd(input: unknown): ProcCmd {
   if (!path) throw E.badCmd('path is missing');
   if (o.scrub !== undefined && o.scrub !== null && typeof o.scrub !== 'boolean') throw E.badCmd('scrub must be true or false');
   const env = strs('env');
-  if (env) for (const kv of env) if (kv.indexOf('=') <= 0) throw E.badCmd(`env entry ${JSON.stringify(kv)} is not KEY=VALUE`);
-  return { Env: env, Dir: str('dir'), Path: path, Args: strs('args'), Scrub: o.scrub === true };
+  const args = strs('args');
+  const dir = str('dir');
+  // The kernel takes these as C strings: a NUL byte would cut one short. Refused here, with the
+  // field's name only (an environment value may be a secret, and this message is logged).
+  const nul = (x: string) => x.includes('\0');
+  if (nul(path)) throw E.badCmd('path contains a NUL byte');
+  if (nul(dir)) throw E.badCmd('dir contains a NUL byte');
+  args?.forEach((a, i) => {
+    if (nul(a)) throw E.badCmd(`args[${i}] contains a NUL byte`);
+  });
+  env?.forEach((kv, i) => {
+    if (nul(kv)) throw E.badCmd(`env[${i}] contains a NUL byte`);
+    if (kv.indexOf('=') <= 0) throw E.badCmd(`env entry ${JSON.stringify(kv)} is not KEY=VALUE`);
+  });
+  return { Env: env, Dir: dir, Path: path, Args: args, Scrub: o.scrub === true };
 }

@@ -275,3 +275,22 @@ t.test('proc: server shutdown also ends a child forked after the TERM went out',
   t.ok(gone(), 'that child is gone too');
   if (!gone()) process.kill(late, 'SIGKILL');
 });
+
+t.test('proc: a NUL byte in Path, Dir, Args or Env is refused with EINVAL naming the field, never the value', async (t) => {
+  const lines: string[] = [];
+  const s = new Server({ stderr: (l) => lines.push(l), graceMs: 500 });
+  t.teardown(() => s.shutdown());
+  const cases: Array<[Partial<ProcCmd>, RegExp]> = [
+    [{ Path: '/bin/ec\0ho' }, /path contains a NUL byte/],
+    [{ Path: '/bin/echo', Dir: '/t\0mp' }, /dir contains a NUL byte/],
+    [{ Path: '/bin/echo', Args: ['ok', 'a\0b'] }, /args\[1\] contains a NUL byte/],
+    [{ Path: '/bin/echo', Env: ['A=1', 'TOKEN=s3cr\0et'] }, /env\[1\] contains a NUL byte/],
+  ];
+  for (const [i, [c, why]] of cases.entries()) {
+    const err = await s.make(`/${s.id}/nul${i}`, 'proc', cmd(c)).then(() => null, (e: NodeJS.ErrnoException) => e);
+    t.equal(err?.code, 'EINVAL', String(why));
+    t.match(err?.message, why);
+    t.equal(await s.peek(`/${s.id}/nul${i}`), null, 'no element');
+  }
+  t.notMatch(lines.join('\n'), /s3cr/, 'the environment value is not logged');
+});

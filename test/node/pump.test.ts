@@ -162,3 +162,21 @@ t.test('proc element: stdout and stderr are pump pipes; without the pump (CIRCUI
     t.equal(err, 'err\n', 'stderr whole');
   }
 });
+
+t.test('proc element: a start that fails leaves no descriptor behind', async (t) => {
+  const { Server } = await import('../../src/node/server');
+  const s = new Server({ stderr: () => {}, graceMs: 500 });
+  t.teardown(() => s.shutdown());
+  const cmd = (Path: string, Args: string[]) => ({ Env: null, Dir: '', Path, Args, Scrub: false });
+  // one of each first, so that whatever is made once (the pump's own thread and descriptors) is there
+  // A single argument above the kernel's limit (MAX_ARG_STRLEN, 128 KiB) fails inside spawn itself.
+  const huge = 'x'.repeat(200_000);
+  await t.rejects(s.make(`/${s.id}/a`, 'proc', cmd('/bin/echo', [huge])));
+  await t.rejects(s.make(`/${s.id}/b`, 'proc', cmd('/nonexistent/x', [])));
+  const before = fs.readdirSync('/proc/self/fd').length;
+  for (let i = 0; i < 10; i++) {
+    await t.rejects(s.make(`/${s.id}/n${i}`, 'proc', cmd('/bin/echo', [huge])), /argument list too long/, 'refused at the spawn itself');
+    await t.rejects(s.make(`/${s.id}/e${i}`, 'proc', cmd('/nonexistent/x', [])), /no such file or directory/, 'exec fails');
+  }
+  t.equal(fs.readdirSync('/proc/self/fd').length, before, 'as many descriptors as before');
+});

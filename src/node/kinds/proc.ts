@@ -78,6 +78,12 @@ export class Proc implements ElementState {
         detached: true,
         stdio: ['pipe', pipes ? pipes[0][1] : 'pipe', pipes ? pipes[1][1] : 'pipe'],
       });
+    } catch (e) {
+      if (pipes) closeAll([pipes[0][0], pipes[1][0]]); // nothing will read them
+      // Node throws (rather than emitting 'error') for a few errnos of the exec itself, E2BIG the likeliest.
+      const err = e as NodeJS.ErrnoException;
+      if (err.syscall !== 'spawn' || !err.code) throw e;
+      throw new AppError(err.code === 'E2BIG' ? 'EINVAL' : 'EIO', `exec error: fork/exec ${cmd.Path}: ${describeSpawnError(err)}`, { cause: e });
     } finally {
       // The child has its ends now (or never will): ours would keep its outputs from ending.
       if (pipes) closeAll([pipes[0][1], pipes[1][1]]);
@@ -256,6 +262,7 @@ function describeSpawnError(e: NodeJS.ErrnoException): string {
   switch (e.code) {
     case 'ENOENT': return 'no such file or directory';
     case 'EACCES': return 'permission denied';
+    case 'E2BIG': return 'argument list too long';
     default: return e.message;
   }
 }
