@@ -81,9 +81,9 @@ export class Proc implements ElementState {
     } catch (e) {
       if (pipes) closeAll([pipes[0][0], pipes[1][0]]); // nothing will read them
       // Node throws (rather than emitting 'error') for a few errnos of the exec itself, E2BIG the likeliest.
-      const err = e as NodeJS.ErrnoException;
-      if (err.syscall !== 'spawn' || !err.code) throw e;
-      throw new AppError(err.code === 'E2BIG' ? 'EINVAL' : 'EIO', `exec error: fork/exec ${cmd.Path}: ${describeSpawnError(err)}`, { cause: e });
+      const failed = e as NodeJS.ErrnoException;
+      if (failed.syscall !== 'spawn' || !failed.code) throw e;
+      throw new AppError(failed.code === 'E2BIG' ? 'EINVAL' : 'EIO', `exec error: fork/exec ${cmd.Path}: ${describeSpawnError(failed)}`, { cause: e });
     } finally {
       // The child has its ends now (or never will): ours would keep its outputs from ending.
       if (pipes) closeAll([pipes[0][1], pipes[1][1]]);
