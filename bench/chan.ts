@@ -41,7 +41,7 @@ export async function benchChan(opts: { quick: boolean }): Promise<Measure[]> {
         value: Math.round(chan),
         unit: 'msgs/s',
         ...versus(chan, Math.round(raw), s.bytes === 16 ? '≥ 20 000 msgs/s' : '—', () => true),
-        note: `${s.n} msgs after ${Math.max(500, Math.round(s.n / 10))} to warm up, ${WINDOW} sends + ${WINDOW} recvs in flight, remote client → in-process daemon; baseline: length-prefixed TCP echo, ${WINDOW} in flight`,
+        note: `${s.n} msgs after ${warm} to warm up, ${WINDOW} sends + ${WINDOW} recvs in flight, remote client → in-process daemon; baseline: length-prefixed TCP echo, ${WINDOW} in flight`,
       };
       if (s.bytes === 16) row.met = chan >= 20_000;
       else {

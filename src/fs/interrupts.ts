@@ -1,5 +1,6 @@
 import { readFile } from 'fs/promises';
-import { closeSync, openSync, readFileSync, readSync } from 'fs';
+import { openSync, readFileSync, readSync } from 'fs';
+import { closeQuietly } from '../kit/fds';
 
 /**
  * Notices callers that were interrupted while blocked in the mount. The kernel parks a FUSE
@@ -190,10 +191,3 @@ const procFiles = { io: new Map<number, number>(), status: new Map<number, numbe
 const PROC_FILES = 8;
 const procScratch = Buffer.alloc(8192);
 
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
-  }
-}

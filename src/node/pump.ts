@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { fdtake } from './fdtake';
 
 /**
@@ -96,15 +95,4 @@ export function pumpOutput(fd: number, h: PumpHandler): PumpSource {
       p.pumpStop(id);
     },
   };
-}
-
-/** Closes descriptors, ignoring any error (for the ends a failed or finished spawn leaves). */
-export function closeAll(fds: Iterable<number>): void {
-  for (const fd of fds) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-  }
 }

@@ -3,11 +3,12 @@ import * as fs from 'node:fs';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { outputPipe, pumpOutput, closeAll, type PumpSource } from '../../src/node/pump';
+import { outputPipe, pumpOutput, type PumpSource } from '../../src/node/pump';
+import { closeQuietly } from '../../src/kit/fds';
 
 // The output pump (native/fdtake/pump.c through src/node/pump.ts) against real children.
 const probe = outputPipe();
-if (probe) closeAll(probe);
+if (probe) closeQuietly(...probe);
 const skip = probe === undefined ? 'the add-on native/fdtake was not built (sh scripts/build-native.sh)' : false;
 
 interface Run {
@@ -24,7 +25,7 @@ interface Run {
 function run(file: string, args: string[]): Run {
   const [r, w] = outputPipe()!;
   const child = spawn(file, args, { stdio: ['pipe', w, 'inherit'] });
-  closeAll([w]);
+  closeQuietly(w);
   const out: Buffer[] = [];
   let size = 0;
   let first!: () => void;
@@ -48,7 +49,7 @@ function flags(fd: number): number {
 
 t.test('outputPipe: a pipe, both ends close-on-exec, only the read end non-blocking', { skip }, async (t) => {
   const [r, w] = outputPipe()!;
-  t.teardown(() => closeAll([r, w]));
+  t.teardown(() => closeQuietly(r, w));
   t.match(fs.readlinkSync(`/proc/self/fd/${r}`), /^pipe:/);
   const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
   t.ok(flags(r) & O_NONBLOCK, 'read end non-blocking');
@@ -68,7 +69,7 @@ t.test('pump: 64 MiB arrive whole and in order, then the end with errno 0', { sk
   const script = `const c=require('crypto').createHash('sha256');let i=0;function go(){while(i<1024){const b=Buffer.alloc(65536);for(let j=0;j<b.length;j+=4)b.writeUInt32LE(i*65536+j,j);c.update(b);i++;if(!process.stdout.write(b))return process.stdout.once('drain',go);}process.stderr.write(c.digest('hex'));}go();`;
   const [r, w] = outputPipe()!;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', w, 'pipe'] });
-  closeAll([w]);
+  closeQuietly(w);
   const exited = new Promise((res) => child.on('exit', res));
   let want = '';
   child.stderr!.on('data', (b) => (want += b));

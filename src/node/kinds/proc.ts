@@ -11,7 +11,8 @@ import { AppError, E } from '../../kit/errors';
 import { parseSignal } from '../signals';
 import { parseProcCmd } from '../../api/cmd';
 import { groupAlive, guardGroup, releaseGroup } from '../orphans';
-import { closeAll, outputPipe, pumpOutput, type PumpSource } from '../pump';
+import { outputPipe, pumpOutput, type PumpSource } from '../pump';
+import { closeQuietly } from '../../kit/fds';
 
 /**
  * A process element (docs/fs.md, docs/cli.md): output flows as it
@@ -68,7 +69,7 @@ export class Proc implements ElementState {
     const out = outputPipe();
     const err = out && outputPipe();
     const pipes = out && err ? [out, err] : undefined;
-    if (out && !err) closeAll(out);
+    if (out && !err) closeQuietly(...out);
     let child: ChildProcess;
     try {
       child = spawn(file, cmd.Args ?? [], {
@@ -79,19 +80,19 @@ export class Proc implements ElementState {
         stdio: ['pipe', pipes ? pipes[0][1] : 'pipe', pipes ? pipes[1][1] : 'pipe'],
       });
     } catch (e) {
-      if (pipes) closeAll([pipes[0][0], pipes[1][0]]); // nothing will read them
+      if (pipes) closeQuietly(pipes[0][0], pipes[1][0]); // nothing will read them
       // Node throws (rather than emitting 'error') for a few errnos of the exec itself, E2BIG the likeliest.
       const failed = e as NodeJS.ErrnoException;
       if (failed.syscall !== 'spawn' || !failed.code) throw e;
       throw new AppError(failed.code === 'E2BIG' ? 'EINVAL' : 'EIO', `exec error: fork/exec ${cmd.Path}: ${describeSpawnError(failed)}`, { cause: e });
     } finally {
       // The child has its ends now (or never will): ours would keep its outputs from ending.
-      if (pipes) closeAll([pipes[0][1], pipes[1][1]]);
+      if (pipes) closeQuietly(pipes[0][1], pipes[1][1]);
     }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (e: NodeJS.ErrnoException) => {
-        if (pipes) closeAll([pipes[0][0], pipes[1][0]]);
+        if (pipes) closeQuietly(pipes[0][0], pipes[1][0]);
         const why = e.code === 'ENOENT' && cmd.Dir && !fs.existsSync(cmd.Dir) ? `chdir ${cmd.Dir}: no such file or directory` : describeSpawnError(e);
         reject(new AppError(e.code === 'EACCES' ? 'EACCES' : 'ENOENT', `exec error: fork/exec ${cmd.Path}: ${why}`, { cause: e }));
       });
