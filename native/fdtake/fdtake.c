@@ -73,7 +73,8 @@ napi_value fdtake_throw_errno(napi_env env, const char *syscall, int e) {
   return NULL;
 }
 
-static int int_arg(napi_env env, napi_value v, int32_t *out) {
+/* A number argument as an int32 (pump.c uses it too); 0 when it is not one. */
+int fdtake_int_arg(napi_env env, napi_value v, int32_t *out) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
   return napi_get_value_int32(env, v, out) == napi_ok;
@@ -84,7 +85,7 @@ static napi_value take_fd(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   int32_t pid, fd;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || !int_arg(env, argv[0], &pid) || !int_arg(env, argv[1], &fd) || pid <= 0 || fd < 0) {
+  if (argc < 2 || !fdtake_int_arg(env, argv[0], &pid) || !fdtake_int_arg(env, argv[1], &fd) || pid <= 0 || fd < 0) {
     napi_throw_type_error(env, "EINVAL", "takeFd(pid, fd): two non-negative integers");
     return NULL;
   }
@@ -106,8 +107,8 @@ static napi_value send_nb(napi_env env, napi_callback_info info) {
   size_t size;
   bool isbuf = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || !int_arg(env, argv[0], &fd) || napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
-      !int_arg(env, argv[2], &off) || !int_arg(env, argv[3], &len) ||
+  if (argc < 4 || !fdtake_int_arg(env, argv[0], &fd) || napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
+      !fdtake_int_arg(env, argv[2], &off) || !fdtake_int_arg(env, argv[3], &len) ||
       napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok || fd < 0 || off < 0 || len < 0 ||
       (size_t)off + (size_t)len > size) {
     napi_throw_type_error(env, "EINVAL", "sendNb(fd, buffer, offset, length): a descriptor and a range of the buffer");

@@ -40,10 +40,11 @@
 /* A piece smaller than this is copied into a Buffer of its size; a larger one is handed over. */
 #define PUMP_COPY_BELOW (32 * 1024)
 
-napi_value fdtake_throw_errno(napi_env env, const char *syscall, int e);
+napi_value fdtake_throw_errno(napi_env env, const char *syscall, int e); /* fdtake.c */
+int fdtake_int_arg(napi_env env, napi_value v, int32_t *out);             /* fdtake.c */
 
 typedef struct src {
-  uint32_t id;
+  int32_t id;
   int fd;              /* -1 once closed */
   char *buf;           /* being filled by the thread; NULL until the next read */
   size_t len;
@@ -57,8 +58,7 @@ typedef struct src {
 } src_t;
 
 typedef struct delivery {
-  src_t *s;
-  uint32_t id;
+  src_t *s;            /* kept until this delivery has run */
   char *buf;
   size_t len;
   int end;             /* 1: the end follows the bytes */
@@ -68,7 +68,7 @@ typedef struct delivery {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static src_t *all;        /* every live source */
 static src_t *dirty;      /* sources JavaScript changed since the thread last looked */
-static uint32_t next_id = 1;
+static int32_t next_id = 1;
 static int epfd = -1, wakefd = -1;
 static int started;
 static napi_threadsafe_function tsfn;
@@ -89,7 +89,7 @@ static void wake(void) {
   (void)r;
 }
 
-static src_t *find(uint32_t id) {
+static src_t *find(int32_t id) {
   for (src_t *s = all; s; s = s->next)
     if (s->id == id) return s;
   return NULL;
@@ -147,7 +147,7 @@ static void service(src_t *s, int readable) {
   if (!s->inflight && !s->end_posted && (s->len > 0 || s->eof)) {
     delivery_t *d = malloc(sizeof *d);
     if (d) {
-      d->s = s; d->id = s->id; d->buf = s->buf; d->len = s->len; d->end = s->eof; d->err = s->err;
+      d->s = s; d->buf = s->buf; d->len = s->len; d->end = s->eof; d->err = s->err;
       s->buf = NULL;
       s->len = 0;
       s->inflight = 1;
@@ -218,7 +218,7 @@ static void call_js(napi_env env, napi_value dispatch, void *ctx, void *data) {
   if (env && dispatch) {
     napi_value argv[3], undef, buf;
     napi_get_undefined(env, &undef);
-    napi_create_uint32(env, d->id, &argv[0]);
+    napi_create_int32(env, d->s->id, &argv[0]);
     if (d->len > 0) {
       napi_status st;
       if (d->len < PUMP_COPY_BELOW) {
@@ -255,10 +255,17 @@ static void call_js(napi_env env, napi_value dispatch, void *ctx, void *data) {
   free(d);
 }
 
-static int u32_arg(napi_env env, napi_value v, uint32_t *out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_uint32(env, v, out) == napi_ok;
+/* The one non-negative integer argument of pumpAdd and of pumpPause/Resume/Stop, and the
+ * function's data; throws (usage as the message) and gives 0 when there is none. */
+static int one_int(napi_env env, napi_callback_info info, int32_t *out, void **data, const char *usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, data);
+  if (argc < 1 || !fdtake_int_arg(env, argv[0], out) || *out < 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return 0;
+  }
+  return 1;
 }
 
 static napi_value output_pipe(napi_env env, napi_callback_info info) {
@@ -330,25 +337,20 @@ static napi_value pump_init(napi_env env, napi_callback_info info) {
 }
 
 static napi_value pump_add(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  uint32_t fd;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !u32_arg(env, argv[0], &fd)) {
-    napi_throw_type_error(env, "EINVAL", "pumpAdd(fd): a descriptor");
-    return NULL;
-  }
+  napi_value result;
+  int32_t fd;
+  if (!one_int(env, info, &fd, NULL, "pumpAdd(fd): a descriptor")) return NULL;
   if (!started) {
     napi_throw_error(env, "EINVAL", "pumpAdd: pumpInit was not called");
     return NULL;
   }
   src_t *s = calloc(1, sizeof *s);
   if (!s) return fdtake_throw_errno(env, "calloc", ENOMEM);
-  s->fd = (int)fd;
+  s->fd = fd;
   s->watched = 1;
   pthread_mutex_lock(&mu);
-  s->id = next_id++;
-  if (next_id == 0) next_id = 1;
+  s->id = next_id;
+  next_id = next_id == INT32_MAX ? 1 : next_id + 1;
   struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
     int e = errno;
@@ -361,21 +363,15 @@ static napi_value pump_add(napi_env env, napi_callback_info info) {
   s->live = 1;
   if (live++ == 0) napi_ref_threadsafe_function(env, tsfn);
   pthread_mutex_unlock(&mu);
-  napi_create_uint32(env, s->id, &result);
+  napi_create_int32(env, s->id, &result);
   return result;
 }
 
 /* pumpPause(id), pumpResume(id), pumpStop(id): what = 0, 1, 2. */
 static napi_value pump_set(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  uint32_t id;
+  int32_t id;
   void *what;
-  napi_get_cb_info(env, info, &argc, argv, NULL, &what);
-  if (argc < 1 || !u32_arg(env, argv[0], &id)) {
-    napi_throw_type_error(env, "EINVAL", "an id from pumpAdd");
-    return NULL;
-  }
+  if (!one_int(env, info, &id, &what, "an id from pumpAdd")) return NULL;
   pthread_mutex_lock(&mu);
   src_t *s = find(id);
   if (s && !s->stopping) {
