@@ -58,6 +58,11 @@ declare module 'fuse-native' {
     protected _fuseOptions(): string;
     /** One dispatcher per opcode, called from C as (nativeHandler, opcode, ...args). */
     protected _handlers: Array<(nativeHandler: Buffer, opcode: number, ...args: unknown[]) => unknown>;
+    /** Builds _handlers; called once, from the constructor (after ops and timeout are set). */
+    protected _makeHandlerArray(): Array<(nativeHandler: Buffer, opcode: number, ...args: never[]) => unknown>;
+    /** The ops and the timeout option, as given to the constructor. */
+    protected ops: Ops;
+    protected timeout: FuseOpts['timeout'];
     /** The native fuse_thread_t of a mounted instance (null before mount). */
     protected _thread: Buffer | null;
   }

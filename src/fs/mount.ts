@@ -1,11 +1,13 @@
 import { execFile } from 'child_process';
 import { mkdir, stat } from 'fs/promises';
+import * as os from 'os';
 import { dirname, resolve as resolvePath } from 'path';
 import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
 import type { Client } from '../api/types';
 import type { Routes } from './routes';
 import { AppError, CircuitError, SystemError } from '../kit/errors';
 import { ANSWER_SLOT } from './handles';
+import { type Binding, type Handler, leanHandlers } from './dispatch';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';
 import { guard, type Refusal } from './policy';
@@ -37,8 +39,9 @@ export interface MountOptions {
 
 // fuse-native's native binding, for the caller function our patch adds.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as {
+const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as Binding & {
   fuse_native_caller?: (nativeHandler: Buffer) => [number, number, number];
+  fuse_native_caller_at?: () => number;
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
   fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
 };
@@ -51,15 +54,28 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
 class CircuitFuse extends Fuse {
   caller: Caller | null = null;
 
-  constructor(mnt: string, ops: Ops, opts: FuseOpts) {
-    super(mnt, ops, opts);
+  /**
+   * Called by fuse-native's constructor: its handlers, with ours for the busy ops (dispatch.ts),
+   * each first noting the request's caller when the patched build reports it.
+   */
+  protected override _makeHandlerArray(): Handler[] {
     const callerOf = binding.fuse_native_caller;
-    if (!callerOf) return;
-    this._handlers = this._handlers.map((handler) => (nativeHandler: Buffer, opcode: number, ...args: unknown[]) => {
-      const [pid, uid, gid] = callerOf(nativeHandler);
-      this.caller = { pid, uid, gid };
-      return handler(nativeHandler, opcode, ...args);
+    // Where the patched build keeps them in a request's handle (a Buffer over the FUSE thread's
+    // locals), read there in host byte order without a call into the binding.
+    const at = os.endianness() === 'LE' ? binding.fuse_native_caller_at?.() : undefined;
+    const before = callerOf && ((h: Buffer) => {
+      let pid, uid, gid;
+      if (at === undefined) [pid, uid, gid] = callerOf(h);
+      else {
+        pid = h.readUInt32LE(at);
+        uid = h.readUInt32LE(at + 4);
+        gid = h.readUInt32LE(at + 8);
+      }
+      const last = this.caller;
+      // the same caller again (a busy process): the same object, nothing changes one once made
+      if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
     });
+    return leanHandlers(binding, this.ops, super._makeHandlerArray(), (name) => timeoutOf(this.timeout, name), before);
   }
 
   /**
@@ -85,6 +101,16 @@ class CircuitFuse extends Fuse {
     return (base ? `${base},` : '-o') + 'direct_io,big_writes,atomic_o_trunc,entry_timeout=0.1,attr_timeout=0.1,negative_timeout=0';
   }
 }
+
+/** An op's timeout in ms (0: none) from fuse-native's `timeout` option, as fuse-native reads it. */
+function timeoutOf(t: FuseOpts['timeout'], name: string): number {
+  if (typeof t !== 'object' || !t) return t || 0;
+  const v = t[name];
+  return v === false ? 0 : v || t.default || DEFAULT_OP_TIMEOUT;
+}
+
+/** fuse-native's timeout for an op its `timeout` option does not name (15 s). */
+const DEFAULT_OP_TIMEOUT = 15_000;
 
 /** Slots of the no-flush table (handles.ts): 16 KiB, one per open file up to that many at once. */
 const NO_FLUSH_SLOTS = 4096;

@@ -65,6 +65,11 @@ function run(): void {
     const mod = path.join(prefix, 'lib/node_modules/circuit/node_modules/fuse-native');
     t.ok(fs.existsSync(path.join(mod, 'build/Release/fuse.node')), 'fuse-native was built from source');
     t.ok(fs.existsSync(path.join(prefix, 'lib/node_modules/circuit/native/fdtake/build/Release/fdtake.node')), 'native/fdtake was built (scripts/build-native.sh)');
+    const exported = spawnSync(process.execPath, ['-e', `const m = ${JSON.stringify(mod)}; const b = require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.stdout.write(Object.keys(b).join(' '))`], { encoding: 'utf8' });
+    const names = new Set(exported.stdout.split(' '));
+    for (const f of ['fuse_native_caller', 'fuse_native_noflush', 'fuse_native_cloexec', 'fuse_native_answers', 'fuse_native_caller_at']) {
+      t.ok(names.has(f), `the build has ${f} (patches/ applied)`);
+    }
 
     const d = await start([]);
     const x = fs.readdirSync(d.mnt).find((n) => n.startsWith('X'));
