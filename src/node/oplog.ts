@@ -117,16 +117,21 @@ function originJson(o: Origin): string {
   return j;
 }
 
-/** The time as toISOString() writes it, made anew only when the millisecond changed. */
-let isoAt = -1;
-let iso = '';
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== isoAt) {
-    isoAt = now;
-    iso = new Date(now).toISOString();
+/**
+ * The time as toISOString() writes it: the part up to the second is made anew only when the
+ * second changed, the milliseconds appended (a Date and its string per line cost a busy log
+ * ~4 µs a line).
+ */
+let isoSecond = -1;
+let isoHead = '';
+export function isoNow(now = Date.now()): string {
+  const second = Math.floor(now / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoHead = new Date(second * 1000).toISOString().slice(0, 20); // 2026-12-01T16:03:28.
   }
-  return iso;
+  const ms = now - second * 1000;
+  return isoHead + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z';
 }
 
 function goTime(d = new Date()): string {

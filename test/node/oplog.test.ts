@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { OpLog, type OpRecord } from '../../src/node/oplog';
+import { isoNow, OpLog, type OpRecord } from '../../src/node/oplog';
 
 /** ops.log: one JSON line per operation, secrets left out, whatever the names hold. */
 t.test('oplog: each record is one JSON line with its fields, in order of appending', async (t) => {
@@ -33,4 +33,12 @@ t.test('oplog: each record is one JSON line with its fields, in order of appendi
   t.same(strip(parsed[2]!), recs[2], 'no path, a result');
   t.same(strip(parsed[3]!), { op: 'x', ok: true, args: { env: ['C=…'], n: null, nested: { env: ['D=…'] } } }, 'env lists are redacted at any depth');
   t.notOk(lines.join('\n').includes('secret') || lines.join('\n').includes('hidden') || lines.join('\n').includes('deep'), 'no value reaches the file');
+});
+
+t.test('oplog: the time is written as toISOString() writes it, across seconds and milliseconds', async (t) => {
+  const base = Date.UTC(2026, 11, 1, 23, 59, 58);
+  const times = [0, 1, 9, 10, 99, 100, 999, 1000, 1005, 1999, 2000, 2001].map((d) => base + d);
+  times.push(Date.UTC(2027, 0, 1), Date.UTC(2027, 0, 1) + 7, 0, 999);
+  for (const at of times) t.equal(isoNow(at), new Date(at).toISOString(), `at ${at}`);
+  t.equal(isoNow(base + 5), new Date(base + 5).toISOString(), 'an earlier second again');
 });
