@@ -11,7 +11,10 @@
 # message once taken) with the binding (binding.fuse_native_answers), whose reads the FUSE
 # thread then answers from there (src/fs/handles.ts). fuse-native-callerat.patch says where in a
 # request's handle the caller's pid/uid/gid are (binding.fuse_native_caller_at), so JavaScript
-# reads them there instead of calling the binding for each request (src/fs/mount.ts). Idempotent: does nothing when the built
+# reads them there instead of calling the binding for each request (src/fs/mount.ts).
+# fuse-native-attrs.patch keeps the attributes of control files the mount hands it
+# (binding.fuse_native_attrs_put) for as long as the kernel would cache them, and answers their
+# getattr on the FUSE thread (src/fs/dispatch.ts). Idempotent: does nothing when the built
 # module already has every function.
 #
 # It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
@@ -28,7 +31,7 @@ if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
 fi
 
 # Each patch with the function it adds, in the order they apply.
-PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at"
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put"
 
 built_with() {
   node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b['$1'] === 'function' ? 0 : 1)" 2>/dev/null

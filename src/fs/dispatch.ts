@@ -24,20 +24,36 @@ type Signal = (h: Buffer, res: number, ...rest: unknown[]) => void;
 /** The errno fuse-native answers a timed-out op with (ETIMEDOUT on Linux). */
 const ETIMEDOUT = -110;
 
+export interface Hooks {
+  /** Runs first for every request (the mount notes the caller's identity). */
+  before?(h: Buffer): void;
+  /**
+   * Hears each regular file's attributes as getattr answers them (the 18 uint32s the binding
+   * reads), for the binding's own table (fuse-native-attrs.patch), which then answers that
+   * path's getattr itself for as long as the kernel would have cached them.
+   */
+  remember?(path: string, ints: Uint32Array): void;
+  /** Runs before each op that removes or renames a path (rmdir, unlink, rename): forget them all. */
+  changed?(): void;
+}
+
+/** The mode bits of a regular file (S_IFREG) within S_IFMT. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
 /**
  * The handlers to give the binding: `base` (fuse-native's) with ours in place for the ops above
  * that `ops` implements. `timeoutOf(name)` is the op's timeout in ms, or 0 for none (fuse-native's
- * `timeout` option); `before(h)` runs first for every request (the caller's identity).
+ * `timeout` option).
  */
-export function leanHandlers(
-  binding: Binding,
-  ops: Ops,
-  base: Handler[],
-  timeoutOf: (name: string) => number,
-  before?: (h: Buffer) => void,
-): Handler[] {
-  // fuse-native's own handlers for the other ops, after `before`
-  const handlers = before ? base.map((b) => (h: Buffer, code: number, ...args: never[]) => (before(h), b(h, code, ...args))) : base.slice();
+export function leanHandlers(binding: Binding, ops: Ops, base: Handler[], timeoutOf: (name: string) => number, hooks: Hooks = {}): Handler[] {
+  const { before, remember, changed } = hooks;
+  const changes = new Set(['rmdir', 'unlink', 'rename'].map((n) => binding[`op_${n}`]));
+  // fuse-native's own handlers for the other ops, after `before` (and `changed`)
+  const handlers = base.map((b, op) => {
+    const first = changed && changes.has(op) ? (h: Buffer) => (before?.(h), changed()) : before;
+    return first ? (h: Buffer, code: number, ...args: never[]) => (first(h), b(h, code, ...args)) : b;
+  });
   const deadlines = new Deadlines();
   const pre = before ?? (() => {});
   const put = <K extends keyof Ops>(name: K & string, make: (sig: Signal, fn: NonNullable<Ops[K]>, ms: number) => Handler) => {
@@ -52,7 +68,12 @@ export function leanHandlers(
   const stat = new Uint32Array(18);
   put('getattr', (sig, fn, ms) => (h: Buffer, _op: number, path: string) => {
     pre(h);
-    fn(path, deadlines.guard(ms, h, sig, (err, st) => sig(h, err, err ? zero : statInts(stat, st))));
+    fn(path, deadlines.guard(ms, h, sig, (err, st) => {
+      if (err) return sig(h, err, zero);
+      const ints = statInts(stat, st);
+      if (remember && ((st?.mode ?? 0) & S_IFMT) === S_IFREG) remember(path, ints);
+      sig(h, 0, ints);
+    }));
   });
   put('open', (sig, fn, ms) => (h: Buffer, _op: number, path: string, flags: number) => {
     pre(h);

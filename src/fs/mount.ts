@@ -42,6 +42,8 @@ export interface MountOptions {
 const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as Binding & {
   fuse_native_caller?: (nativeHandler: Buffer) => [number, number, number];
   fuse_native_caller_at?: () => number;
+  fuse_native_attrs_put?: (thread: Buffer, path: string, ints: Uint32Array, ttlMs: number) => void;
+  fuse_native_attrs_clear?: (thread: Buffer) => void;
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
   fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
 };
@@ -75,7 +77,18 @@ class CircuitFuse extends Fuse {
       // the same caller again (a busy process): the same object, nothing changes one once made
       if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
     });
-    return leanHandlers(binding, this.ops, super._makeHandlerArray(), (name) => timeoutOf(this.timeout, name), before);
+    // Control files' attributes never change while their element lives; the binding answers their
+    // getattr itself for as long as the kernel caches attributes (attr_timeout), forgetting them
+    // all when a path is removed or renamed through the mount (another mount or the CLI removing
+    // an element shows within that time, as for the kernel's cache).
+    const put = binding.fuse_native_attrs_put;
+    const clear = binding.fuse_native_attrs_clear;
+    const hooks = {
+      before,
+      remember: put && ((path: string, ints: Uint32Array) => this._thread && put(this._thread, path, ints, ATTR_TIMEOUT_MS)),
+      changed: clear && (() => this._thread && clear(this._thread)),
+    };
+    return leanHandlers(binding, this.ops, super._makeHandlerArray(), (name) => timeoutOf(this.timeout, name), hooks);
   }
 
   /**
@@ -98,7 +111,8 @@ class CircuitFuse extends Fuse {
     // removal elsewhere shows here within 0.1 s and a creation at once. Not caching at all
     // (0 s) tripled the cost of opening a control file five levels down: every open then asked
     // the daemon about every path component (BENCHMARKS.md #1).
-    return (base ? `${base},` : '-o') + 'direct_io,big_writes,atomic_o_trunc,entry_timeout=0.1,attr_timeout=0.1,negative_timeout=0';
+    const t = ATTR_TIMEOUT_MS / 1000;
+    return (base ? `${base},` : '-o') + `direct_io,big_writes,atomic_o_trunc,entry_timeout=${t},attr_timeout=${t},negative_timeout=0`;
   }
 }
 
@@ -111,6 +125,9 @@ function timeoutOf(t: FuseOpts['timeout'], name: string): number {
 
 /** fuse-native's timeout for an op its `timeout` option does not name (15 s). */
 const DEFAULT_OP_TIMEOUT = 15_000;
+
+/** How long the kernel caches entries and attributes, and the binding control files' attributes. */
+const ATTR_TIMEOUT_MS = 100;
 
 /** Slots of the no-flush table (handles.ts): 16 KiB, one per open file up to that many at once. */
 const NO_FLUSH_SLOTS = 4096;

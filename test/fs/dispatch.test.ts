@@ -11,7 +11,7 @@ import { type Handler, leanHandlers, statInts } from '../../src/fs/dispatch';
 type Answer = [string, ...unknown[]];
 
 function fakeBinding(answers: Answer[]) {
-  const names = ['getattr', 'open', 'create', 'read', 'write', 'flush', 'release', 'mkdir'];
+  const names = ['getattr', 'open', 'create', 'read', 'write', 'flush', 'release', 'mkdir', 'rmdir', 'unlink', 'rename'];
   const b: Record<string, unknown> = {};
   names.forEach((n, i) => {
     b[`op_${n}`] = i;
@@ -42,7 +42,7 @@ t.test('dispatch: each busy op answers the binding as fuse-native does, in the s
   };
   const base: Handler[] = [];
   base[7] = ((hh: Buffer, _op: number, path: string) => answers.push(['mkdir(base)', hh.toString(), path])) as Handler;
-  const hs = leanHandlers(fakeBinding(answers), ops, base, () => 0, (hh) => seen.push(`before ${hh.toString()}`));
+  const hs = leanHandlers(fakeBinding(answers), ops, base, () => 0, { before: (hh) => void seen.push(`before ${hh.toString()}`) });
 
   call(hs, 0, h('a'), 0, '/x');
   const [name, handle, err, ints] = answers.shift()!;
@@ -109,4 +109,33 @@ t.test('dispatch: a timed op unanswered in time gets ETIMEDOUT once, and its lat
   t.same(answers, [], 'the late answer is dropped');
   reads[0]!(1);
   t.same(answers.splice(0), [['read', 'r', 1, 0, buf.buffer]], 'an op without a timeout waits as long as it takes');
+});
+
+t.test('dispatch: a regular file\'s attributes are handed on for the binding\'s table; a removal forgets them', async (t) => {
+  const answers: Answer[] = [];
+  const remembered: Array<[string, number[]]> = [];
+  const events: string[] = [];
+  const ops: Ops = {
+    getattr: (p, cb) => {
+      if (p === '/gone') return cb(-2);
+      cb(0, { mode: p.endsWith('/') ? 0o040755 : 0o100444, uid: 0, gid: 0, size: 0, mtime: 1, atime: 1, ctime: 1 });
+    },
+  };
+  const base: Handler[] = [];
+  for (const op of [7, 8, 9, 10]) base[op] = ((hh: Buffer) => void events.push(`base ${op} ${hh.toString()}`)) as Handler;
+  const hs = leanHandlers(fakeBinding(answers), ops, base, () => 0, {
+    remember: (path, ints) => void remembered.push([path, [...ints]]),
+    changed: () => void events.push('changed'),
+  });
+  call(hs, 0, h('a'), 0, '/X/a/chan/recv');
+  call(hs, 0, h('b'), 0, '/X/a/');
+  call(hs, 0, h('c'), 0, '/gone');
+  t.same(remembered.map(([p]) => p), ['/X/a/chan/recv'], 'only a regular file that exists');
+  t.same(remembered[0]![1], [...statInts(new Uint32Array(18), { mode: 0o100444, uid: 0, gid: 0, size: 0, mtime: 1, atime: 1, ctime: 1 })], 'the ints the binding was answered with');
+  t.equal(remembered[0]![1][0], 0o100444);
+  call(hs, 7, h('mk'), 7, '/X/b');
+  call(hs, 8, h('rm'), 8, '/X/a');
+  call(hs, 9, h('un'), 9, '/X/f');
+  call(hs, 10, h('mv'), 10, '/X/f', '/X/g');
+  t.same(events, ['base 7 mk', 'changed', 'base 8 rm', 'changed', 'base 9 un', 'changed', 'base 10 mv'], 'rmdir, unlink and rename forget first; mkdir does not');
 });
