@@ -1,12 +1,7 @@
-import { spawn } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
-import { dirname, join } from 'path';
+import { dirname } from 'path';
 import { open, readFile, writeFile } from 'fs/promises';
 import t from 'tap';
-import { LocalClient } from '../../src/client/local';
-import { Server } from '../../src/node/server';
-import { mountTemp } from './helpers';
+import { childWhileBlocked, mountServer } from './helpers';
 
 /**
  * The patched fuse-native answers the reads of an open file whose whole answer is known (a
@@ -20,36 +15,16 @@ const skip = typeof binding.fuse_native_answers !== 'function' && 'fuse-native i
 
 /**
  * Reads fd to its end in a child process (as its fd 3, which node never fstats) while this
- * thread is blocked, up to 10 s: whether the child wrote what it read before that. The wait is
- * bounded, so a read that needs JavaScript fails the test instead of hanging it (the kernel
- * does not give up on a request already handed to the daemon): after the wait the loop runs
- * again, answers it, and the child ends.
+ * thread is blocked, up to 10 s: whether the child wrote what it read before that.
  */
-async function readWhileBlocked(fd: number): Promise<{ inTime: boolean; out: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'circuit-answers-'));
-  const result = join(dir, 'out');
-  const child = spawn(process.execPath, ['-e', `
+function readWhileBlocked(fd: number): Promise<{ inTime: boolean; out: string }> {
+  return childWhileBlocked(process.execPath, ['-e', `
     const fs = require('fs'); const b = Buffer.alloc(65536); const parts = []; let n;
     while ((n = fs.readSync(3, b, 0, b.length, null)) > 0) parts.push(Buffer.from(b.subarray(0, n)));
-    fs.writeFileSync(process.argv[1] + '.tmp', Buffer.concat(parts)); fs.renameSync(process.argv[1] + '.tmp', process.argv[1]);`, result], { stdio: ['ignore', 'ignore', 'inherit', fd] });
-  const exited = new Promise((res) => child.on('exit', res));
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  const until = Date.now() + 10_000;
-  while (!existsSync(result) && Date.now() < until) Atomics.wait(nap, 0, 0, 10);
-  const inTime = existsSync(result);
-  await exited;
-  const out = readFileSync(result, 'utf8');
-  rmSync(dir, { recursive: true, force: true });
-  return { inTime, out };
+    fs.writeFileSync(process.argv[1] + '.tmp', Buffer.concat(parts)); fs.renameSync(process.argv[1] + '.tmp', process.argv[1]);`], 10_000, ['ignore', 'ignore', 'inherit', fd]);
 }
 
-async function setup(t: { teardown(fn: () => unknown): void }) {
-  const server = new Server({ stderr: () => {} });
-  const client = new LocalClient(server, { via: 'mount' });
-  t.teardown(() => server.shutdown());
-  const m = await mountTemp(t, client);
-  return { client, dir: `${m.dir}/${server.id}` };
-}
+const setup = mountServer;
 
 t.test('answers: a snapshot opened here is read to its end with this process blocked', { skip }, async (t) => {
   const { dir } = await setup(t);

@@ -1,12 +1,7 @@
-import { spawn } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { readFile, rmdir, stat } from 'fs/promises';
-import { tmpdir } from 'os';
-import { dirname, join } from 'path';
+import { dirname } from 'path';
 import t from 'tap';
-import { LocalClient } from '../../src/client/local';
-import { Server } from '../../src/node/server';
-import { mountTemp } from './helpers';
+import { childWhileBlocked, mountServer } from './helpers';
 
 /**
  * The patched fuse-native answers the getattr of a control file whose attributes the mount
@@ -27,28 +22,15 @@ const skip = typeof binding.fuse_native_attrs_put !== 'function' && 'fuse-native
  */
 async function statWhileBlocked(file: string, blockMs: number, readFirst = true): Promise<{ inTime: boolean; out: string }> {
   if (readFirst) await readFile(file);
-  const dir = mkdtempSync(join(tmpdir(), 'circuit-attrs-'));
-  const result = join(dir, 'out');
-  const child = spawn('bash', ['-c', 'stat -c "%s %a %F %X" "$1" > "$2.tmp" 2>&1; mv "$2.tmp" "$2"', 'stat', file, result], { stdio: 'ignore' });
-  const exited = new Promise((res) => child.on('exit', res));
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  const until = Date.now() + blockMs;
-  while (!existsSync(result) && Date.now() < until) Atomics.wait(nap, 0, 0, 2);
-  const inTime = existsSync(result);
-  await exited;
+  const r = await childWhileBlocked('bash', ['-c', 'stat -c "%s %a %F %X" "$1" > "$2.tmp" 2>&1; mv "$2.tmp" "$2"', 'stat', file], blockMs);
   // %X (the access time) makes stat ask for it, as fstat does: what the stale mark affects
-  const out = readFileSync(result, 'utf8').trim().split(' ').slice(0, -1).join(' ');
-  rmSync(dir, { recursive: true, force: true });
-  return { inTime, out };
+  return { inTime: r.inTime, out: r.out.trim().split(' ').slice(0, -1).join(' ') };
 }
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
-  const server = new Server({ stderr: () => {} });
-  const client = new LocalClient(server, { via: 'mount' });
-  t.teardown(() => server.shutdown());
-  const m = await mountTemp(t, client);
-  await client.make(`/${server.id}/c`, 'chan', { cap: 1 });
-  return { dir: `${m.dir}/${server.id}` };
+  const { client, dir } = await mountServer(t);
+  await client.make(`/${dir.split('/').pop()}/c`, 'chan', { cap: 1 });
+  return { dir };
 }
 
 t.test('attrs: a control file stat-ed right after a read is answered without JavaScript, and only while fresh', { skip }, async (t) => {

@@ -1,8 +1,10 @@
-import { execFile, spawn } from 'child_process';
-import { mkdtempSync, rmdirSync } from 'fs';
+import { execFile, spawn, type StdioOptions } from 'child_process';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { Client } from '../../src/api/types';
+import { LocalClient } from '../../src/client/local';
+import { Server } from '../../src/node/server';
 import { mount, type Mount } from '../../src/fs/mount';
 
 /** What a tap test gives the helpers: enough to register cleanup. */
@@ -99,4 +101,35 @@ export async function daemonMount(t: T, extra: string[] = []) {
   const run = (script: string, opts: { limitMs?: number; input?: string } = {}) =>
     sh(`M=${dir}; X=${d.id}; S=${S}; ${script}`, { cwd: base, ...opts });
   return { d, dir, base, S, X: d.id, url: d.url, run };
+}
+
+/** A server in this process with its tree mounted at a temp dir: its client, and its directory there. */
+export async function mountServer(t: T): Promise<{ client: LocalClient; dir: string }> {
+  const server = new Server({ stderr: () => {} });
+  const client = new LocalClient(server, { via: 'mount' });
+  t.teardown(() => server.shutdown());
+  const m = await mountTemp(t, client);
+  return { client, dir: `${m.dir}/${server.id}` };
+}
+
+/**
+ * Runs a child that writes its answer to the file named by its last argument, while this thread
+ * (the mount's) is blocked for up to blockMs: whether the answer came before the block ended, and
+ * the answer. The block is bounded, so a request that needs JavaScript fails the test instead of
+ * hanging it (the kernel does not give up on a request already handed to the daemon): after the
+ * block the loop runs again, answers it, and the child ends.
+ */
+export async function childWhileBlocked(cmd: string, args: string[], blockMs: number, stdio: StdioOptions = 'ignore'): Promise<{ inTime: boolean; out: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'circuit-blocked-'));
+  const result = join(dir, 'out');
+  const child = spawn(cmd, [...args, result], { stdio });
+  const exited = new Promise((res) => child.on('exit', res));
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const until = Date.now() + blockMs;
+  while (!existsSync(result) && Date.now() < until) Atomics.wait(nap, 0, 0, 2);
+  const inTime = existsSync(result);
+  await exited;
+  const out = readFileSync(result, 'utf8');
+  rmSync(dir, { recursive: true, force: true });
+  return { inTime, out };
 }
