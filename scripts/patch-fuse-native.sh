@@ -56,4 +56,4 @@ for p in $PATCHES; do
     exit 1
   fi
 done
-echo "patch-fuse-native: built with caller info, the no-flush and answers tables and a close-on-exec mount descriptor" >&2
+echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables and a close-on-exec mount descriptor" >&2
