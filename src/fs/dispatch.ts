@@ -75,14 +75,13 @@ export function leanHandlers(binding: Binding, ops: Ops, base: Handler[], timeou
       sig(h, 0, ints);
     }));
   });
-  put('open', (sig, fn, ms) => (h: Buffer, _op: number, path: string, flags: number) => {
+  // open (flags) and create (mode) answer an fd, or 0 when there is none
+  const opener = (sig: Signal, fn: NonNullable<Ops['open']>, ms: number) => (h: Buffer, _op: number, path: string, flagsOrMode: number) => {
     pre(h);
-    fn(path, flags, deadlines.guard(ms, h, sig, (err, fd) => sig(h, err, fd ?? 0)));
-  });
-  put('create', (sig, fn, ms) => (h: Buffer, _op: number, path: string, mode: number) => {
-    pre(h);
-    fn(path, mode, deadlines.guard(ms, h, sig, (err, fd) => sig(h, err, fd ?? 0)));
-  });
+    fn(path, flagsOrMode, deadlines.guard(ms, h, sig, (err, fd) => sig(h, err, fd ?? 0)));
+  };
+  put('open', opener);
+  put('create', opener);
   // read and write hand the binding back the request's buffer, which it then detaches
   const io = (sig: Signal, fn: NonNullable<Ops['read']>, ms: number) =>
     (h: Buffer, _op: number, path: string, fd: number, buf: Buffer, len: number, lo: number, hi: number) => {
