@@ -37,6 +37,11 @@ export interface Hooks {
   changed?(): void;
 }
 
+/** The largest read the binding hands us without a buffer of its own (fuse-native-pooled.patch). */
+const POOLED_IO_MAX = 128 * 1024;
+/** Buffers kept for reads: as many as reads answered at once, at most. */
+const POOL_MAX = 16;
+
 /** The mode bits of a regular file (S_IFREG) within S_IFMT. */
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -82,11 +87,23 @@ export function leanHandlers(binding: Binding, ops: Ops, base: Handler[], timeou
   };
   put('open', opener);
   put('create', opener);
-  // read and write hand the binding back the request's buffer, which it then detaches
+  // read and write hand the binding back the request's buffer: FUSE's own (an external buffer),
+  // which it then detaches; or, for a read with the binding's pooled I/O on (no buffer given),
+  // one of ours, whose bytes it copies into FUSE's. A buffer of ours goes back to the pool only
+  // after a read answered with bytes (or none): an op answered with an error may have been
+  // answered before its handler let go of the buffer (context.ts's grace for an abort).
+  const pool: Buffer[] = [];
   const io = (sig: Signal, fn: NonNullable<Ops['read']>, ms: number) =>
-    (h: Buffer, _op: number, path: string, fd: number, buf: Buffer, len: number, lo: number, hi: number) => {
+    (h: Buffer, _op: number, path: string, fd: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
       pre(h);
-      fn(path, fd, buf, len, lo + hi * 4294967296, deadlines.guard(ms, h, sig, (n) => sig(h, n, 0, buf.buffer), () => [0, buf.buffer]));
+      const pos = lo + hi * 4294967296;
+      if (buf) return fn(path, fd, buf, len, pos, deadlines.guard(ms, h, sig, (n) => sig(h, n, 0, buf.buffer), () => [0, buf.buffer]));
+      const own = pool.pop() ?? Buffer.allocUnsafeSlow(POOLED_IO_MAX);
+      const view = len === POOLED_IO_MAX ? own : own.subarray(0, len);
+      fn(path, fd, view, len, pos, deadlines.guard(ms, h, sig, (n) => {
+        sig(h, n, 0, view);
+        if (n >= 0 && pool.length < POOL_MAX) pool.push(own);
+      }));
     };
   put('read', io);
   put('write', io);

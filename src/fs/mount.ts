@@ -46,6 +46,7 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
   fuse_native_attrs_clear?: (thread: Buffer) => void;
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
   fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
+  fuse_native_pooled_io?: (thread: Buffer, on: number) => void;
 };
 
 /**
@@ -97,6 +98,11 @@ class CircuitFuse extends Fuse {
    */
   shareNoFlush(table: Int32Array): void {
     if (this._thread) binding.fuse_native_noflush?.(this._thread, bytesOf(table));
+  }
+
+  /** Reads into our own buffers, writes as copies: no external buffer per request (dispatch.ts). */
+  poolIo(): void {
+    if (this._thread) binding.fuse_native_pooled_io?.(this._thread, 1);
   }
 
   /** Shares the table of whole answers (handles.ts), whose reads the patched binding then answers. */
@@ -186,6 +192,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
   });
   if (noFlush) f.shareNoFlush(noFlush);
   if (answers) f.shareAnswers(answers);
+  f.poolIo();
   log(`fs: mounted ${mnt}`);
 
   let unmounting: Promise<void> | null = null;

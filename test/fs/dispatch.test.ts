@@ -139,3 +139,28 @@ t.test('dispatch: a regular file\'s attributes are handed on for the binding\'s 
   call(hs, 10, h('mv'), 10, '/X/f', '/X/g');
   t.same(events, ['base 7 mk', 'changed', 'base 8 rm', 'changed', 'base 9 un', 'changed', 'base 10 mv'], 'rmdir, unlink and rename forget first; mkdir does not');
 });
+
+t.test('dispatch: a read the binding gives no buffer (pooled I/O) fills one of ours, reused only after an answer with bytes', async (t) => {
+  const answers: Answer[] = [];
+  const bufs: Buffer[] = [];
+  const ops: Ops = {
+    read: (p, _fd, buf, len, _pos, cb) => {
+      bufs.push(buf);
+      t.equal(buf.length, len, 'a buffer of the request\'s length');
+      if (p === '/fail') return cb(-4);
+      cb(buf.write(p.slice(1)));
+    },
+  };
+  const hs = leanHandlers(fakeBinding(answers), ops, [], () => 0);
+  call(hs, 3, h('a'), 3, '/ab', 1, undefined, 100, 0, 0);
+  const [name, handle, n, zero, view] = answers.shift()!;
+  t.same([name, handle, n, zero], ['read', 'a', 2, 0]);
+  t.equal(view, bufs[0], 'the answer hands the binding the buffer to copy from');
+  t.equal((view as Buffer).toString('utf8', 0, 2), 'ab');
+  call(hs, 3, h('b'), 3, '/fail', 1, undefined, 128 * 1024, 0, 0);
+  t.same(answers.splice(0).map((a) => a.slice(0, 3)), [['read', 'b', -4]]);
+  t.equal(bufs[1]!.buffer, bufs[0]!.buffer, 'the buffer of a read answered with bytes is used again');
+  call(hs, 3, h('c'), 3, '/c', 1, undefined, 10, 0, 0);
+  t.not(bufs[2]!.buffer, bufs[1]!.buffer, 'one whose read failed is not: its handler may still hold it');
+  t.equal(answers.shift()![2], 1);
+});
