@@ -17,8 +17,10 @@
 # getattr on the FUSE thread (src/fs/dispatch.ts). fuse-native-pooled.patch lets reads fill a
 # buffer of JavaScript's own and small writes come as a copy (binding.fuse_native_pooled_io),
 # instead of an external buffer per request whose release node posts to the event loop from the
-# FUSE thread (src/fs/dispatch.ts). Idempotent: does nothing when the built
-# module already has every function.
+# FUSE thread (src/fs/dispatch.ts). fuse-native-direct.patch lets the FUSE thread answer the reads
+# of a process's output straight from the child's pipe, which the daemon lends it while nothing
+# of the stream is buffered (binding.fuse_native_direct_lend/take, src/fs/ops/direct.ts).
+# Idempotent: does nothing when the built module already has every function.
 #
 # It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
 # of the packed tarball all run it; fuse-native is found where Node would load it from (nested
@@ -34,7 +36,7 @@ if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
 fi
 
 # Each patch with the function it adds, in the order they apply.
-PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io"
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io direct:fuse_native_direct_lend"
 
 built_with() {
   node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b['$1'] === 'function' ? 0 : 1)" 2>/dev/null
@@ -59,4 +61,4 @@ for p in $PATCHES; do
     exit 1
   fi
 done
-echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers and a close-on-exec mount descriptor" >&2
+echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers, reads from lent pipes and a close-on-exec mount descriptor" >&2

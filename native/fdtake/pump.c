@@ -52,6 +52,8 @@ typedef struct src {
   int inflight;        /* a delivery is queued or running in JavaScript */
   int end_posted;      /* the last delivery (with the end) has been queued */
   int watched;         /* in the epoll set with EPOLLIN */
+  int lent;            /* the pipe is lent (pumpLend): this thread neither reads nor watches it */
+  int reading;         /* this thread is in read(2) of the pipe, outside mu */
   int dirty;           /* on the dirty list */
   int live;            /* counted in `live` (JavaScript's thread only) */
   struct src *next, *next_dirty;
@@ -126,7 +128,7 @@ static void service(src_t *s, int readable) {
     close_src(s);
     return;
   }
-  if (readable && !s->paused && !s->eof && s->len < PUMP_CAP) {
+  if (readable && !s->paused && !s->lent && !s->eof && s->len < PUMP_CAP) {
     if (!s->buf) s->buf = malloc(PUMP_CAP);
     if (!s->buf) {
       s->eof = 1;
@@ -134,10 +136,12 @@ static void service(src_t *s, int readable) {
     } else {
       /* Not under mu: only this thread touches buf, len and fd, and s is not freed while its
        * fd is open; JavaScript's pause, resume and stop need not wait for the copy. */
+      s->reading = 1;
       pthread_mutex_unlock(&mu);
       ssize_t n = read(s->fd, s->buf + s->len, PUMP_CAP - s->len);
       int e = errno;
       pthread_mutex_lock(&mu);
+      s->reading = 0;
       errno = e;
       if (n > 0) s->len += (size_t)n;
       else if (n == 0) s->eof = 1;
@@ -165,7 +169,7 @@ static void service(src_t *s, int readable) {
     return;
   }
   /* Out of the set, not masked: epoll reports a hang-up even to an empty mask. */
-  int want = !s->paused && s->len < PUMP_CAP;
+  int want = !s->paused && !s->lent && s->len < PUMP_CAP;
   if (want != s->watched) {
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
     epoll_ctl(epfd, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->fd, &ev);
@@ -387,10 +391,52 @@ static napi_value pump_set(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pumpLend(id): from now on this thread reads nothing more of the pipe (until pumpUnlend), so
+ * that another thread may (the mount's FUSE thread, src/fs/ops/direct.ts). The pipe's descriptor
+ * once everything read before was handed to JavaScript; -2 while some of it is still on its way
+ * (ask again once it came); -1 when the pipe cannot be lent (ended, stopping). */
+static napi_value pump_lend(napi_env env, napi_callback_info info) {
+  int32_t id;
+  if (!one_int(env, info, &id, NULL, "an id from pumpAdd")) return NULL;
+  int fd = -1;
+  pthread_mutex_lock(&mu);
+  src_t *s = find(id);
+  if (s && !s->stopping && !s->eof && s->fd >= 0) {
+    if (!s->lent) {
+      s->lent = 1;
+      if (s->watched) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, s->fd, NULL);
+        s->watched = 0;
+      }
+    }
+    fd = s->len == 0 && !s->inflight && !s->reading ? s->fd : -2;
+  }
+  pthread_mutex_unlock(&mu);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+/* pumpUnlend(id): the pipe is this thread's again. */
+static napi_value pump_unlend(napi_env env, napi_callback_info info) {
+  int32_t id;
+  if (!one_int(env, info, &id, NULL, "an id from pumpAdd")) return NULL;
+  pthread_mutex_lock(&mu);
+  src_t *s = find(id);
+  if (s && s->lent) {
+    s->lent = 0;
+    mark_dirty(s);
+    wake();
+  }
+  pthread_mutex_unlock(&mu);
+  return NULL;
+}
+
 void pump_register(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; intptr_t data; } fns[] = {
     { "outputPipe", output_pipe, 0 }, { "pumpInit", pump_init, 0 }, { "pumpAdd", pump_add, 0 },
     { "pumpPause", pump_set, 0 }, { "pumpResume", pump_set, 1 }, { "pumpStop", pump_set, 2 },
+    { "pumpLend", pump_lend, 0 }, { "pumpUnlend", pump_unlend, 0 },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -114,6 +114,20 @@ export interface OutputReader {
    * after another in the order asked. Optional: a reader may not have it.
    */
   readAhead?(max: number, opts?: CallOptions, ack?: number): Promise<[number, Buffer | null]>;
+  /**
+   * The producer's pipe, lent to a reader that reads it itself (the mount's FUSE thread: docs/fs.md,
+   * "Reading output at the pipe") while nothing of the stream is buffered past at, the end of its
+   * last read; undefined when it cannot be lent now. Until reclaim, nothing else reads the pipe;
+   * `revoke` is called when the stream needs it back first (its end, say), and must call reclaim.
+   * Optional: only a local stream whose producer is the output pump has it.
+   */
+  lendPipe?(at: number, revoke: () => void): number | undefined;
+  /**
+   * The lent pipe is back: count bytes were read from it and delivered, the last keep.length of
+   * them (a copy in keep) not yet acknowledged, as after any read: the reader's offset moves on by
+   * count, and keep stays for the next reader if this one never passed it on.
+   */
+  reclaim?(count: number, keep: Buffer): void;
   /** The bytes before at were delivered (a reader that wrote them out before its next read). */
   ack(at: number): void;
   /** Gives the stream back; bytes from at (default: the end of the last read) stay for the next reader. */

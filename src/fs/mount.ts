@@ -10,6 +10,7 @@ import { ANSWER_SLOT } from './handles';
 import { type Binding, type Handler, leanHandlers } from './dispatch';
 import { CallerWatch } from './interrupts';
 import { type Caller, createOps } from './ops';
+import type { DirectBinding } from './ops/direct';
 import { guard, type Refusal } from './policy';
 
 /**
@@ -47,6 +48,8 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
   fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
   fuse_native_pooled_io?: (thread: Buffer, on: number) => void;
+  fuse_native_direct_lend?: (thread: Buffer, fh: number, pipe: number, io: number, pid: number) => boolean;
+  fuse_native_direct_take?: (thread: Buffer, fh: number, into: Buffer) => [number, number, number] | undefined;
 };
 
 /**
@@ -103,6 +106,15 @@ class CircuitFuse extends Fuse {
   /** Reads into our own buffers, writes as copies: no external buffer per request (dispatch.ts). */
   poolIo(): void {
     if (this._thread) binding.fuse_native_pooled_io?.(this._thread, 1);
+  }
+
+  /** The binding's lending of pipes to the FUSE thread (fuse-native-direct.patch), if it has it. */
+  direct(): DirectBinding | undefined {
+    const thread = this._thread;
+    const lend = binding.fuse_native_direct_lend;
+    const take = binding.fuse_native_direct_take;
+    if (!thread || !lend || !take || process.env.CIRCUIT_NO_DIRECT === '1') return undefined;
+    return { lend: (fh, pipe, io, pid) => lend(thread, fh, pipe, io, pid), take: (fh, into) => take(thread, fh, into) };
   }
 
   /** Shares the table of whole answers (handles.ts), whose reads the patched binding then answers. */
@@ -193,6 +205,8 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
   if (noFlush) f.shareNoFlush(noFlush);
   if (answers) f.shareAnswers(answers);
   f.poolIo();
+  const direct = f.direct();
+  if (direct) fsops.readDirect(direct);
   log(`fs: mounted ${mnt}`);
 
   let unmounting: Promise<void> | null = null;

@@ -28,6 +28,12 @@ export class OutputBuffer {
   #drainers: Array<() => void> = [];
   /** Total bytes ever pushed, for peek-like statistics. */
   total = 0;
+  /** The producer's pipe, when it can lend it (the output pump, src/node/pump.ts): Lease.lendPipe. */
+  lender: { lend(): number | 'held' | undefined; unlend(): void } | undefined;
+  /** The lender's answer while it reads nothing for us: the pipe's fd, or 'held' until it has one. */
+  #pipe: number | 'held' | undefined;
+  /** While the pipe is lent: takes it back (the borrower then calls Lease.reclaim). */
+  #revoke: (() => void) | undefined;
 
   constructor(
     readonly name: string,
@@ -64,6 +70,8 @@ export class OutputBuffer {
 
   /** Marks the end of the stream: readers get null once the buffer is empty. */
   end(): void {
+    this.#revoke?.(); // what the borrower read comes first
+    this.#unlend();
     this.#ended = true;
     this.#wake();
   }
@@ -122,10 +130,55 @@ export class OutputBuffer {
     return this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, signal);
   }
 
+  /**
+   * Internal: lends the producer's pipe while nothing is buffered past absolute offset at (bytes
+   * before it may still wait for their acknowledgement); its fd, or undefined.
+   */
+  lend(at: number, revoke: () => void): number | undefined {
+    if (this.#revoke || this.#ended || !this.lender) return undefined;
+    // The pump stops reading at the first ask, so the buffer drains; the pipe is lent once
+    // nothing of what was read before is left (here or on its way).
+    if (this.#pipe === undefined || this.#pipe === 'held') this.#pipe = this.lender.lend();
+    if (typeof this.#pipe !== 'number' || this.#base + this.#size !== at) return undefined;
+    this.#revoke = revoke;
+    return this.#pipe;
+  }
+
+  /** The pump reads the pipe again. */
+  #unlend(): void {
+    if (this.#pipe === undefined) return;
+    this.#pipe = undefined;
+    this.lender?.unlend();
+  }
+
+  /**
+   * Internal: the lent pipe is back, count bytes read from it after absolute offset at (where the
+   * buffer ended) and delivered; every byte before the last keep.length of them was passed on by
+   * the reader, which came back for more; keep is held as read and not acknowledged.
+   */
+  reclaimed(at: number, count: number, keep: Buffer): void {
+    if (!this.#revoke) return;
+    this.#revoke = undefined;
+    if (count > 0) {
+      this.#chunks.length = 0;
+      if (keep.length) this.#chunks.push(keep);
+      this.#base = at + count - keep.length;
+      this.#size = keep.length;
+      this.#read = at + count;
+      this.total += count;
+      this.onDrop?.();
+    }
+    this.#unlend();
+    this.#drain();
+    this.#wake();
+  }
+
   /** Internal: the lease ends; what it read and did not acknowledge is unread again, for the next reader. */
   free(l: Lease): void {
     if (this.#lease !== l) return;
     this.#lease = undefined;
+    this.#revoke?.(); // a borrower's reads first (the mount takes the pipe back before it releases)
+    this.#unlend(); // held for a lend that never came
     this.#read = this.#base;
   }
 
@@ -254,6 +307,20 @@ export class Lease implements OutputReader {
       return n;
     }
     return this.buf.ended ? null : undefined;
+  }
+
+  lendPipe(at: number, revoke: () => void): number | undefined {
+    if (this.#done || this.#queued > 0 || at !== this.#cursor) return undefined;
+    return this.buf.lend(this.#start + at, revoke);
+  }
+
+  reclaim(count: number, keep: Buffer): void {
+    const at = this.#start + this.#cursor;
+    if (count > 0) {
+      this.#cursor += count;
+      this.#acked = this.#cursor - keep.length;
+    }
+    this.buf.reclaimed(at, count, keep);
   }
 
   ack(at: number): void {

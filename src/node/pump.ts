@@ -16,6 +16,8 @@ export interface PumpNative {
   pumpPause(id: number): void;
   pumpResume(id: number): void;
   pumpStop(id: number): void;
+  pumpLend?(id: number): number;
+  pumpUnlend?(id: number): void;
 }
 
 /** What a pumped pipe's reader gets: each piece, then the end (with the errno of a read that failed, else 0). */
@@ -29,7 +31,18 @@ export interface PumpSource {
   resume(): void;
   /** Stops reading for good and closes the pipe; nothing more reaches the handler. */
   stop(): void;
+  /**
+   * The pump reads nothing more of the pipe until unlend, so that another reader may (the mount's
+   * FUSE thread, see OutputBuffer.lender): the pipe's descriptor once everything the pump read
+   * was handed over, HELD while some of it is still on its way (ask again), undefined when the
+   * pipe cannot be lent (it ended).
+   */
+  lend(): number | typeof HELD | undefined;
+  unlend(): void;
 }
+
+/** PumpSource.lend: the pump has stopped reading, and bytes it read are still on their way. */
+export const HELD = 'held';
 
 const handlers = new Map<number, PumpHandler>();
 let native: PumpNative | null | undefined;
@@ -94,5 +107,10 @@ export function pumpOutput(fd: number, h: PumpHandler): PumpSource {
       handlers.delete(id);
       p.pumpStop(id);
     },
+    lend: () => {
+      const fd = p.pumpLend?.(id) ?? -1;
+      return fd >= 0 ? fd : fd === -2 ? HELD : undefined;
+    },
+    unlend: () => p.pumpUnlend?.(id),
   };
 }

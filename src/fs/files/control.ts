@@ -55,6 +55,13 @@ export interface OpenFile {
    * runs instead. `wrote` samples the caller (Ctx.wrote).
    */
   readInto?(into: Buffer, len: number, wrote: () => Written | null): number | undefined;
+  /**
+   * A stream's pipe for the FUSE thread to read itself while nothing of it is buffered (its fd),
+   * or undefined (ops/direct.ts); reclaim folds back what it read (count bytes, the last answer's
+   * copy in keep, its caller's write count when it got it) before any other op of this open.
+   */
+  lend?(revoke: () => void): number | undefined;
+  reclaim?(count: number, keep: Buffer, by: Written | null): void;
   /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
   write?(data: Buffer, ctx: Ctx): Promise<void>;
   /**
@@ -108,6 +115,8 @@ export function readWrite(name: string, reader: FileSpec, writer: FileSpec): Fil
         readNow: r.readNow?.bind(r),
         answered: r.answered?.bind(r),
         readInto: r.readInto?.bind(r),
+        lend: r.lend?.bind(r),
+        reclaim: r.reclaim?.bind(r),
         write: w.write?.bind(w),
         writeNow: w.writeNow?.bind(w),
         truncate: w.truncate?.bind(w),

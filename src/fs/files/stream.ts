@@ -82,6 +82,17 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
           last = { n, by: wrote() };
           return n;
         },
+        lend(revoke) {
+          if (ended || waiting > 0 || !reader?.lendPipe) return undefined;
+          return reader.lendPipe(delivered, revoke);
+        },
+        reclaim(count, keep, by) {
+          reader?.reclaim?.(count, keep);
+          if (count === 0) return;
+          // as after the same reads through JavaScript: the last one's bytes wait for the next
+          delivered += count;
+          last = keep.length ? { n: keep.length, by } : null;
+        },
         async flush(ctx) {
           // A close by the reader's own exit after a fatal signal, with nothing written since
           // its last read: that read died with it, so its bytes stay for the next reader.

@@ -1,3 +1,4 @@
+import type { DirectReads } from './direct';
 import { constants } from 'fs';
 import type { Ops, Stat } from 'fuse-native';
 import type { CallOptions, Client, Entry, Kind, Origin } from '../../api/types';
@@ -67,6 +68,8 @@ export class OpsContext {
   private readonly attrs = new Map<number, Stat>();
   /** Set by shutdown: element ops fail EIO from then on. */
   closed = false;
+  /** Streams' pipes lent to the FUSE thread (direct.ts), once the mount has the patched binding. */
+  direct: DirectReads | undefined;
 
   constructor(private readonly deps: OpsDeps) {
     this.client = deps.client;
@@ -286,6 +289,7 @@ export class OpsContext {
   /** Answers every op in flight (EIO), releases every handle, refuses new element ops. */
   async shutdown() {
     this.closed = true;
+    this.direct?.takeAll();
     const gone = new SystemError('EIO', 'the mount is going away');
     for (const ctrl of [...this.inFlight]) ctrl.abort(gone);
     this.watch.close();

@@ -19,6 +19,7 @@ export const create = (c: OpsContext): Op<'create'> => (path, _mode, cb) => {
 };
 
 export const release = (c: OpsContext): Op<'release'> => (path, fd, cb) => {
+  c.direct?.take(fd);
   const h = c.handles.delete(fd);
   later(cb, 0); // nobody waits for release; give back leases in the background
   if (h?.file.release) void c.releaseHandle(h, path, c.caller());

@@ -5,6 +5,7 @@ import type { Handles } from '../handles';
 import { type OpsDeps, OpsContext, later } from './context';
 import { access, create, ftruncate, open, release, truncate } from './files';
 import { flush, read, write } from './io';
+import { type DirectBinding, DirectReads } from './direct';
 import { getattr, mkdir, readdir, readlink, rmdir } from './tree';
 
 export type { Caller, OpsDeps } from './context';
@@ -22,6 +23,8 @@ export interface FsOps {
   handles: Handles;
   /** Answers every op in flight (EIO), releases every handle, refuses new element ops. */
   shutdown(): Promise<void>;
+  /** Lets streams' reads come from their pipes on the FUSE thread (direct.ts). */
+  readDirect(b: DirectBinding): void;
 }
 
 /** What the mount answers about extended attributes (see getxattr below). */
@@ -58,5 +61,12 @@ export function createOps(deps: OpsDeps): FsOps {
     symlink: (_s, _d, cb) => later(cb, errno('EPERM')),
     mknod: (_p, _m, _d, cb) => later(cb, errno('EPERM')),
   };
-  return { ops, handles: c.handles, shutdown: () => c.shutdown() };
+  return {
+    ops,
+    handles: c.handles,
+    shutdown: () => c.shutdown(),
+    readDirect: (b) => {
+      c.direct = new DirectReads(b);
+    },
+  };
 }

@@ -5,6 +5,7 @@ import { type Op, type OpsContext, wroteBy } from './context';
 /** The ops on an open control file: read, write, flush, each run by OpsContext.onHandle. */
 
 export const read = (c: OpsContext): Op<'read'> => (path, fd, buf, len, pos, cb) => {
+  c.direct?.take(fd); // the FUSE thread could not answer from the pipe: the stream is ours again
   // An answer already rendered (the second read of a snapshot, the EOF read) needs no watch,
   // abort signal or promise: it is copied and answered at once.
   const file = c.closed ? undefined : c.handles.get(fd)?.file;
@@ -14,7 +15,11 @@ export const read = (c: OpsContext): Op<'read'> => (path, fd, buf, len, pos, cb)
   if (file?.readInto) {
     const caller = c.caller();
     const n = readInto(file.readInto, buf, len, () => wroteBy(caller));
-    if (n !== undefined) return process.nextTick(cb, n);
+    if (n !== undefined) {
+      // the buffer may be empty now: the next reads can come from the pipe (direct.ts)
+      if (n > 0) c.direct?.offer(fd, file, caller);
+      return process.nextTick(cb, n);
+    }
   }
   c.onHandle('read', path, fd, async (h, ctx) => {
     if (!h.file.read) throw new CircuitError('EBADF', `${path} is not readable`);
@@ -45,6 +50,7 @@ export const write = (c: OpsContext): Op<'write'> => (path, fd, buf, len, _pos, 
 };
 
 export const flush = (c: OpsContext): Op<'flush'> => (path, fd, cb) => {
+  c.direct?.take(fd);
   const h = c.closed ? undefined : c.handles.get(fd);
   if (h && !h.file.flush) return process.nextTick(cb, 0); // nothing to judge: answered at once
   c.onHandle('flush', path, fd, async (h, ctx) => {

@@ -123,6 +123,7 @@ export class Proc implements ElementState {
         data: (c) => this.stdio.push(which, c, src.pause, src.resume),
         end: () => this.stdio.end(which),
       });
+      this.stdio[which].lender = src;
     } catch {
       this.#stream(which, new net.Socket({ fd, readable: true, writable: false }));
     }
