@@ -84,13 +84,13 @@ async function setup(t: Parameters<typeof mountServer>[0], cmd: string) {
   const { client, dir } = await mountServer(t);
   const id = dir.split('/').pop();
   await client.make(`/${id}/p`, 'proc', { Env: null, Dir: '', Path: 'bash', Args: ['-c', cmd], Scrub: false });
-  return `${dir}/p/proc/stdout`;
+  const work = mkdtempSync(join(tmpdir(), 'circuit-direct-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  return { file: `${dir}/p/proc/stdout`, work };
 }
 
 t.test('direct: with the JavaScript thread blocked, a reader of stdout goes on reading from the pipe', { skip }, async (t) => {
-  const file = await setup(t, 'head -c 40000000 /dev/zero');
-  const work = mkdtempSync(join(tmpdir(), 'circuit-direct-'));
-  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const { file, work } = await setup(t, 'head -c 40000000 /dev/zero');
   const out = join(work, 'out');
   // The first 4 MB go through JavaScript (its buffer, then the lend once it is drained); the
   // next 8 MB are read while this thread is blocked.
@@ -114,9 +114,7 @@ t.test('direct: with the JavaScript thread blocked, a reader of stdout goes on r
 });
 
 t.test('direct: a reader killed between a read and its write leaves those bytes to the next reader', { skip }, async (t) => {
-  const file = await setup(t, 'seq 1 3000000');
-  const work = mkdtempSync(join(tmpdir(), 'circuit-direct-'));
-  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const { file, work } = await setup(t, 'seq 1 3000000');
   const first = join(work, 'first');
   // perl (perl-base, in every Debian): a reader with no other thread, whose write count moves
   // only with its own writes. 60 reads of up to 64 KiB, each written out; the 61st never is.

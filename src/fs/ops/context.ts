@@ -1,4 +1,3 @@
-import type { DirectReads } from './direct';
 import { constants } from 'fs';
 import type { Ops, Stat } from 'fuse-native';
 import type { CallOptions, Client, Entry, Kind, Origin } from '../../api/types';
@@ -10,6 +9,7 @@ import { type Handle, Handles } from '../handles';
 import { CallerWatch, callerProgress, callerWrote, interruptedNow } from '../interrupts';
 import { type Node, ROUTES, type Routes } from '../routes';
 import { LazyAbort, lazyOptions } from '../../kit/abort';
+import type { DirectReads } from './direct';
 
 /**
  * The state every FUSE op shares (the client, the open-file table, the routes, the ops in flight,

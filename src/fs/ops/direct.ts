@@ -29,28 +29,24 @@ export class DirectReads {
 
   constructor(private readonly binding: DirectBinding) {}
 
-  /** Lent, by open file. */
-  get size(): number {
-    return this.#lent.size;
-  }
-
   /** After a read of fh answered from the buffer: lends the pipe if the file can now. */
   offer(fh: number, file: OpenFile, caller: Caller | null): void {
     if (!file.lend || !file.reclaim || !caller || caller.pid <= 0 || this.#lent.has(fh)) return;
-    let io: number;
+    // Most offers find bytes still buffered: the caller's /proc file is opened only for a lend.
+    const pipe = file.lend(() => this.take(fh));
+    if (pipe === undefined) return;
+    let io: number | undefined;
     try {
       io = openSync(`/proc/${caller.pid}/io`, 'r');
     } catch {
-      return; // gone already, or not ours to look at: JavaScript goes on answering
+      // gone already, or not ours to look at: JavaScript goes on answering
     }
-    const pipe = file.lend(() => this.take(fh));
-    if (pipe === undefined) return closeSync(io);
-    if (!this.binding.lend(fh, pipe, io, caller.pid)) {
-      closeSync(io);
-      file.reclaim(0, EMPTY, null);
+    if (io !== undefined && this.binding.lend(fh, pipe, io, caller.pid)) {
+      this.#lent.set(fh, { io, pid: caller.pid, file });
       return;
     }
-    this.#lent.set(fh, { io, pid: caller.pid, file });
+    if (io !== undefined) closeSync(io);
+    file.reclaim(0, EMPTY, null);
   }
 
   /** Before any other op of fh: what the FUSE thread read is folded back into the stream. */
