@@ -20,7 +20,13 @@
 # FUSE thread (src/fs/dispatch.ts). fuse-native-direct.patch lets the FUSE thread answer the reads
 # of a process's output straight from the child's pipe, which the daemon lends it while nothing
 # of the stream is buffered (binding.fuse_native_direct_lend/take, src/fs/ops/direct.ts).
-# Idempotent: does nothing when the built module already has every function.
+# fuse-native-release.patch lets the FUSE thread answer every release itself (the kernel waits for
+# none and ignores the answer) and tell JavaScript after (binding.fuse_native_release_notes,
+# src/fs/mount.ts).
+# Idempotent: does nothing when the built module has every function and was built from these
+# patches as they are now (their checksum, kept in fuse-native/.circuit-patches). When a patch
+# changed, the build starts again from fuse-native's own source, kept beside it the first time
+# (fuse-native.c.orig); a tree patched before that copy was kept gets only the patches it lacks.
 #
 # It is the package's `postinstall` script, so `npm install`, `npm ci` and `npm install -g`
 # of the packed tarball all run it; fuse-native is found where Node would load it from (nested
@@ -36,7 +42,8 @@ if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
 fi
 
 # Each patch with the function it adds, in the order they apply.
-PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io direct:fuse_native_direct_lend"
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io direct:fuse_native_direct_lend release:fuse_native_release_notes"
+stamp=$(for p in $PATCHES; do cat "$root/patches/fuse-native-${p%%:*}.patch"; done | cksum | cut -d' ' -f1)
 
 built_with() {
   node -e "const m='$mod'; const b=require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.exit(typeof b['$1'] === 'function' ? 0 : 1)" 2>/dev/null
@@ -44,8 +51,13 @@ built_with() {
 
 missing=""
 for p in $PATCHES; do built_with "${p#*:}" || missing="$missing ${p#*:}"; done
-if [ -z "$missing" ]; then exit 0; fi
+if [ -z "$missing" ] && [ "$(cat "$mod/.circuit-patches" 2>/dev/null)" = "$stamp" ]; then exit 0; fi
 
+if [ -f "$mod/fuse-native.c.orig" ]; then
+  cp "$mod/fuse-native.c.orig" "$mod/fuse-native.c"
+elif ! grep -q fuse_native_caller "$mod/fuse-native.c"; then
+  cp "$mod/fuse-native.c" "$mod/fuse-native.c.orig"
+fi
 for p in $PATCHES; do
   if grep -q "${p#*:}" "$mod/fuse-native.c"; then continue; fi
   echo "patch-fuse-native: applying fuse-native-${p%%:*}.patch to $mod/fuse-native.c" >&2
@@ -61,4 +73,5 @@ for p in $PATCHES; do
     exit 1
   fi
 done
-echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers, reads from lent pipes and a close-on-exec mount descriptor" >&2
+echo "$stamp" > "$mod/.circuit-patches"
+echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers, reads from lent pipes, releases answered on the FUSE thread and a close-on-exec mount descriptor" >&2

@@ -50,6 +50,7 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
   fuse_native_pooled_io?: (thread: Buffer, on: number) => void;
   fuse_native_direct_lend?: (thread: Buffer, fh: number, pipe: number, io: number, pid: number) => boolean;
   fuse_native_direct_take?: (thread: Buffer, fh: number, into: Buffer) => [number, number, number] | undefined;
+  fuse_native_release_notes?: (thread: Buffer, notes: (q: Uint32Array) => void) => void;
 };
 
 /**
@@ -115,6 +116,27 @@ class CircuitFuse extends Fuse {
     const take = binding.fuse_native_direct_take;
     if (!thread || !lend || !take || process.env.CIRCUIT_NO_DIRECT === '1') return undefined;
     return { lend: (fh, pipe, io, pid) => lend(thread, fh, pipe, io, pid), take: (fh, into) => take(thread, fh, into) };
+  }
+
+  /**
+   * Lets the binding answer every release itself (fuse-native-release.patch: the kernel waits for
+   * none and ignores the answer) and tell us after, in order, before any later op: each note is
+   * released here as fuse-native would have, with its caller. `CIRCUIT_NO_RELEASE_NOTES=1` turns
+   * it off.
+   */
+  noteReleases(): void {
+    const notes = binding.fuse_native_release_notes;
+    const release = this.ops.release?.bind(this.ops);
+    if (!this._thread || !notes || !release || process.env.CIRCUIT_NO_RELEASE_NOTES === '1') return;
+    const answered = () => {};
+    notes(this._thread, (q) => {
+      for (let i = 0; i + 3 < q.length; i += 4) {
+        const [pid, uid, gid] = [q[i + 1]!, q[i + 2]!, q[i + 3]!];
+        const last = this.caller;
+        if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
+        release('', q[i]!, answered);
+      }
+    });
   }
 
   /** Shares the table of whole answers (handles.ts), whose reads the patched binding then answers. */
@@ -205,6 +227,7 @@ export async function mount(client: Client, dir: string, opts: MountOptions = {}
   if (noFlush) f.shareNoFlush(noFlush);
   if (answers) f.shareAnswers(answers);
   f.poolIo();
+  f.noteReleases();
   const direct = f.direct();
   if (direct) fsops.readDirect(direct);
   log(`fs: mounted ${mnt}`);

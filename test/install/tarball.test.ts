@@ -67,7 +67,7 @@ function run(): void {
     t.ok(fs.existsSync(path.join(prefix, 'lib/node_modules/circuit/native/fdtake/build/Release/fdtake.node')), 'native/fdtake was built (scripts/build-native.sh)');
     const exported = spawnSync(process.execPath, ['-e', `const m = ${JSON.stringify(mod)}; const b = require(require.resolve('node-gyp-build', { paths: [m] }))(m); process.stdout.write(Object.keys(b).join(' '))`], { encoding: 'utf8' });
     const names = new Set(exported.stdout.split(' '));
-    for (const f of ['fuse_native_caller', 'fuse_native_noflush', 'fuse_native_cloexec', 'fuse_native_answers', 'fuse_native_caller_at', 'fuse_native_attrs_put', 'fuse_native_pooled_io', 'fuse_native_direct_lend']) {
+    for (const f of ['fuse_native_caller', 'fuse_native_noflush', 'fuse_native_cloexec', 'fuse_native_answers', 'fuse_native_caller_at', 'fuse_native_attrs_put', 'fuse_native_pooled_io', 'fuse_native_direct_lend', 'fuse_native_release_notes']) {
       t.ok(names.has(f), `the build has ${f} (patches/ applied)`);
     }
 

@@ -18,11 +18,12 @@ export const create = (c: OpsContext): Op<'create'> => (path, _mode, cb) => {
   }, cb);
 };
 
+/** `path` is '' for a release the binding answered itself (mount.ts, noteReleases): the open's path then. */
 export const release = (c: OpsContext): Op<'release'> => (path, fd, cb) => {
   c.direct?.take(fd);
   const h = c.handles.delete(fd);
   later(cb, 0); // nobody waits for release; give back leases in the background
-  if (h?.file.release) void c.releaseHandle(h, path, c.caller());
+  if (h?.file.release) void c.releaseHandle(h, path || h.path, c.caller());
 };
 
 export const truncate = (c: OpsContext): Op<'truncate'> => (path, size, cb) => {
