@@ -61,6 +61,13 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
 class CircuitFuse extends Fuse {
   caller: Caller | null = null;
 
+  /** Notes the caller of the op about to run. */
+  #setCaller(pid: number, uid: number, gid: number): void {
+    const last = this.caller;
+    // the same caller again (a busy process): the same object, nothing changes one once made
+    if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
+  }
+
   /**
    * Called by fuse-native's constructor: its handlers, with ours for the busy ops (dispatch.ts),
    * each first noting the request's caller when the patched build reports it.
@@ -78,9 +85,7 @@ class CircuitFuse extends Fuse {
         uid = h.readUInt32LE(at + 4);
         gid = h.readUInt32LE(at + 8);
       }
-      const last = this.caller;
-      // the same caller again (a busy process): the same object, nothing changes one once made
-      if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
+      this.#setCaller(pid, uid, gid);
     });
     // Control files' attributes never change while their element lives; the binding answers their
     // getattr itself for as long as the kernel caches attributes (attr_timeout), forgetting them
@@ -131,9 +136,7 @@ class CircuitFuse extends Fuse {
     const answered = () => {};
     notes(this._thread, (q) => {
       for (let i = 0; i + 3 < q.length; i += 4) {
-        const [pid, uid, gid] = [q[i + 1]!, q[i + 2]!, q[i + 3]!];
-        const last = this.caller;
-        if (last?.pid !== pid || last.uid !== uid || last.gid !== gid) this.caller = { pid, uid, gid };
+        this.#setCaller(q[i + 1]!, q[i + 2]!, q[i + 3]!);
         release('', q[i]!, answered);
       }
     });
