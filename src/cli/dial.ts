@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { findSocket, isSocketPath } from '../node/control';
 import { connect, connectSocket, type RemoteClient } from '../client/remote';
 import { AppError, SystemError } from '../kit/errors';

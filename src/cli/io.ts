@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { isatty } from 'node:tty';
 import type { Client, OutputReader, PipeTarget, Received } from '../api/types';
 import { copyOut } from '../node/copy-out';

@@ -7,6 +7,9 @@ import type * as NodeModule from 'node:module';
  * createRequire, from the module system's own class: loading the public `node:module` would
  * compile it and the ESM loader parts it reaches (about a millisecond of every command's
  * start-up). Named imports above, too: `import * as` makes tsc copy each module's namespace.
+ * Elsewhere in src/ node's modules are imported as `import fs = require('node:fs')`, which tsc and
+ * esbuild both keep as a plain require: `import * as` would make the bundle copy each one into a
+ * namespace object at every start (test/cli/bundle.test.ts says why that matters).
  */
 const createRequire = (module.constructor as unknown as typeof NodeModule).createRequire;
 

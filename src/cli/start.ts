@@ -2,7 +2,7 @@ import { startDaemon } from '../node/daemon';
 import { LocalClient } from '../client/local';
 import { VERSION } from '../kit/version';
 import type { Server } from '../node/server';
-import * as path from 'node:path';
+import path = require('node:path');
 import { packageRoot } from '../kit/root';
 import { AppError, CircuitError } from '../kit/errors';
 import { groupId } from '../node/control';

@@ -1,4 +1,4 @@
-import * as net from 'node:net';
+import net = require('node:net');
 import { handshake } from '../cluster/handshake';
 import { Session } from '../cluster/session';
 import { dialClient } from './dial';

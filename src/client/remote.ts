@@ -1,7 +1,7 @@
 import type { Received, Client, CallOptions, ClientLabel, InputWriter, OutputReader, PipeTarget, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
 import { dial, type Handshake } from '../cluster/tcp';
-import * as net from 'node:net';
+import net = require('node:net');
 import { Session } from '../cluster/session';
 import type { Hello } from '../node/serve';
 import { parseUrl } from '../cluster/url';

@@ -13,8 +13,8 @@
  * side drops plain datagrams (and the reverse). Multicast goes out on one interface only, named
  * by its address (`GROUP:PORT@IFADDR`, or the server's own address), with TTL 1.
  */
-import * as dgram from 'node:dgram';
-import * as os from 'node:os';
+import dgram = require('node:dgram');
+import os = require('node:os');
 import { openDatagram, ReplayWindow, sealDatagram } from './discovery-mac';
 import { AppError, SystemError } from '../kit/errors';
 import { systemClock, type Clock, type TimerHandle } from '../kit/clock';

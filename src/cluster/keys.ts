@@ -5,7 +5,7 @@
  * files keep working. Every problem with a named key file is an error: a broken key never falls
  * back to plaintext (the original silently did so for an empty file).
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { AppError } from '../kit/errors';
 
 /** Bytes of randomness in a generated key: as many as the original's keygen printed. */

@@ -1,4 +1,4 @@
-import * as net from 'node:net';
+import net = require('node:net');
 import { Session, type SessionOptions } from './session';
 import { SystemError } from '../kit/errors';
 import { handshake, WireVersionError, type Role } from './handshake';

@@ -2,7 +2,7 @@
  * TLS 1.3 with an external pre-shared key, for handshake.ts. Kept apart so that a keyless
  * process never loads node:tls.
  */
-import * as tls from 'node:tls';
+import tls = require('node:tls');
 import type * as net from 'node:net';
 import { PSK_IDENTITY, TLS_CIPHERS, type Role } from './handshake';
 

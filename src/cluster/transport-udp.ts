@@ -4,7 +4,7 @@
  * is `addr`. Send errors are swallowed (best effort) but counted. The socket keeps the process
  * alive until close(), like any server socket.
  */
-import * as dgram from 'node:dgram';
+import dgram = require('node:dgram');
 import { SystemError } from '../kit/errors';
 import type { PacketTransport } from './transport';
 

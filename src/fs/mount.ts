@@ -1,6 +1,6 @@
 import { execFile } from 'child_process';
 import { mkdir, stat } from 'fs/promises';
-import * as os from 'os';
+import os = require('os');
 import { dirname, resolve as resolvePath } from 'path';
 import Fuse, { type FuseOpts, type Ops } from 'fuse-native';
 import type { Client } from '../api/types';

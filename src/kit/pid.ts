@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /** Whether a process with this pid exists (signal 0 probes; EPERM means it runs as another user). */
 export function processRuns(pid: number): boolean {

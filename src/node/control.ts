@@ -1,7 +1,7 @@
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import os = require('node:os');
+import path = require('node:path');
 import { Session, type SessionConfig } from '../cluster/session';
 import { AppError, SystemError } from '../kit/errors';
 

@@ -1,7 +1,7 @@
 import { WIRE_OVERHEAD } from '../api/limits';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { Server, type ServerOptions } from './server';
 import { serveSession } from './serve';
 import { listen, type Endpoint, type Handshake, type ListenLimits } from '../cluster/tcp';

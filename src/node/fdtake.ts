@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 /**
  * The native add-on native/fdtake (native/fdtake/fdtake.c), which scripts/build-native.sh builds

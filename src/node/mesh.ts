@@ -12,8 +12,8 @@
  */
 import { q } from './oplog';
 import { EventEmitter } from 'node:events';
-import * as os from 'node:os';
-import * as net from 'node:net';
+import os = require('node:os');
+import net = require('node:net');
 import { promises as dns } from 'node:dns';
 import { backoffDelay } from '../kit/backoff';
 import type { Member as ViewMember } from '../api/types';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import type { CallOptions, PipeTarget } from '../api/types';
 import type { Server } from './server';
 import { copyOut, writeFd, writeNow, type WriteOnce } from './copy-out';

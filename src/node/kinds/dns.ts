@@ -1,5 +1,5 @@
-import * as dgram from 'node:dgram';
-import * as net from 'node:net';
+import dgram = require('node:dgram');
+import net = require('node:net');
 import type dns2 from 'dns2';
 import type { ElementContext, ElementState, KindModule } from '../element';
 import { AppError, E } from '../../kit/errors';

@@ -17,7 +17,7 @@
  */
 import { redactEnv } from '../oplog';
 import { randomBytes } from 'node:crypto';
-import * as os from 'node:os';
+import os = require('node:os');
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { CallOptions, DockerRun, InputWriter, OutputReader } from '../../api/types';

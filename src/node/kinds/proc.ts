@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { redactEnv } from '../oplog';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
 import type { Readable } from 'node:stream';
 import type { ElementContext, ElementState, KindModule } from '../element';
 import { ProcessStdio } from '../stdio';
