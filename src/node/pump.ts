@@ -79,6 +79,11 @@ function pump(): PumpNative | null {
   return native;
 }
 
+/** Whether the output pump is here (native/fdtake built with it, and not turned off by CIRCUIT_NO_PUMP). */
+export function havePump(): boolean {
+  return pump() !== null;
+}
+
 /**
  * A pipe for a child's output, [read end, write end], both close-on-exec; the write end goes to
  * the child (spawn's stdio), and the parent closes it once the child is spawned. Undefined

@@ -1,11 +1,11 @@
 import { spawn } from 'child_process';
-import { closeSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import t from 'tap';
 import { eventually, mountServer, sh } from './helpers';
 import { OutputBuffer } from '../../src/node/output-buffer';
-import { outputPipe } from '../../src/node/pump';
+import { havePump } from '../../src/node/pump';
 
 /**
  * Reads of a process's output answered on the FUSE thread straight from the child's pipe while
@@ -18,9 +18,7 @@ import { outputPipe } from '../../src/node/pump';
 const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as Record<string, unknown>;
 const skip = typeof binding.fuse_native_direct_lend !== 'function' && 'fuse-native is not patched with fuse-native-direct.patch (scripts/patch-fuse-native.sh)';
 // Only the output pump lends a pipe: without it (native/fdtake not built) Node reads stdout.
-const pipe = outputPipe();
-pipe?.forEach((fd) => closeSync(fd));
-const noPump = !pipe && 'native/fdtake has no output pump here (scripts/build-native.sh): Node reads the output, nothing is lent';
+const noPump = !havePump() && 'native/fdtake has no output pump here (scripts/build-native.sh): Node reads the output, nothing is lent';
 
 function lender() {
   const l = { state: 'reading' as 'reading' | 'held' | 'lent', pending: 0, unlends: 0 };

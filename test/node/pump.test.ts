@@ -3,13 +3,11 @@ import * as fs from 'node:fs';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { outputPipe, pumpOutput, type PumpSource } from '../../src/node/pump';
+import { havePump, outputPipe, pumpOutput, type PumpSource } from '../../src/node/pump';
 import { closeQuietly } from '../../src/kit/fds';
 
 // The output pump (native/fdtake/pump.c through src/node/pump.ts) against real children.
-const probe = outputPipe();
-if (probe) closeQuietly(...probe);
-const skip = probe === undefined ? 'the add-on native/fdtake was not built (sh scripts/build-native.sh)' : false;
+const skip = !havePump() && 'the add-on native/fdtake was not built (sh scripts/build-native.sh)';
 
 interface Run {
   child: ChildProcess;
