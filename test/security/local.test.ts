@@ -47,19 +47,23 @@ function inetSockets(pid: number): string[] {
   return found;
 }
 
-/** The Unix sockets the process listens on, by path (from /proc/net/unix). */
+/** The Unix sockets listening on a path in this network namespace: [inode, path] (from /proc/net/unix). */
+function listeningUnix(): [string, string][] {
+  const rows = fs.readFileSync('/proc/net/unix', 'utf8').trim().split('\n').slice(1);
+  return rows.map((r) => r.trim().split(/\s+/)).filter((f) => f[3] === '00010000' && f[7]).map((f) => [f[6]!, f[7]!]);
+}
+
+/** The Unix sockets the process listens on, by path. */
 function unixListeners(pid: number): string[] {
   const mine = socketInodes(pid);
-  const rows = fs.readFileSync(`/proc/${pid}/net/unix`, 'utf8').trim().split('\n').slice(1);
-  return rows.map((r) => r.trim().split(/\s+/)).filter((f) => mine.has(f[6]) && f[3] === '00010000' && f[7]).map((f) => f[7]);
+  return listeningUnix().filter(([inode]) => mine.has(inode)).map(([, p]) => p);
 }
 
 const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
 
 /** The sockets that servers listen on in /run/circuit now (stale files left by killed ones are not listed). */
 function runCircuitListeners(): string[] {
-  const rows = fs.readFileSync('/proc/net/unix', 'utf8').trim().split('\n').slice(1);
-  return rows.map((r) => r.trim().split(/\s+/)).filter((f) => f[3] === '00010000' && f[7]?.startsWith('/run/circuit/')).map((f) => f[7]!);
+  return listeningUnix().map(([, p]) => p).filter((p) => p.startsWith('/run/circuit/'));
 }
 
 t.test('start with no flag: no TCP or UDP port, an owner-only socket that the CLI finds', { skip }, async (t) => {
