@@ -19,7 +19,9 @@
 # instead of an external buffer per request whose release node posts to the event loop from the
 # FUSE thread (src/fs/dispatch.ts). fuse-native-direct.patch lets the FUSE thread answer the reads
 # of a process's output straight from the child's pipe, which the daemon lends it while nothing
-# of the stream is buffered (binding.fuse_native_direct_lend/take, src/fs/ops/direct.ts).
+# of the stream is buffered (binding.fuse_native_direct_lend/take, src/fs/ops/direct.ts), or from
+# the data connection another server pushes its process's output on, acknowledging what the
+# reader took on that connection as it reads (src/node/push.ts).
 # fuse-native-release.patch lets the FUSE thread answer every release itself (the kernel waits for
 # none and ignores the answer) and tell JavaScript after (binding.fuse_native_release_notes,
 # src/fs/mount.ts).

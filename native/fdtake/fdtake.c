@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +123,23 @@ static napi_value send_nb(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* dupFd(fd) -> a duplicate of fd, close-on-exec: a socket's descriptor kept past its libuv
+ * handle (src/node/push.ts hands a data connection's to the output pump and the FUSE thread). */
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !fdtake_int_arg(env, argv[0], &fd) || fd < 0) {
+    napi_throw_type_error(env, "EINVAL", "dupFd(fd): a descriptor");
+    return NULL;
+  }
+  int got = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (got < 0) return fdtake_throw_errno(env, "fcntl", errno);
+  napi_create_int32(env, got, &result);
+  return result;
+}
+
 void pump_register(napi_env env, napi_value exports); /* pump.c */
 
 NAPI_MODULE_INIT() {
@@ -130,6 +148,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "takeFd", f);
   napi_create_function(env, "sendNb", NAPI_AUTO_LENGTH, send_nb, NULL, &f);
   napi_set_named_property(env, exports, "sendNb", f);
+  napi_create_function(env, "dupFd", NAPI_AUTO_LENGTH, dup_fd, NULL, &f);
+  napi_set_named_property(env, exports, "dupFd", f);
   pump_register(env, exports);
   return exports;
 }

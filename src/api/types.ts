@@ -94,6 +94,21 @@ export interface MakeSpec {
  * stream's. A reader that lost an answer reads at the same offset again; one that goes away
  * leaves what it did not acknowledge to the next reader.
  */
+/**
+ * What lendPipe lends: a local pipe's descriptor, or a data connection from the stream's home
+ * (src/node/push.ts) whose borrower writes back, as it passes bytes on, the offset up to which it
+ * did (from ackAt, the lend's offset, on).
+ */
+export type LentPipe = number | { fd: number; ackAt: number };
+
+/** A data connection for a lease (OutputReader.openPush). */
+export interface PushChannel {
+  /** The connection's descriptor, the caller's to own and close. */
+  fd: number;
+  /** Asks the home to push from where the lease's reads ended; resolves with the stream's end offset once it ended. */
+  run(signal: AbortSignal): Promise<number>;
+}
+
 export interface OutputReader {
   /**
    * Up to max bytes from offset at (default: the end of the previous read, which acknowledges
@@ -115,13 +130,19 @@ export interface OutputReader {
    */
   readAhead?(max: number, opts?: CallOptions, ack?: number): Promise<[number, Buffer | null]>;
   /**
+   * A data connection on which the home pushes the stream raw (src/node/push.ts), or undefined
+   * where it cannot (a keyed cluster). Optional: only a lease across a TCP connection has it.
+   */
+  openPush?(): Promise<PushChannel | undefined>;
+  /**
    * The producer's pipe, lent to a reader that reads it itself (the mount's FUSE thread: docs/fs.md,
    * "Reading output at the pipe") while nothing of the stream is buffered past at, the end of its
    * last read; undefined when it cannot be lent now. Until reclaim, nothing else reads the pipe;
    * `revoke` is called when the stream needs it back first (its end, say), and must call reclaim.
-   * Optional: only a local stream whose producer is the output pump has it.
+   * Optional: only a local stream whose producer is the output pump has it, and a stream of
+   * another server pushed over a data connection (src/node/push.ts), whose socket it lends.
    */
-  lendPipe?(at: number, revoke: () => void): number | undefined;
+  lendPipe?(at: number, revoke: () => void): LentPipe | undefined;
   /**
    * The lent pipe is back: count bytes were read from it and delivered, the last keep.length of
    * them (a copy in keep) not yet acknowledged, as after any read: the reader's offset moves on by

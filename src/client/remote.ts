@@ -1,6 +1,6 @@
 import type { Received, Client, CallOptions, ClientLabel, InputWriter, OutputReader, PipeTarget, ServerInfo } from '../api/types';
 import { METHODS, type PlainMethod } from '../api/methods';
-import { dial, type Handshake } from '../cluster/tcp';
+import { dial, dialData, type Handshake } from '../cluster/tcp';
 import net = require('node:net');
 import { Session } from '../cluster/session';
 import type { Hello } from '../node/serve';
@@ -243,6 +243,22 @@ export class RemoteClient implements Client {
       readAhead: async (max, o, ack) => {
         const [at, b] = (await this.session.call('readAhead', [h, max, ack ?? null], { signal: o?.signal })) as [number, Buffer | null];
         return [Number(at), b];
+      },
+      // a data connection for the home to push the stream on (src/node/push.ts): only across TCP
+      // to a home that pushes (no cluster key: it says ENOTSUP otherwise)
+      openPush: async () => {
+        const hp = /^(.*):(\d+)$/.exec(this.session.remote);
+        if (done || this.session.isClosed || !hp || hp[1] === 'undefined') return undefined;
+        let token: Buffer;
+        try {
+          token = (await this.session.call('pushOpen', [h])) as Buffer;
+        } catch (e) {
+          if ((e as { code?: string }).code === 'ENOTSUP' || isUnknownOperation(e)) return undefined;
+          throw e;
+        }
+        const sock = await dialData(hp[1]!, Number(hp[2]), token);
+        const fd = (require('../node/push') as typeof import('../node/push')).takeSocketFd(sock);
+        return { fd, run: async (signal: AbortSignal) => Number(await this.session.call('push', [h, token], { signal })) };
       },
       ack: (at) => {
         // written to the connection at once: a reader that wrote bytes out and acknowledges

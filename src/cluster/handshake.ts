@@ -18,6 +18,12 @@
  *    listener then sends an alert and closes, having revealed nothing but its preamble.
  *    Without a key the socket carries plaintext frames after the preamble, as in the original.
  *
+ * 3. A data connection (src/node/push.ts): a dialer that sends role 'P' and, in the reserved
+ *    bytes, a 16-byte token its server handed out over a session, asks for a stream of the
+ *    listener's to be pushed to it raw. Only a listener without a key takes it (the bytes would
+ *    cross in the clear, as every byte of a keyless cluster does): it hands the socket, the token
+ *    checked, to its `onData` and then answers with its preamble; nothing else is said on it.
+ *
  * Nothing past the preamble is read here: the preamble is read exactly (paused-mode `read(n)`),
  * and TLS picks up any bytes already buffered on the socket. Call handshake on a fresh socket
  * before attaching a reader; use the socket it resolves with (a TLSSocket with a key).
@@ -44,7 +50,10 @@ export const PSK_IDENTITY = 'circuit/2';
 
 const MAGIC = Buffer.from('CRKT', 'latin1');
 const BODY_BYTES = PREAMBLE_BYTES - 4;
-const ROLE_BYTE = { dialer: 0x44, listener: 0x4c } as const; // 'D', 'L'
+const ROLE_BYTE = { dialer: 0x44, listener: 0x4c, data: 0x50 } as const; // 'D', 'L', 'P'
+/** Bytes of a data connection's token, in the preamble's reserved bytes. */
+export const DATA_TOKEN_BYTES = 16;
+const TOKEN_AT = 11;
 const MODE = { plain: 0, tls: 1 } as const;
 /** Largest frame we read from a version-1 keyless client to answer its first request. */
 const MAX_OLD_FRAME = 64 * 1024;
@@ -58,6 +67,17 @@ export interface HandshakeOptions {
   clock?: Clock;
   /** Called with the TLS socket once it exists (tests inspect what was negotiated). */
   onTls?: (s: tls.TLSSocket) => void;
+  /**
+   * The listener's taker of data connections (mode plain only): true if the token is one it
+   * handed out, and then the socket is its own. Without it a data connection is refused.
+   */
+  onData?: (token: Buffer, sock: net.Socket) => boolean;
+}
+
+/** Sockets that handshake() handed to onData: the listener makes no session of them. */
+const handedOff = new WeakSet<net.Socket>();
+export function isDataConnection(s: net.Socket): boolean {
+  return handedOff.has(s);
 }
 
 /** The peer speaks another wire version: said as it is, never hidden behind DIAL_REFUSED. */
@@ -92,7 +112,16 @@ export async function handshake(
     const run = async (): Promise<net.Socket> => {
       const mode = key ? MODE.tls : MODE.plain;
       if (role === 'dialer') await dialerPreamble(io, sock, mode);
-      else await listenerPreamble(io, sock, mode);
+      else {
+        const token = await listenerPreamble(io, sock, mode, !!opts.onData);
+        if (token) {
+          io.detach();
+          if (!opts.onData!(token, sock)) throw fault('EACCES', 'a data connection with a token this server did not hand out');
+          sock.write(preamble('listener', mode));
+          handedOff.add(sock);
+          return sock;
+        }
+      }
       io.detach();
       if (!key) return sock;
       sock.on('error', () => undefined); // the TLS socket reports; the raw one must not throw
@@ -120,8 +149,13 @@ export async function handshake(
 }
 
 /** The dialer: sends its preamble, then reads and checks the listener's. */
-async function dialerPreamble(io: ExactReader, sock: net.Socket, mode: number): Promise<void> {
-  sock.write(preamble('dialer', mode));
+async function dialerPreamble(io: ExactReader, sock: net.Socket, mode: number, token?: Buffer): Promise<void> {
+  const mine = preamble('dialer', mode);
+  if (token) {
+    mine[9] = ROLE_BYTE.data;
+    token.copy(mine, TOKEN_AT, 0, DATA_TOKEN_BYTES);
+  }
+  sock.write(mine);
   const theirs = await io.next(PREAMBLE_BYTES);
   if (!theirs.subarray(0, 8).equals(preambleHead())) throw fault('EPROTO', 'server is not speaking the circuit handshake');
   const p = parsePreamble(theirs);
@@ -135,14 +169,21 @@ async function dialerPreamble(io: ExactReader, sock: net.Socket, mode: number): 
 /**
  * The listener: reads the dialer's preamble and answers with its own if the version is ours (a
  * mode mismatch is answered too, so the dialer learns it is refused). Old peers are told why.
+ * A data connection's token, unanswered yet, when the dialer asks for one and `data` says this
+ * listener takes them.
  */
-async function listenerPreamble(io: ExactReader, sock: net.Socket, mode: number): Promise<void> {
+async function listenerPreamble(io: ExactReader, sock: net.Socket, mode: number, data: boolean): Promise<Buffer | undefined> {
   const head = await io.next(8);
   if (!head.equals(preambleHead())) {
     if (mode === MODE.plain) await answerOldClient(io, sock, head);
     throw fault('EPROTO', 'peer is not speaking the circuit handshake');
   }
-  const p = parsePreamble(Buffer.concat([head, await io.next(PREAMBLE_BYTES - 8)]));
+  const whole = Buffer.concat([head, await io.next(PREAMBLE_BYTES - 8)]);
+  const p = parsePreamble(whole);
+  if (p.role === ROLE_BYTE.data && p.version === WIRE_VERSION) {
+    if (!data || mode !== MODE.plain || p.mode !== MODE.plain) throw fault('EACCES', 'a data connection to a server that takes none (it has a cluster key)');
+    return whole.subarray(TOKEN_AT, TOKEN_AT + DATA_TOKEN_BYTES);
+  }
   if (p.role !== ROLE_BYTE.dialer) throw fault('EPROTO', 'peer does not act as the dialer');
   if (p.version !== WIRE_VERSION) {
     // A version-1 dialer reads this as a hello of version 2 and refuses it by that name.
@@ -151,6 +192,26 @@ async function listenerPreamble(io: ExactReader, sock: net.Socket, mode: number)
   }
   sock.write(preamble('listener', mode));
   if (p.mode !== mode) throw fault('EACCES', mode === MODE.tls ? 'peer has no cluster key' : 'peer uses a cluster key; this server has none');
+}
+
+/**
+ * The dialer of a data connection (src/node/push.ts) on a connected socket: its preamble with
+ * the token, then the listener's. Resolves with the socket, nothing past the preamble read; a
+ * refusal rejects with EACCES (the listener closes without answering).
+ */
+export async function dataHandshake(sock: net.Socket, token: Buffer, timeoutMs = DEFAULT_HANDSHAKE_TIMEOUT_MS): Promise<net.Socket> {
+  const io = new ExactReader(sock);
+  const timer = setTimeout(() => sock.destroy(new Error(`data connection not answered in ${timeoutMs} ms`)), timeoutMs);
+  try {
+    await dialerPreamble(io, sock, MODE.plain, token);
+    return sock;
+  } catch (err) {
+    sock.destroy();
+    throw err instanceof WireVersionError ? err : new SystemError('EACCES', `data connection refused: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    io.detach();
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import net = require('node:net');
 import { Session, type SessionOptions } from './session';
 import { SystemError } from '../kit/errors';
-import { handshake, WireVersionError, type Role } from './handshake';
+import { dataHandshake, handshake, isDataConnection, WireVersionError, type HandshakeOptions, type Role } from './handshake';
 
 /**
  * TCP endpoints for sessions. Every connection starts with the handshake (src/cluster/handshake.ts:
@@ -14,7 +14,7 @@ import { handshake, WireVersionError, type Role } from './handshake';
  * so a flood of silent connections cannot lock out a client that completes its handshake in
  * milliseconds, and the descriptors held stay bounded.
  */
-export type Handshake = (sock: net.Socket, role: Role, opts?: { timeoutMs?: number }) => Promise<net.Socket>;
+export type Handshake = (sock: net.Socket, role: Role, opts?: Pick<HandshakeOptions, 'timeoutMs' | 'onData'>) => Promise<net.Socket>;
 
 export interface Endpoint {
   host: string;
@@ -38,6 +38,8 @@ export interface ListenOptions extends SessionOptions {
   limits?: Partial<ListenLimits>;
   /** Each refused connection, with the reason and the peer's address (see refusal-log.ts). */
   onError?: (e: Error, addr: string) => void;
+  /** Takes data connections (src/node/push.ts) on a listener without a key: see handshake.ts. */
+  onData?: HandshakeOptions['onData'];
 }
 
 /** Connections still in their handshake, oldest first, with a count per address. */
@@ -112,8 +114,9 @@ export function listen(host: string, port: number, onSession: (s: Session) => vo
     }
     pending.add(sock, addr);
     try {
-      const s = await shake(sock, 'listener', { timeoutMs: limits.handshakeMs });
+      const s = await shake(sock, 'listener', { timeoutMs: limits.handshakeMs, onData: opts.onData });
       pending.delete(sock);
+      if (isDataConnection(s)) return; // onData's now
       onSession(new Session(s, opts));
     } catch (e) {
       pending.delete(sock);
@@ -172,6 +175,21 @@ export function dial(
         clearTimeout(timer);
         fail(e as Error);
       }
+    });
+  });
+}
+
+/** A data connection (src/node/push.ts) to host:port with a token its server handed out: the raw socket. */
+export function dialData(host: string, port: number, token: Buffer, timeoutMs = 5000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port, noDelay: true });
+    sock.once('error', (e) => reject(new SystemError('EHOSTDOWN', `data connection to ${host}:${port} failed: ${e.message}`, { cause: e })));
+    sock.once('connect', () => {
+      dataHandshake(sock, token, timeoutMs).then((s) => {
+        s.removeAllListeners('error');
+        s.on('error', () => {});
+        resolve(s);
+      }, reject);
     });
   });
 }

@@ -48,7 +48,7 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
   fuse_native_noflush?: (thread: Buffer, table: Buffer) => void;
   fuse_native_answers?: (thread: Buffer, table: Buffer, slotSize: number) => void;
   fuse_native_pooled_io?: (thread: Buffer, on: number) => void;
-  fuse_native_direct_lend?: (thread: Buffer, fh: number, pipe: number, io: number, pid: number) => boolean;
+  fuse_native_direct_lend?: (thread: Buffer, fh: number, pipe: number, io: number, pid: number, ackFd: number, ackAt: number) => boolean;
   fuse_native_direct_take?: (thread: Buffer, fh: number, into: Buffer) => [number, number, number] | undefined;
   fuse_native_release_notes?: (thread: Buffer, notes: (q: Uint32Array) => void) => void;
 };
@@ -120,7 +120,7 @@ class CircuitFuse extends Fuse {
     const lend = binding.fuse_native_direct_lend;
     const take = binding.fuse_native_direct_take;
     if (!thread || !lend || !take || process.env.CIRCUIT_NO_DIRECT === '1') return undefined;
-    return { lend: (fh, pipe, io, pid) => lend(thread, fh, pipe, io, pid), take: (fh, into) => take(thread, fh, into) };
+    return { lend: (fh, pipe, io, pid, ackFd, ackAt) => lend(thread, fh, pipe, io, pid, ackFd, ackAt), take: (fh, into) => take(thread, fh, into) };
   }
 
   /**

@@ -4,7 +4,8 @@ import os = require('node:os');
 import path = require('node:path');
 import { Server, type ServerOptions } from './server';
 import { serveSession } from './serve';
-import { listen, type Endpoint, type Handshake, type ListenLimits } from '../cluster/tcp';
+import { listen, plainHandshake, type Endpoint, type Handshake, type ListenLimits } from '../cluster/tcp';
+import { PushHub } from './push';
 import { RefusalLog } from '../cluster/refusal-log';
 import { formatUrl, newWorkerId, parseHostPort } from '../cluster/url';
 import { AppError } from '../kit/errors';
@@ -53,10 +54,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
   // Refusals are logged at most one line a second (a stranger may cause thousands).
   const refusals = new RefusalLog((l) => server.oplog.say(l));
+  // Streams pushed raw to readers on other servers (src/node/push.ts): only without a key.
+  const push = (opts.handshake ?? plainHandshake) === plainHandshake && process.env.CIRCUIT_NO_PUSH !== '1' ? new PushHub() : undefined;
   let endpoint: Endpoint | null = null;
   try {
     endpoint = bind && await listen(bind.host, bind.port, (s) => {
-      serveSession(server, s, self);
+      serveSession(server, s, { ...self, push });
       // A peer that breaks the protocol (garbage, too much data) is cut off; say so, as the
       // handshake's refusals are.
       void s.closed.then((e) => {
@@ -69,6 +72,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       // instead of being assembled first and refused after.
       config: { maxMessage: server.maxMessage + WIRE_OVERHEAD },
       onError: (e, addr) => refusals.add(`rejecting connection: ${e.message}`, addr),
+      onData: push?.take,
     });
   } catch (e) {
     refusals.close();

@@ -13,6 +13,8 @@ export interface Fdtake {
   takeFd(pid: number, fd: number): number;
   /** send(2) with MSG_DONTWAIT | MSG_NOSIGNAL: the count sent; throws EAGAIN when the socket has no room. */
   sendNb(fd: number, b: Buffer, off: number, len: number): number;
+  /** A close-on-exec duplicate of one of this process's descriptors (absent from an add-on built before it). */
+  dupFd?(fd: number): number;
 }
 
 let loaded: Fdtake | null | undefined;

@@ -127,6 +127,9 @@ export class OutputBuffer {
 
   /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
   ready(at: number, signal?: AbortSignal): Promise<void> {
+    // A lend was asked for and not made (bytes were still here or on their way), and now a reader
+    // waits with nothing here: the pump reads again, or nobody would (the next lend asks anew).
+    if (this.#base + this.#size <= at && !this.#ended && this.#pipe !== undefined && !this.#revoke) this.#unlend();
     return this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, signal);
   }
 

@@ -350,6 +350,7 @@ class Routed implements Client {
           }
         },
       }),
+      ...(r.openPush && { openPush: () => r.openPush!() }),
       ack: (at) => r.ack(at),
       release: (at) => r.release(at).finally(done),
       abandon: () => {

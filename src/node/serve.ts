@@ -6,6 +6,7 @@ import { SystemError, E } from '../kit/errors';
 import { lazyOptions } from '../kit/abort';
 import { q } from './oplog';
 import { Lease } from './output-buffer';
+import type { PushHub } from './push';
 import { copyToCaller, recvToCaller } from './pipe-out';
 
 /**
@@ -22,7 +23,7 @@ export interface Hello {
   worker?: string;
 }
 
-export function serveSession(server: Server, session: Session, self: { worker: string; pid: number; local?: boolean }): void {
+export function serveSession(server: Server, session: Session, self: { worker: string; pid: number; local?: boolean; push?: PushHub }): void {
   // The origin is the server's to say: where the connection came from, never what it claims.
   const base: Origin = self.local ? { via: 'socket', peer: 'local' } : { via: 'tcp', peer: session.remote };
   let origin: Origin = base;
@@ -165,6 +166,19 @@ export function serveSession(server: Server, session: Session, self: { worker: s
         if (lease instanceof Lease) return lease.readAheadParts(readSize(args[1]), opts, optional(args[2]));
         if (!lease.readAhead) throw E.notSupported('this output cannot be read ahead');
         return lease.readAhead(readSize(args[1]), opts, optional(args[2]));
+      }
+      case 'pushOpen': {
+        // [handle]: a token for a data connection on which this server pushes the lease's stream
+        // (src/node/push.ts); only a lease of its own, only without a cluster key
+        const lease = output(args[0]);
+        if (!self.push || !(lease instanceof Lease)) throw E.notSupported('this output cannot be pushed on a data connection');
+        return self.push.offer(lease);
+      }
+      case 'push': {
+        // [handle, token]: pushes from where the lease's reads ended; the end offset at the end
+        const lease = output(args[0]);
+        if (!self.push || !(lease instanceof Lease) || !Buffer.isBuffer(args[1])) throw E.notSupported('this output cannot be pushed on a data connection');
+        return self.push.run(args[1], lease, ctx.abort.signal);
       }
       case 'unrecv': // a server in the middle gives back a message its client never got
         await server.unrecv(String(args[0]), args[1] as Buffer);

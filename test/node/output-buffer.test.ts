@@ -199,3 +199,22 @@ t.test('output-buffer: a read ahead with others queued behind waits briefly for 
   t.equal(got4?.length, 20_000);
   t.same(await l.readAhead(10), [110_007, null], 'then the end');
 });
+
+t.test('output-buffer: a lend asked for and not made gives the pipe back to the pump once a reader waits with nothing here', async (t) => {
+  const buf = new OutputBuffer('stdout', 1 << 20);
+  const calls: string[] = [];
+  // the pump's answer: the pipe (fd 42) once asked; it stops reading from the first ask
+  buf.lender = { lend: () => (calls.push('lend'), 42), unlend: () => void calls.push('unlend') };
+  buf.push(Buffer.from('abc'));
+  const l = buf.acquire();
+  t.equal(l.lendPipe(0, () => {}), undefined, 'not lent while bytes are here');
+  t.same(calls, ['lend'], 'the pump was asked (and stopped reading)');
+  t.same(await l.read(10, undefined, 0), Buffer.from('abc'));
+  // nothing here and no lend made: a read that waits must not wait on a pump that stopped
+  const waiting = l.read(10, undefined, 3);
+  t.same(calls, ['lend', 'unlend'], 'the pump reads again');
+  buf.push(Buffer.from('de'));
+  t.same(await waiting, Buffer.from('de'));
+  t.equal(l.lendPipe(5, () => {}), 42, 'a later lend asks again, and is made with nothing here');
+  t.same(calls, ['lend', 'unlend', 'lend']);
+});

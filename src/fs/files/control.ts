@@ -1,5 +1,5 @@
 import { constants } from 'fs';
-import type { CallOptions, Client, Kind } from '../../api/types';
+import type { CallOptions, Client, Kind, LentPipe } from '../../api/types';
 
 const { O_RDONLY, O_WRONLY } = constants;
 const ACCMODE = 3; // O_ACCMODE
@@ -60,7 +60,7 @@ export interface OpenFile {
    * or undefined (ops/direct.ts); reclaim folds back what it read (count bytes, the last answer's
    * copy in keep, its caller's write count when it got it) before any other op of this open.
    */
-  lend?(revoke: () => void): number | undefined;
+  lend?(revoke: () => void): LentPipe | undefined;
   reclaim?(count: number, keep: Buffer, by: Written | null): void;
   /** Takes the bytes of one write(2); runs any request they complete and fails if it fails. */
   write?(data: Buffer, ctx: Ctx): Promise<void>;

@@ -36,7 +36,7 @@ export function outputStream(name: 'stdout' | 'stderr'): FileSpec {
       let queue: Promise<unknown> = Promise.resolve();
       const readOnce = async (len: number, ctx: Ctx): Promise<Buffer> => {
         if (ended) return Buffer.alloc(0);
-        lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).then(withReadAhead, (err) => {
+        lease ??= ctx.client.openOutput(ctx.anchor, name, ctx.call).then((r) => withReadAhead(r, false, true), (err) => {
           lease = null;
           throw err;
         });

@@ -15,7 +15,8 @@ import type { Caller } from './context';
  * comes back for more, exactly as for reads JavaScript answers.
  */
 export interface DirectBinding {
-  lend(fh: number, pipe: number, io: number, pid: number): boolean;
+  /** ackFd -1: a pipe; else the socket the FUSE thread writes its acknowledgements to, from offset ackAt on. */
+  lend(fh: number, pipe: number, io: number, pid: number, ackFd: number, ackAt: number): boolean;
   take(fh: number, into: Buffer): [number, number, number] | undefined;
 }
 
@@ -33,15 +34,16 @@ export class DirectReads {
   offer(fh: number, file: OpenFile, caller: Caller | null): void {
     if (!file.lend || !file.reclaim || !caller || caller.pid <= 0 || this.#lent.has(fh)) return;
     // Most offers find bytes still buffered: the caller's /proc file is opened only for a lend.
-    const pipe = file.lend(() => this.take(fh));
-    if (pipe === undefined) return;
+    const lent = file.lend(() => this.take(fh));
+    if (lent === undefined) return;
+    const pipe = typeof lent === 'number' ? lent : lent.fd;
     let io: number | undefined;
     try {
       io = openSync(`/proc/${caller.pid}/io`, 'r');
     } catch {
       // gone already, or not ours to look at: JavaScript goes on answering
     }
-    if (io !== undefined && this.binding.lend(fh, pipe, io, caller.pid)) {
+    if (io !== undefined && this.binding.lend(fh, pipe, io, caller.pid, typeof lent === 'number' ? -1 : lent.fd, typeof lent === 'number' ? 0 : lent.ackAt)) {
       this.#lent.set(fh, { io, pid: caller.pid, file });
       return;
     }
