@@ -27,6 +27,19 @@ export function deferred<T>(): Deferred<T> {
   return d;
 }
 
+/** Resolves once a writable stream has room again ('drain') or is closed. */
+export function drainedOrClosed(s: NodeJS.EventEmitter): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+  });
+}
+
 /** Rejects with err if signal aborts first; the caller's cleanup runs in onAbort. */
 export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, onAbort: () => unknown): Promise<T> {
   if (!signal) return p;

@@ -68,6 +68,14 @@ export class OutputBuffer {
     return !this.full;
   }
 
+  /** push, pausing the producer (pause) when the buffer is full until it drains (resume). */
+  feed(chunk: Buffer, pause: () => void, resume: () => void): void {
+    if (!this.push(chunk)) {
+      pause();
+      this.onDrain(resume);
+    }
+  }
+
   /** Marks the end of the stream: readers get null once the buffer is empty. */
   end(): void {
     this.#revoke?.(); // what the borrower read comes first

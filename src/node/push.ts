@@ -1,6 +1,7 @@
 import type net = require('node:net');
 import type { CallOptions, PushChannel } from '../api/types';
 import { AppError, E } from '../kit/errors';
+import { abortable, drainedOrClosed } from '../kit/deferred';
 import { OutputBuffer, type Lease } from './output-buffer';
 import { fdtake } from './fdtake';
 import { havePump, pumpOutput, type PumpSource } from './pump';
@@ -96,7 +97,7 @@ export class PushHub {
         if (parts.parts.length > 1) sock.cork();
         for (const b of parts.parts) room = sock.write(b);
         if (parts.parts.length > 1) sock.uncork();
-        if (!room) await drained(sock, stop.signal);
+        if (!room) await abortable(drainedOrClosed(sock), stop.signal, () => E.interrupted());
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -134,21 +135,6 @@ function readAcks(sock: net.Socket, lease: Lease): void {
     } catch {
       sock.destroy(); // an offset the lease never gave out: the reader's side is broken
     }
-  });
-}
-
-function drained(sock: net.Socket, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      sock.off('drain', done);
-      sock.off('close', done);
-      signal.removeEventListener('abort', done);
-      if (signal.aborted || sock.destroyed) reject(E.interrupted());
-      else resolve();
-    };
-    sock.on('drain', done);
-    sock.on('close', done);
-    signal.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -206,12 +192,7 @@ export class PushedStream {
     this.#buf = new OutputBuffer(name, 1 << 20, () => this.#ack(this.from + this.#buf.base));
     this.#lease = this.#buf.acquire();
     const src = (this.#src = pumpOutput(ch.fd, {
-      data: (c) => {
-        if (!this.#buf.push(c)) {
-          src.pause();
-          this.#buf.onDrain(() => src.resume());
-        }
-      },
+      data: (c) => this.#buf.feed(c, src.pause, src.resume),
       end: () => this.#buf.end(),
     }));
     this.#buf.lender = src;

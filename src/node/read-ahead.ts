@@ -1,5 +1,5 @@
 import type { CallOptions, LentPipe, OutputReader, PushChannel } from '../api/types';
-import closeFd = require('node:fs');
+import { closeQuietly } from '../kit/fds';
 import type { PushedStream } from './push';
 import { AppError, toCircuitError, type CircuitError } from '../kit/errors';
 import { copyAt, dropFront, sliceAt } from '../kit/chunks';
@@ -157,7 +157,7 @@ export class ReadAhead implements OutputReader {
     this.lease.openPush().then(
       (ch) => {
         if (!ch || this.#done || this.#ended || this.#failed) {
-          if (ch) closeFd.closeSync(ch.fd);
+          if (ch) closeQuietly(ch.fd);
           this.#pushing = 'off';
         } else {
           this.#channel = ch;
@@ -179,7 +179,7 @@ export class ReadAhead implements OutputReader {
     const ch = this.#channel!;
     this.#channel = undefined;
     if (this.#done || this.#ended || this.#failed) {
-      closeFd.closeSync(ch.fd);
+      closeQuietly(ch.fd);
       this.#pushing = 'off';
       return;
     }
@@ -264,7 +264,7 @@ export class ReadAhead implements OutputReader {
     this.#done = true;
     this.#chunks = [];
     this.#pushed?.close();
-    if (this.#channel) closeFd.closeSync(this.#channel.fd);
+    if (this.#channel) closeQuietly(this.#channel.fd);
     this.#channel = undefined;
     this.#inFlight.abort();
     this.#wake();

@@ -1,6 +1,6 @@
 import type { CallOptions, InputWriter, OutputReader } from '../api/types';
 import { E } from '../kit/errors';
-import { abortable, deferred } from '../kit/deferred';
+import { abortable, deferred, drainedOrClosed } from '../kit/deferred';
 import { OutputBuffer } from './output-buffer';
 import type { ElementContext } from './element';
 
@@ -76,11 +76,7 @@ export class ProcessStdio {
 
   /** Appends output; pauses the producer while the buffer is above its window. */
   push(which: 'stdout' | 'stderr', chunk: Buffer, pause: () => void, resume: () => void): void {
-    const b = this[which];
-    if (!b.push(chunk)) {
-      pause();
-      b.onDrain(resume);
-    }
+    this[which].feed(chunk, pause, resume);
   }
 
   /** The producer of one output (or of both) has ended. */
@@ -130,15 +126,7 @@ export class ProcessStdio {
     const closed = () => !s || this.#stdinClosed || s.writable === false;
     if (closed()) throw E.stdinClosed();
     if (s!.writableNeedDrain) {
-      await abortable(new Promise<void>((resolve) => {
-        const done = () => {
-          s!.off('drain', done);
-          s!.off('close', done);
-          resolve();
-        };
-        s!.on('drain', done);
-        s!.on('close', done);
-      }), signal, () => E.interrupted());
+      await abortable(drainedOrClosed(s!), signal, () => E.interrupted());
     }
     if (closed()) throw E.stdinClosed();
     if (data.length) s!.write(data);

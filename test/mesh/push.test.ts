@@ -90,16 +90,20 @@ async function borrow(lent: { fd: number; ackAt: number }, n: number): Promise<B
   return out;
 }
 
-async function readAll(client: RemoteClient, p: string): Promise<Buffer> {
-  const r = await client.openOutput(p, 'stdout');
+/** Reads r from offset at to the end of the stream: the bytes, and the end offset. */
+async function readToEnd(r: OutputReader, at = 0): Promise<{ got: Buffer[]; at: number }> {
   const got: Buffer[] = [];
-  let at = 0;
   for (;;) {
     const b = await r.read(1 << 20, undefined, at);
-    if (b === null) break;
+    if (b === null) return { got, at };
     got.push(Buffer.from(b));
     at += b.length;
   }
+}
+
+async function readAll(client: RemoteClient, p: string): Promise<Buffer> {
+  const r = await client.openOutput(p, 'stdout');
+  const { got, at } = await readToEnd(r);
   await r.release(at);
   return Buffer.concat(got);
 }
@@ -159,14 +163,7 @@ t.test('push: the home closes the connection at the end; the reader sees the end
   const p = `/${d.server.id}/push/c`;
   await seqProc(client, p);
   const r = withReadAhead(await client.openOutput(p, 'stdout'), false, true) as ReadAhead;
-  const got: Buffer[] = [];
-  let at = 0;
-  for (;;) {
-    const b = await r.read(1 << 20, undefined, at);
-    if (b === null) break;
-    got.push(Buffer.from(b));
-    at += b.length;
-  }
+  const { got, at } = await readToEnd(r);
   t.equal(r.pushing, 'on', 'the stream was pushed');
   await r.release(at);
   t.ok(Buffer.concat(got).equals(expected), 'a reader in JavaScript alone gets every byte, pushed or read ahead');
@@ -180,16 +177,9 @@ t.test('push: a home with a cluster key does not push; reads ahead carry the str
   const first = await readUntilLent(r, 12 << 20, () => {});
   t.notOk(first.lent, 'never lent');
   t.equal(r.pushing, 'off', 'the home said it does not push');
-  const got = [...first.got];
-  let at = first.at;
-  for (;;) {
-    const b = await r.read(1 << 20, undefined, at);
-    if (b === null) break;
-    got.push(Buffer.from(b));
-    at += b.length;
-  }
-  await r.release(at);
-  t.ok(Buffer.concat(got).equals(expected), 'every byte once, in order');
+  const rest = await readToEnd(r, first.at);
+  await r.release(rest.at);
+  t.ok(Buffer.concat([...first.got, ...rest.got]).equals(expected), 'every byte once, in order');
 });
 
 t.test('push: a data connection with a token nobody handed out is refused', { skip }, async (t) => {

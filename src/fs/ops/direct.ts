@@ -36,14 +36,15 @@ export class DirectReads {
     // Most offers find bytes still buffered: the caller's /proc file is opened only for a lend.
     const lent = file.lend(() => this.take(fh));
     if (lent === undefined) return;
-    const pipe = typeof lent === 'number' ? lent : lent.fd;
+    // a pipe, or a data connection the FUSE thread also writes its acknowledgements to
+    const [pipe, ackFd, ackAt] = typeof lent === 'number' ? [lent, -1, 0] : [lent.fd, lent.fd, lent.ackAt];
     let io: number | undefined;
     try {
       io = openSync(`/proc/${caller.pid}/io`, 'r');
     } catch {
       // gone already, or not ours to look at: JavaScript goes on answering
     }
-    if (io !== undefined && this.binding.lend(fh, pipe, io, caller.pid, typeof lent === 'number' ? -1 : lent.fd, typeof lent === 'number' ? 0 : lent.ackAt)) {
+    if (io !== undefined && this.binding.lend(fh, pipe, io, caller.pid, ackFd, ackAt)) {
       this.#lent.set(fh, { io, pid: caller.pid, file });
       return;
     }
