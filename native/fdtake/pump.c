@@ -10,6 +10,14 @@
  *   pumpPause(id), pumpResume(id)
  *                        stop and go on reading (the producer blocks on its full pipe meanwhile).
  *   pumpStop(id)         stops for good and closes fd; nothing more is dispatched for id.
+ *   pumpLend(id), pumpUnlend(id)
+ *                        this thread stops and goes on reading the pipe, so another may read it.
+ *   pumpPush(id, sock, at, prefix) -> 0 | -1
+ *                        while the pipe is lent, this thread pushes it to a connected socket
+ *                        itself (src/node/push.ts): prefix, then the pipe, every byte kept until
+ *                        the socket's reader acknowledges it; dispatch(id, keep, 0, kind, offset,
+ *                        tail) tells JavaScript how it goes (see "Pushing" below).
+ *   pumpPushStop(id)     ends a push: what was not acknowledged is handed back.
  *
  * Why: Node reads a pipe 64 KiB at most per callback and, when it keeps up with the writer, a
  * few KiB at a time (`head -c` writes 8 KiB), each piece a trip through libuv, a stream and our
@@ -28,12 +36,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <node_api.h>
 
 #define PUMP_CAP (256 * 1024)
@@ -42,6 +52,8 @@
 
 napi_value fdtake_throw_errno(napi_env env, const char *syscall, int e); /* fdtake.c */
 int fdtake_int_arg(napi_env env, napi_value v, int32_t *out);             /* fdtake.c */
+
+typedef struct push push_t;
 
 typedef struct src {
   int32_t id;
@@ -56,8 +68,49 @@ typedef struct src {
   int reading;         /* this thread is in read(2) of the pipe, outside mu */
   int dirty;           /* on the dirty list */
   int live;            /* counted in `live` (JavaScript's thread only) */
-  struct src *next, *next_dirty;
+  push_t *push;        /* while this thread pushes the lent pipe to a socket */
+  int ready;           /* on this round's ready list (the loop's, below) */
+  struct src *next, *next_dirty, *next_ready;
 } src_t;
+
+/*
+ * Pushing. The pipe is lent (nothing of it is buffered in JavaScript), and this thread, instead
+ * of handing JavaScript what it reads, writes it to a connected socket: first `prefix` (what
+ * JavaScript had buffered and not yet sent), then the pipe as it comes. Every byte stays in `ring`
+ * until the reader at the other end acknowledges it: 8 bytes, little-endian, the offset up to
+ * which it passed the bytes on. Offsets are the lease's (JavaScript's): the prefix starts at `at`.
+ * JavaScript hears, one delivery at a time like the pipe's pieces:
+ *   PUSH_ACK    an acknowledgement up to lend_at (bytes before the pipe was lent are JavaScript's);
+ *   PUSH_ENDED  the pipe ended, everything was sent and the socket shut for writing (the offset);
+ *   PUSH_DONE   the push is over (everything acknowledged after PUSH_ENDED, pumpPushStop, the
+ *               socket closed or failed, or an acknowledgement past what was sent): the last
+ *               acknowledgement, the offset up to which the pipe was read, and as the piece the
+ *               bytes from max(acknowledged, lend_at) up to there. The socket is closed; the pipe
+ *               stays lent until pumpUnlend, and a pipe that ended is read again (to its end).
+ */
+#define PUSH_ACK 1
+#define PUSH_ENDED 2
+#define PUSH_DONE 3
+/* Bytes a push keeps sent and not acknowledged (and read, not yet sent), at most; more when the prefix is larger. */
+#define PUSH_RING (4 << 20)
+/* At most this many rounds of read-send per wake-up, so one busy push does not starve the others. */
+#define PUSH_ROUNDS 16
+
+struct push {
+  src_t *s;
+  int fd;              /* the socket, non-blocking; -1 once closed */
+  char *ring;
+  size_t cap, head, len; /* ring[head..] holds len bytes from offset base, wrapping at cap */
+  uint64_t base, sent, lend_at, acked, reported, end;
+  unsigned char ab[8]; /* an acknowledgement begun */
+  int an;
+  int eof;             /* the pipe ended (or failed): nothing more to read */
+  int asked_stop;      /* pumpPushStop (under mu; `stop` is this thread's alone) */
+  int fin;             /* everything sent and the socket shut for writing: PUSH_ENDED due */
+  int ended_posted;
+  int stop;            /* over: PUSH_DONE due */
+  int watched;         /* the socket's epoll mask, 0 when out of the set */
+};
 
 typedef struct delivery {
   src_t *s;            /* kept until this delivery has run */
@@ -65,6 +118,8 @@ typedef struct delivery {
   size_t len;
   int end;             /* 1: the end follows the bytes */
   int err;
+  int kind;            /* 0: the pipe's bytes; else a push's PUSH_ACK, PUSH_ENDED or PUSH_DONE */
+  uint64_t off, tail;
 } delivery_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -121,11 +176,209 @@ static void close_src(src_t *s) {
   s->watched = 0;
 }
 
+/* Under mu: hands d to JavaScript (the one delivery of s in flight); false when nobody is left to take it. */
+static int queue(src_t *s, delivery_t *d) {
+  s->inflight = 1;
+  if (napi_call_threadsafe_function(tsfn, d, napi_tsfn_nonblocking) == napi_ok) return 1;
+  /* The environment is going away: nobody is left to read it. */
+  s->inflight = 0;
+  free(d->buf);
+  free(d);
+  return 0;
+}
+
+/* Epoll's data for a push's socket: its source's address with the low bit set. */
+#define SOCK_TAG ((uintptr_t)1)
+
+/* Under mu: the socket out of the set and closed, the ring freed; s no longer pushes. */
+static void push_free(src_t *s) {
+  push_t *p = s->push;
+  if (!p) return;
+  if (p->fd >= 0) {
+    if (p->watched) epoll_ctl(epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    close(p->fd);
+  }
+  free(p->ring);
+  free(p);
+  s->push = NULL;
+}
+
+/* The reader's acknowledgements (8 bytes, little-endian): the ring drops what they cover. */
+static int push_acks(push_t *p) {
+  unsigned char b[512];
+  int progress = 0;
+  for (;;) {
+    memcpy(b, p->ab, (size_t)p->an);
+    ssize_t n = recv(p->fd, b + p->an, sizeof b - (size_t)p->an, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) { /* the reader closed the connection, or it failed */
+      p->stop = 1;
+      break;
+    }
+    size_t all = (size_t)p->an + (size_t)n, whole = all - all % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+      uint64_t v = 0;
+      for (int k = 7; k >= 0; k--) v = v << 8 | b[i + (size_t)k];
+      if (v > p->sent) { /* an offset never sent: the reader's side is broken */
+        p->stop = 1;
+        return 1;
+      }
+      if (v > p->acked) p->acked = v;
+    }
+    p->an = (int)(all - whole);
+    memcpy(p->ab, b + whole, (size_t)p->an);
+    progress = 1;
+  }
+  if (p->acked > p->base) {
+    size_t d = (size_t)(p->acked - p->base);
+    p->head = (p->head + d) % p->cap;
+    p->len -= d;
+    p->base = p->acked;
+  }
+  return progress;
+}
+
+/* One read of the pipe into the ring's free space (the part up to its wrap). */
+static int push_read(push_t *p, int pipefd) {
+  if (p->eof || p->len == p->cap) return 0;
+  size_t tail = (p->head + p->len) % p->cap;
+  size_t room = tail >= p->head ? p->cap - tail : p->head - tail;
+  ssize_t n = read(pipefd, p->ring + tail, room);
+  if (n > 0) {
+    p->len += (size_t)n;
+    return 1;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+  p->eof = 1; /* the end, or a failed read: read again once the pipe is JavaScript's, it says which */
+  return 1;
+}
+
+/* Sends what the ring has and the socket takes; shuts the socket for writing after the last byte. */
+static int push_send(push_t *p) {
+  int progress = 0;
+  while (p->sent < p->base + p->len) {
+    size_t pos = (p->head + (size_t)(p->sent - p->base)) % p->cap;
+    size_t n = (size_t)(p->base + p->len - p->sent);
+    if (n > p->cap - pos) n = p->cap - pos;
+    ssize_t w = send(p->fd, p->ring + pos, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+      p->sent += (uint64_t)w;
+      progress = 1;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else {
+      if (!(w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) p->stop = 1;
+      break;
+    }
+  }
+  if (!p->stop && p->eof && !p->fin && p->sent == p->base + p->len) {
+    shutdown(p->fd, SHUT_WR);
+    p->fin = 1;
+    p->end = p->sent;
+    progress = 1;
+  }
+  return progress;
+}
+
+/* Not under mu: only this thread touches the ring, the socket and the flags but asked_stop. */
+static void push_io(push_t *p, int pipefd) {
+  for (int i = 0; i < PUSH_ROUNDS && !p->stop; i++) {
+    int progress = push_acks(p);
+    if (p->stop) break;
+    progress |= push_read(p, pipefd);
+    progress |= push_send(p);
+    if (!progress) break;
+  }
+  if (p->fin && p->acked == p->end) p->stop = 1; /* everything acknowledged */
+}
+
+/* Under mu: PUSH_DONE's piece, the bytes from max(acknowledged, lend_at) to the ring's end. */
+static delivery_t *push_done(push_t *p) {
+  delivery_t *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  uint64_t from = p->acked > p->lend_at ? p->acked : p->lend_at, tail = p->base + p->len;
+  size_t k = (size_t)(tail - from);
+  if (k) {
+    d->buf = malloc(k);
+    if (!d->buf) {
+      free(d);
+      return NULL;
+    }
+    size_t pos = (p->head + (size_t)(from - p->base)) % p->cap, first = k < p->cap - pos ? k : p->cap - pos;
+    memcpy(d->buf, p->ring + pos, first);
+    memcpy(d->buf + first, p->ring, k - first);
+  }
+  d->len = k;
+  d->kind = PUSH_DONE;
+  d->off = p->acked;
+  d->tail = tail;
+  return d;
+}
+
+/* Under mu: a pushing source's turn: the socket and the pipe, then what JavaScript must hear. */
+static void push_service(src_t *s) {
+  push_t *p = s->push;
+  if (!p->stop && !p->asked_stop) {
+    pthread_mutex_unlock(&mu);
+    push_io(p, s->fd);
+    pthread_mutex_lock(&mu);
+  }
+  if (p->asked_stop) p->stop = 1;
+  if (!s->inflight) {
+    uint64_t upto = p->acked < p->lend_at ? p->acked : p->lend_at;
+    delivery_t *d = NULL;
+    if (p->fin && !p->ended_posted) {
+      if ((d = calloc(1, sizeof *d))) {
+        d->kind = PUSH_ENDED;
+        d->off = p->end;
+        p->ended_posted = 1;
+      }
+    } else if (p->stop) {
+      /* Without memory for it, the next wake-up tries again (the socket and the pipe are out of the set). */
+      if ((d = push_done(p))) {
+        d->s = s;
+        push_free(s);
+        queue(s, d);
+        return;
+      }
+    } else if (upto > p->reported) {
+      if ((d = calloc(1, sizeof *d))) {
+        d->kind = PUSH_ACK;
+        d->off = upto;
+        p->reported = upto;
+      }
+    }
+    if (d) {
+      d->s = s;
+      queue(s, d);
+    }
+  }
+  int want_pipe = !p->stop && !p->eof && p->len < p->cap;
+  if (want_pipe != s->watched) {
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+    epoll_ctl(epfd, want_pipe ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->fd, &ev);
+    s->watched = want_pipe;
+  }
+  /* Level-triggered: the socket wakes this thread while there is something to send and room. */
+  uint32_t want = p->stop ? 0 : EPOLLIN | (p->sent < p->base + p->len ? EPOLLOUT : 0);
+  if (want != (uint32_t)p->watched) {
+    struct epoll_event ev = { .events = want, .data.ptr = (void *)((uintptr_t)s | SOCK_TAG) };
+    epoll_ctl(epfd, !want ? EPOLL_CTL_DEL : p->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p->fd, &ev);
+    p->watched = (int)want;
+  }
+}
+
 /* Under mu: reads what s has (once), hands over a piece if JavaScript is free, and watches the
  * pipe only while another read could be made. */
 static void service(src_t *s, int readable) {
   if (s->stopping) {
+    push_free(s);
     close_src(s);
+    return;
+  }
+  if (s->push) {
+    push_service(s);
     return;
   }
   if (readable && !s->paused && !s->lent && !s->eof && s->len < PUMP_CAP) {
@@ -149,19 +402,13 @@ static void service(src_t *s, int readable) {
     }
   }
   if (!s->inflight && !s->end_posted && (s->len > 0 || s->eof)) {
-    delivery_t *d = malloc(sizeof *d);
+    delivery_t *d = calloc(1, sizeof *d);
     if (d) {
       d->s = s; d->buf = s->buf; d->len = s->len; d->end = s->eof; d->err = s->err;
       s->buf = NULL;
       s->len = 0;
-      s->inflight = 1;
       if (s->eof) s->end_posted = 1;
-      if (napi_call_threadsafe_function(tsfn, d, napi_tsfn_nonblocking) != napi_ok) {
-        /* The environment is going away: nobody is left to read it. */
-        s->inflight = 0;
-        free(d->buf);
-        free(d);
-      }
+      queue(s, d);
     }
   }
   if (s->eof) {
@@ -185,6 +432,9 @@ static void *loop(void *arg) {
     int n = epoll_wait(epfd, evs, 64, -1);
     if (n < 0 && errno != EINTR) break;
     pthread_mutex_lock(&mu);
+    /* A pushing source has two descriptors in the set: it is served once per round, and freed
+     * only after every event of the round was looked at. */
+    src_t *ready = NULL;
     for (int i = 0; i < n; i++) {
       if (evs[i].data.ptr == NULL) {
         uint64_t v;
@@ -192,7 +442,17 @@ static void *loop(void *arg) {
         (void)r;
         continue;
       }
-      src_t *s = evs[i].data.ptr;
+      src_t *s = (src_t *)((uintptr_t)evs[i].data.ptr & ~SOCK_TAG);
+      if (!s->ready) {
+        s->ready = 1;
+        s->next_ready = ready;
+        ready = s;
+      }
+    }
+    while (ready) {
+      src_t *s = ready;
+      ready = s->next_ready;
+      s->ready = 0;
       service(s, 1);
       maybe_free(s);
     }
@@ -215,40 +475,53 @@ static void finalize_buf(napi_env env, void *data, void *hint) {
   free(data);
 }
 
+/* d's bytes as a Buffer (copied when small, else handed over); d->buf is JavaScript's or freed. */
+static napi_status to_buffer(napi_env env, delivery_t *d, napi_value *out) {
+  napi_status st;
+  if (d->len < PUMP_COPY_BELOW) {
+    void *copy;
+    st = napi_create_buffer_copy(env, d->len, d->buf, &copy, out);
+    free(d->buf);
+  } else {
+    st = napi_create_external_buffer(env, d->len, d->buf, finalize_buf, NULL, out);
+    if (st != napi_ok) free(d->buf);
+  }
+  d->buf = NULL;
+  return st;
+}
+
 /* On JavaScript's thread: dispatch the piece (and the end), then let the thread go on. */
 static void call_js(napi_env env, napi_value dispatch, void *ctx, void *data) {
   (void)ctx;
   delivery_t *d = data;
-  if (env && dispatch) {
+  if (env && dispatch && d->kind) {
+    /* dispatch(id, piece or null, 0, kind, offset, tail) */
+    napi_value argv[6], undef;
+    napi_get_undefined(env, &undef);
+    napi_create_int32(env, d->s->id, &argv[0]);
+    if (d->len == 0 || to_buffer(env, d, &argv[1]) != napi_ok) napi_get_null(env, &argv[1]);
+    napi_create_int32(env, 0, &argv[2]);
+    napi_create_int32(env, d->kind, &argv[3]);
+    napi_create_double(env, (double)d->off, &argv[4]);
+    napi_create_double(env, (double)d->tail, &argv[5]);
+    napi_call_function(env, undef, dispatch, 6, argv, NULL);
+  } else if (env && dispatch) {
     napi_value argv[3], undef, buf;
     napi_get_undefined(env, &undef);
     napi_create_int32(env, d->s->id, &argv[0]);
     if (d->len > 0) {
-      napi_status st;
-      if (d->len < PUMP_COPY_BELOW) {
-        void *copy;
-        st = napi_create_buffer_copy(env, d->len, d->buf, &copy, &buf);
-        free(d->buf);
-      } else {
-        st = napi_create_external_buffer(env, d->len, d->buf, finalize_buf, NULL, &buf);
-        if (st != napi_ok) free(d->buf);
-      }
-      d->buf = NULL;
-      if (st == napi_ok) {
+      if (to_buffer(env, d, &buf) == napi_ok) {
         argv[1] = buf;
         napi_call_function(env, undef, dispatch, 2, argv, NULL);
       }
-    } else {
-      free(d->buf);
     }
     if (d->end) {
       napi_get_null(env, &argv[1]);
       napi_create_int32(env, d->err, &argv[2]);
       napi_call_function(env, undef, dispatch, 3, argv, NULL);
     }
-  } else {
-    free(d->buf);
   }
+  free(d->buf); /* what was not handed over */
   pthread_mutex_lock(&mu);
   src_t *s = d->s;
   if (d->end) unlive(env, s);
@@ -432,11 +705,86 @@ static napi_value pump_unlend(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pumpPush(id, sock, at, prefix?): see "Pushing" above. 0 once the push is on (the socket is then
+ * this thread's, which closes it at the end); -1 when the pipe is not lent with nothing of it on
+ * its way (the socket stays the caller's). */
+static napi_value pump_push(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  int32_t id, fd;
+  double at;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || !fdtake_int_arg(env, argv[0], &id) || !fdtake_int_arg(env, argv[1], &fd) || fd < 0 ||
+      napi_get_value_double(env, argv[2], &at) != napi_ok || !(at >= 0 && at <= 9007199254740991.0)) {
+    napi_throw_type_error(env, "EINVAL", "pumpPush(id, socket, offset, prefix?): an id from pumpAdd, a descriptor, an offset");
+    return NULL;
+  }
+  void *pre = NULL;
+  size_t plen = 0;
+  bool isbuf = false;
+  if (argc > 3 && napi_is_buffer(env, argv[3], &isbuf) == napi_ok && isbuf) napi_get_buffer_info(env, argv[3], &pre, &plen);
+  size_t cap = plen + (1 << 20) > PUSH_RING ? plen + (1 << 20) : PUSH_RING;
+  push_t *p = calloc(1, sizeof *p);
+  char *ring = malloc(cap);
+  if (!p || !ring) {
+    free(p);
+    free(ring);
+    return fdtake_throw_errno(env, "pumpPush", ENOMEM);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int e = errno;
+    free(p);
+    free(ring);
+    return fdtake_throw_errno(env, "fcntl", e);
+  }
+  if (plen) memcpy(ring, pre, plen);
+  p->fd = fd;
+  p->ring = ring;
+  p->cap = cap;
+  p->len = plen;
+  p->base = p->sent = p->acked = p->reported = (uint64_t)at;
+  p->lend_at = (uint64_t)at + plen;
+  int ok = 0;
+  pthread_mutex_lock(&mu);
+  src_t *s = find(id);
+  if (s && !s->stopping && s->lent && !s->push && !s->eof && s->fd >= 0 && s->len == 0 && !s->inflight && !s->reading) {
+    p->s = s;
+    s->push = p;
+    ok = 1;
+    mark_dirty(s);
+    wake();
+  }
+  pthread_mutex_unlock(&mu);
+  if (!ok) {
+    free(ring);
+    free(p);
+  }
+  napi_create_int32(env, ok ? 0 : -1, &result);
+  return result;
+}
+
+/* pumpPushStop(id): the push ends; PUSH_DONE hands back what was not acknowledged. */
+static napi_value pump_push_stop(napi_env env, napi_callback_info info) {
+  int32_t id;
+  if (!one_int(env, info, &id, NULL, "an id from pumpAdd")) return NULL;
+  pthread_mutex_lock(&mu);
+  src_t *s = find(id);
+  if (s && s->push && !s->push->asked_stop) {
+    s->push->asked_stop = 1;
+    mark_dirty(s);
+    wake();
+  }
+  pthread_mutex_unlock(&mu);
+  return NULL;
+}
+
 void pump_register(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; intptr_t data; } fns[] = {
     { "outputPipe", output_pipe, 0 }, { "pumpInit", pump_init, 0 }, { "pumpAdd", pump_add, 0 },
     { "pumpPause", pump_set, 0 }, { "pumpResume", pump_set, 1 }, { "pumpStop", pump_set, 2 },
     { "pumpLend", pump_lend, 0 }, { "pumpUnlend", pump_unlend, 0 },
+    { "pumpPush", pump_push, 0 }, { "pumpPushStop", pump_push_stop, 0 },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -37,6 +37,8 @@ export interface Daemon {
   varDir: string;
   endpoint?: Endpoint;
   control?: ControlSocket;
+  /** The pushes to readers on other servers (src/node/push.ts); none with a cluster key. */
+  push?: PushHub;
   close(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     varDir,
     endpoint: endpoint ?? undefined,
     control,
+    push,
     async close() {
       await control?.close();
       await endpoint?.close();

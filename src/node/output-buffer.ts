@@ -2,6 +2,9 @@ import type { CallOptions, OutputReader } from '../api/types';
 import { AppError, E } from '../kit/errors';
 import { copyAt, dropFront, partsAt, type ByteParts } from '../kit/chunks';
 import { Waiters } from '../kit/waiters';
+import { deferred } from '../kit/deferred';
+import { closeQuietly } from '../kit/fds';
+import type { PumpSource, PushEvents } from './pump';
 
 /**
  * The buffer between a producer (a process's stdout, a container's stderr) and its readers.
@@ -28,8 +31,8 @@ export class OutputBuffer {
   #drainers: Array<() => void> = [];
   /** Total bytes ever pushed, for peek-like statistics. */
   total = 0;
-  /** The producer's pipe, when it can lend it (the output pump, src/node/pump.ts): Lease.lendPipe. */
-  lender: { lend(): number | 'held' | undefined; unlend(): void } | undefined;
+  /** The producer's pipe, when it can lend it (the output pump, src/node/pump.ts): Lease.lendPipe and Lease.pushPipe. */
+  lender: Pick<PumpSource, 'lend' | 'unlend'> & Partial<Pick<PumpSource, 'push' | 'pushStop'>> | undefined;
   /** The lender's answer while it reads nothing for us: the pipe's fd, or 'held' until it has one. */
   #pipe: number | 'held' | undefined;
   /** While the pipe is lent: takes it back (the borrower then calls Lease.reclaim). */
@@ -133,6 +136,25 @@ export class OutputBuffer {
     return copyAt(this.#chunks, at - this.#base, into, max);
   }
 
+  /** Internal: a lend was asked for and its pipe is still held (bytes of it on their way here). */
+  get held(): boolean {
+    return this.#pipe === 'held';
+  }
+
+  /** Internal: waits, at most ms, until there is a byte at absolute offset at, or the end; unlike ready, leaves a lend asked for as it is. */
+  async settled(at: number, ms: number, signal?: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), ms);
+    const onAbort = () => stop.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, stop.signal).catch(() => {});
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
   ready(at: number, signal?: AbortSignal): Promise<void> {
     // A lend was asked for and not made (bytes were still here or on their way), and now a reader
@@ -164,18 +186,22 @@ export class OutputBuffer {
 
   /**
    * Internal: the lent pipe is back, count bytes read from it after absolute offset at (where the
-   * buffer ended) and delivered; every byte before the last keep.length of them was passed on by
-   * the reader, which came back for more; keep is held as read and not acknowledged.
+   * buffer ended when it was lent); every byte before the last keep.length of them was
+   * acknowledged (and with it every byte before at); keep is held as read and not acknowledged.
    */
   reclaimed(at: number, count: number, keep: Buffer): void {
     if (!this.#revoke) return;
     this.#revoke = undefined;
     if (count > 0) {
-      this.#chunks.length = 0;
+      const from = at + count - keep.length;
+      if (from > at) {
+        this.#chunks.length = 0;
+        this.#base = from;
+        this.#size = 0;
+      }
       if (keep.length) this.#chunks.push(keep);
-      this.#base = at + count - keep.length;
-      this.#size = keep.length;
-      this.#read = at + count;
+      this.#size += keep.length;
+      this.#read = Math.max(this.#read, at + count);
       this.total += count;
       this.onDrop?.();
     }
@@ -221,6 +247,8 @@ export class Lease implements OutputReader {
   #ahead: Promise<unknown> = Promise.resolve();
   /** Reads ahead asked for and not yet answered. */
   #queued = 0;
+  /** While the producer's pump pushes the pipe for this lease (pushPipe): ends it; back once it is over. */
+  #push: { stop(): void; back: Promise<void> } | undefined;
   constructor(
     readonly buf: OutputBuffer,
     start: number,
@@ -325,6 +353,76 @@ export class Lease implements OutputReader {
     return this.buf.lend(this.#start + at, revoke);
   }
 
+  /**
+   * For the home's push from its output pump (src/node/push.ts): reads on (as a read ahead does)
+   * what is buffered here, lends the producer's pipe, and has the pump push those bytes, then the
+   * pipe, to the socket that `sock` gives (called once, only then). [offset of the first byte
+   * pushed, true] once the pump pushes; else [offset, false, the bytes read here], which the
+   * caller sends itself before it reads on (no pump to push: a container's output, the stream
+   * ended). While the pump pushes, its reader's acknowledgements come from the pump; release and
+   * abandon take back what it did not acknowledge first.
+   */
+  async pushPipe(sock: () => number, ended: (at: number) => void, over: (ok: boolean) => void, signal: AbortSignal): Promise<[number, true] | [number, false, Buffer]> {
+    const from = this.#cursor;
+    const parts: Buffer[] = [];
+    const lender = this.buf.lender;
+    // A piece of the pipe on its way here comes within a turn or two; a bound all the same.
+    for (let i = 0; i < 64 && lender?.push && !this.#done && !this.#push && this.#queued === 0 && !signal.aborted; i++) {
+      const at = this.#cursor;
+      const stop = () => lender.pushStop?.();
+      if (this.lendPipe(at, stop) !== undefined) {
+        const prefix = parts.length ? Buffer.concat(parts) : undefined;
+        const back = deferred<void>();
+        const events: PushEvents = {
+          acked: (v) => this.#pushAcked(v, at),
+          ended,
+          done: (r) => {
+            this.#push = undefined;
+            if (r) this.#pushAcked(r.acked, at);
+            this.reclaim(r ? r.tail - at : 0, r?.keep ?? Buffer.alloc(0));
+            back.resolve();
+            over(r !== undefined);
+          },
+        };
+        let fd: number | undefined;
+        try {
+          fd = sock();
+          if (lender.push(fd, from, prefix, events)) {
+            this.#push = { stop, back: back.promise };
+            return [from, true];
+          }
+          throw new AppError('EIO', 'the output pump could not take the push');
+        } catch (e) {
+          if (fd !== undefined) closeQuietly(fd);
+          this.reclaim(0, Buffer.alloc(0)); // the lend is undone; the bytes read here stay read, not acknowledged
+          throw e;
+        }
+      }
+      const b = this.buf;
+      if (b.base + b.buffered > this.#start + at) {
+        const p = b.partsAt(this.#start + at, Number.MAX_SAFE_INTEGER);
+        parts.push(p.toBuffer());
+        this.#cursor = at + p.length;
+        b.readTo(this.#start + this.#cursor);
+      } else if (b.held) await b.settled(this.#start + at, 5, signal);
+      else break;
+    }
+    return [from, false, Buffer.concat(parts)];
+  }
+
+  /** Ends the pump's push (pushPipe), if one is on: what it did not acknowledge comes back. */
+  stopPush(): void {
+    this.#push?.stop();
+  }
+
+  /** An acknowledgement the pump read, of bytes up to where the pipe was lent (the pump keeps the rest). */
+  #pushAcked(v: number, lentAt: number): void {
+    const at = Math.min(v, lentAt);
+    if (at <= this.#acked) return;
+    this.#acked = at;
+    this.buf.ack(this.#start + at);
+  }
+
   reclaim(count: number, keep: Buffer): void {
     const at = this.#start + this.#cursor;
     if (count > 0) {
@@ -345,6 +443,12 @@ export class Lease implements OutputReader {
 
   async release(at = this.#cursor): Promise<void> {
     if (this.#done) return;
+    if (this.#push) {
+      // the pump's reader acknowledged what it passed on: that comes back first
+      this.#push.stop();
+      await this.#push.back;
+      if (this.#done) return;
+    }
     try {
       this.ack(at);
     } finally {
@@ -359,6 +463,10 @@ export class Lease implements OutputReader {
   #end(): void {
     if (this.#done) return;
     this.#done = true;
-    this.buf.free(this);
+    const push = this.#push;
+    if (!push) return this.buf.free(this);
+    // The buffer stays this lease's until the pump has handed back what was not acknowledged.
+    push.stop();
+    void push.back.then(() => this.buf.free(this));
   }
 }

@@ -18,7 +18,27 @@ export interface PumpNative {
   pumpStop(id: number): void;
   pumpLend?(id: number): number;
   pumpUnlend?(id: number): void;
+  pumpPush?(id: number, sock: number, at: number, prefix?: Buffer): number;
+  pumpPushStop?(id: number): void;
 }
+
+/** What a push from the pump's thread tells (native/fdtake/pump.c, "Pushing"); offsets are the caller's. */
+export interface PushEvents {
+  /** The reader acknowledged the bytes before at (told only up to where the pipe was lent). */
+  acked(at: number): void;
+  /** The pipe ended at `at`: everything was sent, and the socket shut for writing. */
+  ended(at: number): void;
+  /**
+   * The push is over and the socket closed: the last acknowledgement, the offset up to which the
+   * pipe was read, and the bytes from max(acked, where the pipe was lent) up to there, which are
+   * the caller's again; undefined when the pump stopped (the stream is gone).
+   */
+  done(r: { acked: number; tail: number; keep: Buffer } | undefined): void;
+}
+
+const PUSH_ACK = 1;
+const PUSH_ENDED = 2;
+const PUSH_DONE = 3;
 
 /** What a pumped pipe's reader gets: each piece, then the end (with the errno of a read that failed, else 0). */
 export interface PumpHandler {
@@ -39,12 +59,23 @@ export interface PumpSource {
    */
   lend(): number | typeof HELD | undefined;
   unlend(): void;
+  /**
+   * While the pipe is lent (nothing of it on its way): the pump's thread pushes `prefix`, then the
+   * pipe, to the connected socket `sock` itself, the first byte at offset `at`, and keeps every
+   * byte until the socket's reader acknowledges it (src/node/push.ts). True once it is on (the
+   * socket is the pump's, which closes it); false when it cannot be (the socket stays the caller's).
+   * Undefined without the add-on's push.
+   */
+  push?(sock: number, at: number, prefix: Buffer | undefined, h: PushEvents): boolean;
+  /** Ends a push: PushEvents.done follows. */
+  pushStop?(): void;
 }
 
 /** PumpSource.lend: the pump has stopped reading, and bytes it read are still on their way. */
 export const HELD = 'held';
 
 const handlers = new Map<number, PumpHandler>();
+const pushes = new Map<number, PushEvents>();
 let native: PumpNative | null | undefined;
 
 function load(): PumpNative | null {
@@ -59,7 +90,8 @@ function load(): PumpNative | null {
   return m as PumpNative;
 }
 
-function dispatch(id: number, chunk: Buffer | null, errno?: number): void {
+function dispatch(id: number, chunk: Buffer | null, errno?: number, kind?: number, off?: number, tail?: number): void {
+  if (kind) return pushEvent(id, chunk, kind, off!, tail!);
   const h = handlers.get(id);
   if (!h) return; // stopped: what was already read goes nowhere, as after a stream's destroy()
   try {
@@ -70,6 +102,21 @@ function dispatch(id: number, chunk: Buffer | null, errno?: number): void {
     }
   } catch (e) {
     // A handler's bug must not become the add-on's pending exception.
+    process.nextTick(() => { throw e; });
+  }
+}
+
+function pushEvent(id: number, chunk: Buffer | null, kind: number, off: number, tail: number): void {
+  const h = pushes.get(id);
+  if (!h) return;
+  try {
+    if (kind === PUSH_ACK) h.acked(off);
+    else if (kind === PUSH_ENDED) h.ended(off);
+    else if (kind === PUSH_DONE) {
+      pushes.delete(id);
+      h.done({ acked: off, tail, keep: chunk ?? Buffer.alloc(0) });
+    }
+  } catch (e) {
     process.nextTick(() => { throw e; });
   }
 }
@@ -111,11 +158,22 @@ export function pumpOutput(fd: number, h: PumpHandler): PumpSource {
     stop: () => {
       handlers.delete(id);
       p.pumpStop(id);
+      const h = pushes.get(id);
+      pushes.delete(id);
+      h?.done(undefined);
     },
     lend: () => {
       const fd = p.pumpLend?.(id) ?? -1;
       return fd >= 0 ? fd : fd === -2 ? HELD : undefined;
     },
     unlend: () => p.pumpUnlend?.(id),
+    push: p.pumpPush
+      ? (sock, at, prefix, h) => {
+          if (p.pumpPush!(id, sock, at, prefix) !== 0) return false;
+          pushes.set(id, h);
+          return true;
+        }
+      : undefined,
+    pushStop: () => p.pumpPushStop?.(id),
   };
 }

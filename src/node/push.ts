@@ -1,15 +1,17 @@
 import type net = require('node:net');
 import type { CallOptions, PushChannel } from '../api/types';
 import { AppError, E } from '../kit/errors';
-import { abortable, drainedOrClosed } from '../kit/deferred';
+import { abortable, deferred, drainedOrClosed } from '../kit/deferred';
 import { OutputBuffer, type Lease } from './output-buffer';
 import { fdtake } from './fdtake';
 import { havePump, pumpOutput, type PumpSource } from './pump';
 
 /**
- * A stream of another server pushed raw over its own TCP connection (docs/fs.md, "Reading output
- * at the pipe"), so that a byte of another server's process crosses no JavaScript on the reading
- * side: the mount's FUSE thread reads the connection itself, as it reads a local child's pipe.
+ * A stream of another server pushed raw over its own TCP connection (docs/fs.md, "Another
+ * server's output, pushed"), so that a byte of another server's process crosses no JavaScript on
+ * either side: the mount's FUSE thread reads the connection itself, as it reads a local child's
+ * pipe, and at the home the output pump's thread writes it from the child's pipe (pushFromPump;
+ * JavaScript pushes a stream without a pump, such as a container's).
  *
  * The reader's server (the mount's daemon) asks the home for it on the session it reads the
  * lease by: `pushOpen` gives a 16-byte token, the reader dials the home's TCP port as a data
@@ -21,7 +23,8 @@ import { havePump, pumpOutput, type PumpSource } from './pump';
  * home's until the reader's side writes back, on the same connection, the offset up to which its
  * reader passed the bytes on (8 bytes, little-endian, a lease offset); the FUSE thread writes them
  * while it reads (fuse-native-direct.patch), JavaScript when it reads. The home keeps at most
- * AHEAD_CAP windows unacknowledged (src/node/output-buffer.ts), which bounds what is in flight;
+ * the pump's ring (4 MiB), or when JavaScript pushes AHEAD_CAP windows (src/node/output-buffer.ts),
+ * unacknowledged, which bounds what is in flight;
  * a release or a reader that vanishes leaves everything not acknowledged to the next reader, as
  * for any lease. Only a home without a cluster key pushes: a keyed cluster's bytes cross in TLS,
  * on the session (src/node/read-ahead.ts).
@@ -43,6 +46,8 @@ interface Offer {
 /** The home's side: tokens it handed out, their connections, and the pushes. */
 export class PushHub {
   readonly #offers = new Map<string, Offer>();
+  /** Pushes begun, by who pushes: the producer's output pump, or JavaScript (for tests and diagnostics). */
+  readonly begun = { pump: 0, js: 0 };
 
   /** A token for a lease; its data connection and its push must come within TOKEN_MS. */
   offer(lease: Lease): Buffer {
@@ -85,6 +90,20 @@ export class PushHub {
     sock.once('close', onAbort);
     let ended = false;
     try {
+      if (process.env.CIRCUIT_NO_PUMP_PUSH !== '1') {
+        const r = await pushFromPump(() => {
+          sock.off('close', onAbort); // the socket goes, the connection stays (the pump's)
+          sock.pause(); // the reader's acknowledgements are the pump's to read
+          this.begun.pump++;
+          return takeSocketFd(sock);
+        }, lease, stop.signal);
+        if (typeof r === 'number') {
+          ended = true;
+          return r;
+        }
+        if (r.length) await write(sock, [r], stop.signal);
+      }
+      this.begun.js++;
       for (;;) {
         const [at, parts] = await lease.readAheadParts(PUSH_PIECE, { signal: stop.signal });
         if (stop.signal.aborted || sock.destroyed) throw E.interrupted();
@@ -93,11 +112,7 @@ export class PushHub {
           sock.end();
           return at;
         }
-        let room = true;
-        if (parts.parts.length > 1) sock.cork();
-        for (const b of parts.parts) room = sock.write(b);
-        if (parts.parts.length > 1) sock.uncork();
-        if (!room) await abortable(drainedOrClosed(sock), stop.signal, () => E.interrupted());
+        await write(sock, parts.parts, stop.signal);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -112,6 +127,41 @@ export class PushHub {
     clearTimeout(o.timer);
     this.#offers.delete(key);
     o.sock?.destroy();
+  }
+}
+
+/** Writes bytes to the connection; waits while it has no room. */
+async function write(sock: net.Socket, parts: Buffer[], signal: AbortSignal): Promise<void> {
+  let room = true;
+  if (parts.length > 1) sock.cork();
+  for (const b of parts) room = sock.write(b);
+  if (parts.length > 1) sock.uncork();
+  if (!room) await abortable(drainedOrClosed(sock), signal, () => E.interrupted());
+}
+
+/**
+ * The push from the producer's output pump (native/fdtake/pump.c, "Pushing"): no byte of the
+ * stream crosses JavaScript at the home either, and none is copied but into the socket. The
+ * connection is the pump's from the first byte (nothing was written on it yet); the end offset
+ * once the pump sent the last byte and shut the socket for writing. Where the pump cannot push
+ * (no pump, the stream ended), the bytes this read that the caller must send first.
+ */
+async function pushFromPump(take: () => number, lease: Lease, signal: AbortSignal): Promise<number | Buffer> {
+  const end = deferred<number>();
+  end.promise.catch(() => {});
+  const r = await lease.pushPipe(
+    take,
+    (at) => end.resolve(at),
+    (ok) => end.reject(ok && !signal.aborted ? new AppError('EIO', 'the data connection closed before the end of the stream') : E.interrupted()),
+    signal,
+  );
+  if (!r[1]) return r[2];
+  const onAbort = () => lease.stopPush();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await end.promise;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
