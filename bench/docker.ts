@@ -54,7 +54,7 @@ async function viaElement(engine: Docker, image: string, i: number): Promise<num
   const ctx: ElementContext = { path: `/X0000000000000000/bench/docker${i}`, clock: systemClock, log: () => {}, detach: () => {} };
   const t0 = nowMs();
   const el = await DockerElement.make({ ...emptyRun(), Image: image, Path: '/bin/echo', Args: ['x'] }, ctx, engine);
-  const r = el.openOutput('stdout');
+  const r = await el.openOutput('stdout');
   const first = await r.read(1);
   const ms = nowMs() - t0;
   if (!first) throw new Error('no output from the container');

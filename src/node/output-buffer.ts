@@ -93,6 +93,15 @@ export class OutputBuffer {
     else this.#drainers.push(cb);
   }
 
+  /**
+   * Takes the reader lease once the last one has ended: a lease whose pushed bytes are on their
+   * way back from the output pump (Lease.pushPipe) is waited for, as it is already released.
+   */
+  acquireNext(): Lease | Promise<Lease> {
+    const ending = this.#lease?.ending;
+    return ending ? ending.then(() => this.acquireNext()) : this.acquire();
+  }
+
   /** Takes the reader lease; EBUSY while another reader holds it. */
   acquire(): Lease {
     if (this.#lease) throw E.readerBusy(this.name);
@@ -187,14 +196,16 @@ export class OutputBuffer {
   /**
    * Internal: the lent pipe is back, count bytes read from it after absolute offset at (where the
    * buffer ended when it was lent); every byte before the last keep.length of them was
-   * acknowledged (and with it every byte before at); keep is held as read and not acknowledged.
+   * acknowledged, and so, unless `pushed`, was every byte before at (the FUSE thread's reader
+   * came back for more); keep is held as read and not acknowledged. `pushed`: the pump pushed
+   * them (Lease.pushPipe), and the bytes before at are acknowledged only as far as its reader did.
    */
-  reclaimed(at: number, count: number, keep: Buffer): void {
+  reclaimed(at: number, count: number, keep: Buffer, pushed = false): void {
     if (!this.#revoke) return;
     this.#revoke = undefined;
     if (count > 0) {
       const from = at + count - keep.length;
-      if (from > at) {
+      if (!pushed || from > at) {
         this.#chunks.length = 0;
         this.#base = from;
         this.#size = 0;
@@ -249,6 +260,8 @@ export class Lease implements OutputReader {
   #queued = 0;
   /** While the producer's pump pushes the pipe for this lease (pushPipe): ends it; back once it is over. */
   #push: { stop(): void; back: Promise<void> } | undefined;
+  /** Set once the lease ends with a push on: resolved when the buffer is free again. */
+  #freed: ReturnType<typeof deferred<void>> | undefined;
   constructor(
     readonly buf: OutputBuffer,
     start: number,
@@ -357,12 +370,12 @@ export class Lease implements OutputReader {
    * For the home's push from its output pump (src/node/push.ts): reads on (as a read ahead does)
    * what is buffered here, lends the producer's pipe, and has the pump push those bytes, then the
    * pipe, to the socket that `sock` gives (called once, only then). [offset of the first byte
-   * pushed, true] once the pump pushes; else [offset, false, the bytes read here], which the
+   * pushed, true] once the pump pushes; else [offset, false, the bytes read here, why not], which the
    * caller sends itself before it reads on (no pump to push: a container's output, the stream
    * ended). While the pump pushes, its reader's acknowledgements come from the pump; release and
    * abandon take back what it did not acknowledge first.
    */
-  async pushPipe(sock: () => number, ended: (at: number) => void, over: (ok: boolean) => void, signal: AbortSignal): Promise<[number, true] | [number, false, Buffer]> {
+  async pushPipe(sock: () => number, ended: (at: number) => void, over: (ok: boolean) => void, signal: AbortSignal): Promise<[number, true] | [number, false, Buffer, string]> {
     const from = this.#cursor;
     const parts: Buffer[] = [];
     const lender = this.buf.lender;
@@ -379,7 +392,7 @@ export class Lease implements OutputReader {
           done: (r) => {
             this.#push = undefined;
             if (r) this.#pushAcked(r.acked, at);
-            this.reclaim(r ? r.tail - at : 0, r?.keep ?? Buffer.alloc(0));
+            this.reclaim(r ? r.tail - at : 0, r?.keep ?? Buffer.alloc(0), true);
             back.resolve();
             over(r !== undefined);
           },
@@ -407,7 +420,8 @@ export class Lease implements OutputReader {
       } else if (b.held) await b.settled(this.#start + at, 5, signal);
       else break;
     }
-    return [from, false, Buffer.concat(parts)];
+    const why = !lender?.push ? 'no pump' : this.buf.ended ? 'the stream ended' : this.#done || signal.aborted ? 'the reader went' : this.#queued > 0 || this.#push ? 'reads in flight' : this.buf.held ? 'the pipe stayed held' : 'the pipe cannot be lent';
+    return [from, false, Buffer.concat(parts), why];
   }
 
   /** Ends the pump's push (pushPipe), if one is on: what it did not acknowledge comes back. */
@@ -423,13 +437,14 @@ export class Lease implements OutputReader {
     this.buf.ack(this.#start + at);
   }
 
-  reclaim(count: number, keep: Buffer): void {
+  reclaim(count: number, keep: Buffer, pushed = false): void {
     const at = this.#start + this.#cursor;
     if (count > 0) {
       this.#cursor += count;
-      this.#acked = this.#cursor - keep.length;
+      // pushed: acknowledged as far as the pump's reader did (#pushAcked), which may be before at
+      if (!pushed || keep.length < count) this.#acked = this.#cursor - keep.length;
     }
-    this.buf.reclaimed(at, count, keep);
+    this.buf.reclaimed(at, count, keep, pushed);
   }
 
   ack(at: number): void {
@@ -445,6 +460,7 @@ export class Lease implements OutputReader {
     if (this.#done) return;
     if (this.#push) {
       // the pump's reader acknowledged what it passed on: that comes back first
+      this.#freed ??= deferred<void>();
       this.#push.stop();
       await this.#push.back;
       if (this.#done) return;
@@ -460,13 +476,26 @@ export class Lease implements OutputReader {
     this.#end();
   }
 
+  /** While the lease is ending and the pump hands back what it pushed: settles once the buffer is free for the next reader. */
+  get ending(): Promise<void> | undefined {
+    return this.#freed?.promise;
+  }
+
   #end(): void {
     if (this.#done) return;
     this.#done = true;
     const push = this.#push;
-    if (!push) return this.buf.free(this);
+    if (!push) {
+      this.buf.free(this);
+      this.#freed?.resolve();
+      return;
+    }
     // The buffer stays this lease's until the pump has handed back what was not acknowledged.
+    this.#freed ??= deferred<void>();
     push.stop();
-    void push.back.then(() => this.buf.free(this));
+    void push.back.then(() => {
+      this.buf.free(this);
+      this.#freed!.resolve();
+    });
   }
 }

@@ -48,6 +48,8 @@ export class PushHub {
   readonly #offers = new Map<string, Offer>();
   /** Pushes begun, by who pushes: the producer's output pump, or JavaScript (for tests and diagnostics). */
   readonly begun = { pump: 0, js: 0 };
+  /** Why the last stream that could have been pushed by the pump was not. */
+  jsWhy: string | undefined;
 
   /** A token for a lease; its data connection and its push must come within TOKEN_MS. */
   offer(lease: Lease): Buffer {
@@ -101,7 +103,8 @@ export class PushHub {
           ended = true;
           return r;
         }
-        if (r.length) await write(sock, [r], stop.signal);
+        this.jsWhy = r.why;
+        if (r.prefix.length) await write(sock, [r.prefix], stop.signal);
       }
       this.begun.js++;
       for (;;) {
@@ -146,7 +149,7 @@ async function write(sock: net.Socket, parts: Buffer[], signal: AbortSignal): Pr
  * once the pump sent the last byte and shut the socket for writing. Where the pump cannot push
  * (no pump, the stream ended), the bytes this read that the caller must send first.
  */
-async function pushFromPump(take: () => number, lease: Lease, signal: AbortSignal): Promise<number | Buffer> {
+async function pushFromPump(take: () => number, lease: Lease, signal: AbortSignal): Promise<number | { prefix: Buffer; why: string }> {
   const end = deferred<number>();
   end.promise.catch(() => {});
   const r = await lease.pushPipe(
@@ -155,7 +158,7 @@ async function pushFromPump(take: () => number, lease: Lease, signal: AbortSigna
     (ok) => end.reject(ok && !signal.aborted ? new AppError('EIO', 'the data connection closed before the end of the stream') : E.interrupted()),
     signal,
   );
-  if (!r[1]) return r[2];
+  if (!r[1]) return { prefix: r[2], why: r[3] };
   const onAbort = () => lease.stopPush();
   signal.addEventListener('abort', onAbort, { once: true });
   try {

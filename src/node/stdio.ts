@@ -137,9 +137,9 @@ export class ProcessStdio {
    * read ahead, a release; a reader that vanished leaves what it did not acknowledge): each
    * drop may complete an auto-scrub (the buffers' onDrop, set in the constructor).
    */
-  openOutput(which: 'stdout' | 'stderr'): OutputReader {
+  openOutput(which: 'stdout' | 'stderr'): OutputReader | Promise<OutputReader> {
     this.#started();
-    return this[which].acquire();
+    return this[which].acquireNext();
   }
 
   #started(): void {

@@ -78,7 +78,7 @@ t.teardown(async () => {
 t.test('docker: stdout and stderr are separate streams, and wait gives the exit', async (t) => {
   const el = await make(t, { Path: '/bin/sh', Args: ['-c', 'echo out; echo err >&2; exit 0'] });
   t.match(el.containerName, /^via-circuit-[0-9a-f]{16}$/);
-  const [out, err] = await Promise.all([readAll(el.openOutput('stdout')), readAll(el.openOutput('stderr'))]);
+  const [out, err] = await Promise.all([readAll(await el.openOutput('stdout')), readAll(await el.openOutput('stderr'))]);
   t.equal(out, 'out\n');
   t.equal(err, 'err\n');
   const w = (await el.wait()) as Inspect;
@@ -89,7 +89,7 @@ t.test('docker: stdout and stderr are separate streams, and wait gives the exit'
 
 t.test('docker: output flows as it is produced, before the container exits', async (t) => {
   const el = await make(t, { Path: '/bin/sh', Args: ['-c', 'echo first; sleep 30'] });
-  const r = el.openOutput('stdout');
+  const r = await el.openOutput('stdout');
   t.equal((await r.read(100))?.toString(), 'first\n');
   t.equal(((await el.peek()) as Inspect).State.Running, true);
   await r.release();
@@ -104,7 +104,7 @@ t.test('docker: stdin reaches the container and closes with the last writer', as
   await a.close();
   t.equal(((await el.peek()) as Inspect).State.Running, true, 'one writer still open: cat still reads');
   await b.close();
-  t.equal(await readAll(el.openOutput('stdout')), 'hello world\n');
+  t.equal(await readAll(await el.openOutput('stdout')), 'hello world\n');
   t.equal(((await el.wait()) as Inspect).State.ExitCode, 0);
   t.throws(() => el.openInput(), { code: 'EPIPE' }, 'stdin stays closed');
 });
@@ -155,7 +155,7 @@ t.test('docker: a volume shows a host file inside; Dir, Env and Entry apply', as
     Volume: [`${dir}:/data:ro`], Dir: '/data', Env: ['GREETING=hi'],
     Entry: '/bin/sh', Args: ['-c', 'cat note; pwd; echo $GREETING'],
   });
-  t.equal(await readAll(el.openOutput('stdout')), 'from the host\n/data\nhi\n');
+  t.equal(await readAll(await el.openOutput('stdout')), 'from the host\n/data\nhi\n');
   t.equal(((await el.wait()) as Inspect).State.ExitCode, 0);
 });
 
@@ -194,17 +194,17 @@ t.test('docker: an idle element starts later, once', async (t) => {
   await t.rejects(el.signal('TERM'), { code: 'ESRCH', message: 'no running process to signal' });
   await el.start(spec({ Path: '/bin/echo', Args: ['late'] }));
   t.equal(el.run?.Path, '/bin/echo');
-  t.equal(await readAll(el.openOutput('stdout')), 'late\n');
+  t.equal(await readAll(await el.openOutput('stdout')), 'late\n');
   await t.rejects(el.start(spec({ Path: '/bin/true' })), { code: 'EBUSY' });
 });
 
 t.test('docker: one reader at a time; unread bytes stay for the next', async (t) => {
   const el = await make(t, { Path: '/bin/echo', Args: ['abcdef'] });
-  const r1 = el.openOutput('stdout');
+  const r1 = await el.openOutput('stdout');
   t.throws(() => el.openOutput('stdout'), { code: 'EBUSY' });
   t.equal((await r1.read(3))?.toString(), 'abc');
   await r1.release();
-  t.equal(await readAll(el.openOutput('stdout')), 'def\n');
+  t.equal(await readAll(await el.openOutput('stdout')), 'def\n');
 });
 
 t.test('docker: unread output holds the container back (back-pressure)', async (t) => {
@@ -212,7 +212,7 @@ t.test('docker: unread output holds the container back (back-pressure)', async (
   const el = await make(t, { Path: '/bin/head', Args: ['-c', String(n), '/dev/zero'] });
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(((await el.peek()) as Inspect).State.Running, true, 'blocked writing while nobody reads');
-  const r = el.openOutput('stdout');
+  const r = await el.openOutput('stdout');
   let total = 0;
   for (let b = await r.read(1 << 20); b; b = await r.read(1 << 20)) total += b.length;
   t.equal(total, n);
@@ -225,7 +225,7 @@ t.test('docker: Scrub detaches once the container exited and its output was read
   const id = el.containerId;
   await el.wait();
   t.equal(ctx.detached, 0, 'output not read yet');
-  t.equal(await readAll(el.openOutput('stdout')), 'bye\n', 'stderr is empty: nothing left to read there');
+  t.equal(await readAll(await el.openOutput('stdout')), 'bye\n', 'stderr is empty: nothing left to read there');
   t.ok(await eventually(() => ctx.detached === 1), 'detached');
   t.ok(await eventually(async () => !(await containerListed(id))), 'container removed');
 });

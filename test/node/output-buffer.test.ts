@@ -218,3 +218,47 @@ t.test('output-buffer: a lend asked for and not made gives the pipe back to the 
   t.equal(l.lendPipe(5, () => {}), 42, 'a later lend asks again, and is made with nothing here');
   t.same(calls, ['lend', 'unlend', 'lend']);
 });
+
+t.test('output-buffer: a pipe back from the FUSE thread: its reader came back at the lend, so every byte before it was delivered', async (t) => {
+  const buf = new OutputBuffer('stdout', 1 << 20);
+  buf.lender = { lend: () => 42, unlend: () => {} };
+  buf.push(B('abc'));
+  const l = buf.acquire();
+  t.same(await l.read(10, undefined, 0), B('abc'));
+  t.equal(l.lendPipe(3, () => {}), 42);
+  // one read of 'defg' at the pipe, which is also the answer kept: 'abc' was passed on
+  l.reclaim(4, B('defg'));
+  l.abandon();
+  const next = buf.acquire();
+  t.same(await next.read(10, undefined, 0), B('defg'), 'the next reader gets the kept answer, not abc again');
+});
+
+t.test('output-buffer: a pipe back from the pump\'s push: bytes before the lend stay until its reader acknowledged them', async (t) => {
+  for (const [acked, want] of [[1, 'bcdefg'], [5, 'fg']] as const) {
+    const buf = new OutputBuffer('stdout', 1 << 20);
+    const events: { done?: (r: { acked: number; tail: number; keep: Buffer }) => void } = {};
+    buf.lender = {
+      lend: () => 42,
+      unlend: () => {},
+      push: (_fd, _at, _prefix, h) => ((events.done = h.done), true),
+      pushStop: () => {},
+    };
+    buf.push(B('abc'));
+    const l = buf.acquire();
+    // pushPipe reads 'abc' (the prefix), lends the pipe at 3, and the pump pushes it all
+    const [from, pushed] = await l.pushPipe(() => 7, () => {}, () => {}, new AbortController().signal);
+    t.same([from, pushed], [0, true]);
+    // the pump read 'defg' from the pipe; its reader acknowledged up to `acked`
+    const keep = B('abcdefg').subarray(Math.max(acked, 3));
+    events.done!({ acked, tail: 7, keep });
+    l.abandon();
+    const next = await buf.acquireNext();
+    const got: Buffer[] = [];
+    for (let at = 0; at < buf.buffered; ) {
+      const b = (await next.read(10, undefined, at))!;
+      got.push(b);
+      at += b.length;
+    }
+    t.equal(Buffer.concat(got).toString(), want, `acknowledged up to ${acked}: the next reader gets ${want}`);
+  }
+});

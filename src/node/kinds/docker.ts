@@ -292,7 +292,7 @@ export class DockerElement implements ElementState {
     return this.stdio.openInput();
   }
 
-  openOutput(which: 'stdout' | 'stderr'): OutputReader {
+  openOutput(which: 'stdout' | 'stderr'): OutputReader | Promise<OutputReader> {
     return this.stdio.openOutput(which);
   }
 

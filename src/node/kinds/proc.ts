@@ -139,7 +139,7 @@ export class Proc implements ElementState {
     return this.stdio.openInput();
   }
 
-  openOutput(which: 'stdout' | 'stderr'): OutputReader {
+  openOutput(which: 'stdout' | 'stderr'): OutputReader | Promise<OutputReader> {
     return this.stdio.openOutput(which);
   }
 
