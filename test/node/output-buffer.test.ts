@@ -262,3 +262,24 @@ t.test('output-buffer: a pipe back from the pump\'s push: bytes before the lend 
     t.equal(Buffer.concat(got).toString(), want, `acknowledged up to ${acked}: the next reader gets ${want}`);
   }
 });
+
+t.test('output-buffer: released while the pump pushed, at an offset before the lend: the bytes from there on go to the next reader', async (t) => {
+  const buf = new OutputBuffer('stdout', 1 << 20);
+  let done: ((r: { acked: number; tail: number; keep: Buffer }) => void) | undefined;
+  buf.lender = { lend: () => 42, unlend: () => {}, push: (_fd, _at, _prefix, h) => ((done = h.done), true), pushStop: () => {} };
+  buf.push(B('abcdef'));
+  const l = buf.acquire();
+  t.same(await l.pushPipe(() => 7, () => {}, () => {}, new AbortController().signal), [0, true], 'pushed from 0, prefix abcdef');
+  // the reader passed on 'ab' (acknowledged 2) and releases at 4: it wrote 'cd' out too
+  const released = l.release(4);
+  done!({ acked: 2, tail: 9, keep: B('ghi') }); // the pump read 'ghi' from the pipe, not acknowledged
+  await released;
+  const next = await buf.acquireNext();
+  const got: Buffer[] = [];
+  for (let at = 0; at < buf.buffered; ) {
+    const b = (await next.read(10, undefined, at))!;
+    got.push(b);
+    at += b.length;
+  }
+  t.equal(Buffer.concat(got).toString(), 'efghi', 'nothing the reader passed on, nothing lost');
+});
