@@ -151,17 +151,8 @@ export class OutputBuffer {
   }
 
   /** Internal: waits, at most ms, until there is a byte at absolute offset at, or the end; unlike ready, leaves a lend asked for as it is. */
-  async settled(at: number, ms: number, signal?: AbortSignal): Promise<void> {
-    const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), ms);
-    const onAbort = () => stop.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      await this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, stop.signal).catch(() => {});
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    }
+  settled(at: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return atMost(ms, signal, (s) => this.#waiters.wait(() => this.#base + this.#size > at || this.#ended, s));
   }
 
   /** Internal: waits until there is a byte at absolute offset at, or the end; EINTR on abort. */
@@ -232,6 +223,20 @@ export class OutputBuffer {
 
   #wake(): void {
     this.#waiters.wakeAll();
+  }
+}
+
+/** Runs wait with a signal that aborts after ms or with signal, whichever comes first; never rejects. */
+async function atMost(ms: number, signal: AbortSignal | undefined, wait: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), ms);
+  const onAbort = () => stop.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await wait(stop.signal).catch(() => {});
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -325,13 +330,7 @@ export class Lease implements OutputReader {
     const b = this.buf;
     const have = b.base + b.buffered - from;
     if (have < FLOWING || have >= max || b.ended || b.full || signal?.aborted) return;
-    const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), FULLER_MS);
-    const onAbort = () => stop.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    await b.ready(from + max - 1, stop.signal).catch(() => {});
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
+    await atMost(FULLER_MS, signal, (s) => b.ready(from + max - 1, s));
   }
 
   async #from(at: number, max: number, opts?: CallOptions): Promise<Buffer | null> {
@@ -460,9 +459,7 @@ export class Lease implements OutputReader {
     if (this.#done) return;
     if (this.#push) {
       // the pump's reader acknowledged what it passed on: that comes back first
-      this.#freed ??= deferred<void>();
-      this.#push.stop();
-      await this.#push.back;
+      await this.#takeBack(this.#push);
       if (this.#done) return;
     }
     try {
@@ -491,11 +488,16 @@ export class Lease implements OutputReader {
       return;
     }
     // The buffer stays this lease's until the pump has handed back what was not acknowledged.
-    this.#freed ??= deferred<void>();
-    push.stop();
-    void push.back.then(() => {
+    void this.#takeBack(push).then(() => {
       this.buf.free(this);
       this.#freed!.resolve();
     });
+  }
+
+  /** Ends the pump's push; the lease is ending from now on (`ending`). Settles once the pump handed back. */
+  #takeBack(push: { stop(): void; back: Promise<void> }): Promise<void> {
+    this.#freed ??= deferred<void>();
+    push.stop();
+    return push.back;
   }
 }

@@ -91,33 +91,33 @@ function load(): PumpNative | null {
 }
 
 function dispatch(id: number, chunk: Buffer | null, errno?: number, kind?: number, off?: number, tail?: number): void {
-  if (kind) return pushEvent(id, chunk, kind, off!, tail!);
-  const h = handlers.get(id);
-  if (!h) return; // stopped: what was already read goes nowhere, as after a stream's destroy()
   try {
-    if (chunk) h.data(chunk);
-    else {
-      handlers.delete(id);
-      h.end(errno ?? 0);
-    }
+    if (kind) pushEvent(id, chunk, kind, off!, tail!);
+    else pipeEvent(id, chunk, errno);
   } catch (e) {
     // A handler's bug must not become the add-on's pending exception.
     process.nextTick(() => { throw e; });
   }
 }
 
+function pipeEvent(id: number, chunk: Buffer | null, errno?: number): void {
+  const h = handlers.get(id);
+  if (!h) return; // stopped: what was already read goes nowhere, as after a stream's destroy()
+  if (chunk) h.data(chunk);
+  else {
+    handlers.delete(id);
+    h.end(errno ?? 0);
+  }
+}
+
 function pushEvent(id: number, chunk: Buffer | null, kind: number, off: number, tail: number): void {
   const h = pushes.get(id);
   if (!h) return;
-  try {
-    if (kind === PUSH_ACK) h.acked(off);
-    else if (kind === PUSH_ENDED) h.ended(off);
-    else if (kind === PUSH_DONE) {
-      pushes.delete(id);
-      h.done({ acked: off, tail, keep: chunk ?? Buffer.alloc(0) });
-    }
-  } catch (e) {
-    process.nextTick(() => { throw e; });
+  if (kind === PUSH_ACK) h.acked(off);
+  else if (kind === PUSH_ENDED) h.ended(off);
+  else if (kind === PUSH_DONE) {
+    pushes.delete(id);
+    h.done({ acked: off, tail, keep: chunk ?? Buffer.alloc(0) });
   }
 }
 

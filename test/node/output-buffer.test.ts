@@ -219,6 +219,18 @@ t.test('output-buffer: a lend asked for and not made gives the pipe back to the 
   t.same(calls, ['lend', 'unlend', 'lend']);
 });
 
+/** The next reader's lease (once the last one has ended), read through everything buffered. */
+async function readBuffered(buf: OutputBuffer): Promise<string> {
+  const next = await buf.acquireNext();
+  const got: Buffer[] = [];
+  for (let at = 0; at < buf.buffered; ) {
+    const b = (await next.read(10, undefined, at))!;
+    got.push(b);
+    at += b.length;
+  }
+  return Buffer.concat(got).toString();
+}
+
 t.test('output-buffer: a pipe back from the FUSE thread: its reader came back at the lend, so every byte before it was delivered', async (t) => {
   const buf = new OutputBuffer('stdout', 1 << 20);
   buf.lender = { lend: () => 42, unlend: () => {} };
@@ -252,14 +264,7 @@ t.test('output-buffer: a pipe back from the pump\'s push: bytes before the lend 
     const keep = B('abcdefg').subarray(Math.max(acked, 3));
     events.done!({ acked, tail: 7, keep });
     l.abandon();
-    const next = await buf.acquireNext();
-    const got: Buffer[] = [];
-    for (let at = 0; at < buf.buffered; ) {
-      const b = (await next.read(10, undefined, at))!;
-      got.push(b);
-      at += b.length;
-    }
-    t.equal(Buffer.concat(got).toString(), want, `acknowledged up to ${acked}: the next reader gets ${want}`);
+    t.equal(await readBuffered(buf), want, `acknowledged up to ${acked}: the next reader gets ${want}`);
   }
 });
 
@@ -274,12 +279,5 @@ t.test('output-buffer: released while the pump pushed, at an offset before the l
   const released = l.release(4);
   done!({ acked: 2, tail: 9, keep: B('ghi') }); // the pump read 'ghi' from the pipe, not acknowledged
   await released;
-  const next = await buf.acquireNext();
-  const got: Buffer[] = [];
-  for (let at = 0; at < buf.buffered; ) {
-    const b = (await next.read(10, undefined, at))!;
-    got.push(b);
-    at += b.length;
-  }
-  t.equal(Buffer.concat(got).toString(), 'efghi', 'nothing the reader passed on, nothing lost');
+  t.equal(await readBuffered(buf), 'efghi', 'nothing the reader passed on, nothing lost');
 });

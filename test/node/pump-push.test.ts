@@ -94,35 +94,49 @@ function reader(sock: net.Socket, at: number, every: number): Pushed {
   return { got, size: () => size, acks, ended: ended.promise, done: done.promise, events: { acked: (v) => acks.push(v), ended: (v) => ended.resolve(v), done: (r) => done.resolve(r) } };
 }
 
-t.test('pump push: a prefix, then the pipe, every byte to the reader once; the end, everything acknowledged, then the pipe is JavaScript\'s again', { skip }, async (t) => {
+/**
+ * `seq`, its pipe lent once a first MiB came, pushed to a fresh connection whose reader
+ * acknowledges every `every` bytes; the last `prefix` bytes JavaScript got go first.
+ */
+async function started(every: number, prefix = 0) {
   const s = seq();
   await lendAfter(s, 1 << 20);
   const before = Buffer.concat(s.out);
-  // the last 100 000 bytes JavaScript has are not sent yet: they go first, as the prefix
-  const at = before.length - 100_000;
+  const at = before.length - prefix;
   const { fd, reader: sock, close } = await connection();
+  const r = reader(sock, at, every);
+  const on = s.src.push!(fd, at, prefix ? before.subarray(at) : undefined, r.events);
+  return { s, before, at, sock, close, r, on };
+}
+
+/** The pipe is JavaScript's again: what it hands over from now to its end (and the end's errno). */
+async function restAfterUnlend(s: ReturnType<typeof seq>): Promise<[Buffer, number]> {
+  const sofar = s.size();
+  s.src.unlend();
+  const errno = await s.ended;
+  return [Buffer.concat(s.out).subarray(sofar), errno];
+}
+
+t.test('pump push: a prefix, then the pipe, every byte to the reader once; the end, everything acknowledged, then the pipe is JavaScript\'s again', { skip }, async (t) => {
+  // the last 100 000 bytes JavaScript has are not sent yet: they go first, as the prefix
+  const { s, before, at, close, r, on } = await started(256 << 10, 100_000);
   t.teardown(close);
-  const r = reader(sock, at, 256 << 10);
-  t.ok(s.src.push!(fd, at, before.subarray(at), r.events), 'the push is on');
+  t.ok(on, 'the push is on');
   const end = await r.ended;
   t.equal(end, expected.length, 'the end offset is the stream\'s length');
   const done = await r.done;
   t.same(done && { acked: done.acked, tail: done.tail, keep: done.keep.length }, { acked: end, tail: end, keep: 0 }, 'over once everything was acknowledged: nothing handed back');
   t.ok(Buffer.concat([before.subarray(0, at), ...r.got]).equals(expected), 'the reader got the prefix and the rest of the stream, in order');
   t.ok(r.acks.length > 0 && r.acks.every((v, i) => v <= before.length && (i === 0 || v > r.acks[i - 1]!)), `acknowledgements told up to where the pipe was lent (${r.acks.join(', ')})`);
-  s.src.unlend();
-  t.equal(await s.ended, 0, 'the pipe, JavaScript\'s again, ends');
+  const [, errno] = await restAfterUnlend(s);
+  t.equal(errno, 0, 'the pipe, JavaScript\'s again, ends');
   t.equal(s.size(), before.length, 'and gave JavaScript nothing more');
 });
 
 t.test('pump push: stopped mid-stream, the bytes not acknowledged come back and the pipe goes on after them', { skip }, async (t) => {
-  const s = seq();
-  await lendAfter(s, 1 << 20);
-  const before = Buffer.concat(s.out);
-  const { fd, reader: sock, close } = await connection();
+  const { s, before, sock, close, r, on } = await started(0); // acknowledges nothing by itself
   t.teardown(close);
-  const r = reader(sock, before.length, 0); // acknowledges nothing by itself
-  t.ok(s.src.push!(fd, before.length, undefined, r.events));
+  t.ok(on);
   while (r.size() < 3 << 20) await sleep(2);
   const acked = before.length + 1_000_000;
   sock.write(ackOf(acked));
@@ -133,21 +147,15 @@ t.test('pump push: stopped mid-stream, the bytes not acknowledged come back and 
   t.ok(done.tail >= before.length + r.size(), `read from the pipe up to ${done.tail}, at least what the reader got`);
   t.ok(done.keep.equals(expected.subarray(acked, done.tail)), `handed back: ${done.keep.length} bytes, exactly those after the acknowledgement`);
   t.ok(Buffer.concat(r.got).equals(expected.subarray(before.length, before.length + r.size())), 'what the reader got was the stream, in order');
-  const sofar = s.size();
-  s.src.unlend();
-  t.equal(await s.ended, 0);
-  const after = Buffer.concat(s.out).subarray(sofar);
+  const [after, errno] = await restAfterUnlend(s);
+  t.equal(errno, 0);
   t.ok(Buffer.concat([before, expected.subarray(before.length, acked), done.keep, after]).equals(expected), 'acknowledged + handed back + read after: the stream exactly');
 });
 
 t.test('pump push: the reader closes the connection, or acknowledges what it never got: over, nothing lost', { skip }, async (t) => {
   for (const how of ['close', 'bad ack'] as const) {
-    const s = seq();
-    await lendAfter(s, 1 << 20);
-    const before = Buffer.concat(s.out);
-    const { fd, reader: sock, close } = await connection();
-    const r = reader(sock, before.length, 256 << 10);
-    t.ok(s.src.push!(fd, before.length, undefined, r.events));
+    const { s, before, sock, close, r, on } = await started(256 << 10);
+    t.ok(on);
     while (r.size() < 2 << 20) await sleep(2);
     sock.pause();
     await sleep(50);
@@ -156,23 +164,17 @@ t.test('pump push: the reader closes the connection, or acknowledges what it nev
     const done = (await r.done)!;
     t.ok(done.acked >= before.length && done.acked <= before.length + r.size(), `${how}: acknowledged ${done.acked}, within what the reader got`);
     t.ok(done.keep.equals(expected.subarray(Math.max(done.acked, before.length), done.tail)), `${how}: the bytes not acknowledged came back`);
-    const sofar = s.size();
-    s.src.unlend();
-    await s.ended;
-    const all = Buffer.concat([before, expected.subarray(before.length, Math.max(done.acked, before.length)), done.keep, Buffer.concat(s.out).subarray(sofar)]);
+    const [after] = await restAfterUnlend(s);
+    const all = Buffer.concat([before, expected.subarray(before.length, Math.max(done.acked, before.length)), done.keep, after]);
     t.ok(all.equals(expected), `${how}: the stream exactly, once`);
     close();
   }
 });
 
 t.test('pump push: a reader that does not acknowledge holds the producer (the ring is bounded); stop on a stopped source answers at once', { skip }, async (t) => {
-  const s = seq();
-  await lendAfter(s, 1 << 20);
-  const before = Buffer.concat(s.out);
-  const { fd, reader: sock, close } = await connection();
+  const { s, before, close, r, on } = await started(0);
   t.teardown(close);
-  const r = reader(sock, before.length, 0);
-  t.ok(s.src.push!(fd, before.length, undefined, r.events));
+  t.ok(on);
   await sleep(300);
   const got = r.size();
   await sleep(200);
