@@ -25,6 +25,9 @@
 # fuse-native-release.patch lets the FUSE thread answer every release itself (the kernel waits for
 # none and ignores the answer) and tell JavaScript after (binding.fuse_native_release_notes,
 # src/fs/mount.ts).
+# fuse-native-splice.patch moves the reads answered from a lent child's pipe on to FUSE with
+# splice(2), so the daemon copies none of their bytes (binding.fuse_native_direct_spliced says
+# whether it is on and counts those answers; CIRCUIT_NO_FUSE_SPLICE=1 turns it off).
 # Idempotent: does nothing when the built module has every function and was built from these
 # patches as they are now (their checksum, kept in fuse-native/.circuit-patches). When a patch
 # changed, the build starts again from fuse-native's own source, kept beside it the first time
@@ -44,7 +47,7 @@ if [ -z "$mod" ] || [ ! -f "$mod/fuse-native.c" ]; then
 fi
 
 # Each patch with the function it adds, in the order they apply.
-PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io direct:fuse_native_direct_lend release:fuse_native_release_notes"
+PATCHES="caller:fuse_native_caller noflush:fuse_native_noflush cloexec:fuse_native_cloexec answers:fuse_native_answers callerat:fuse_native_caller_at attrs:fuse_native_attrs_put pooled:fuse_native_pooled_io direct:fuse_native_direct_lend release:fuse_native_release_notes splice:fuse_native_direct_spliced"
 stamp=$(for p in $PATCHES; do cat "$root/patches/fuse-native-${p%%:*}.patch"; done | cksum | cut -d' ' -f1)
 
 built_with() {
@@ -76,4 +79,4 @@ for p in $PATCHES; do
   fi
 done
 echo "$stamp" > "$mod/.circuit-patches"
-echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers, reads from lent pipes, releases answered on the FUSE thread and a close-on-exec mount descriptor" >&2
+echo "patch-fuse-native: built with caller info (and its offset), the no-flush, answers and attribute tables, pooled read buffers, reads from lent pipes (spliced), releases answered on the FUSE thread and a close-on-exec mount descriptor" >&2

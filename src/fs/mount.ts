@@ -50,6 +50,8 @@ const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/p
   fuse_native_pooled_io?: (thread: Buffer, on: number) => void;
   fuse_native_direct_lend?: (thread: Buffer, fh: number, pipe: number, io: number, pid: number, ackFd: number, ackAt: number) => boolean;
   fuse_native_direct_take?: (thread: Buffer, fh: number, into: Buffer) => [number, number, number] | undefined;
+  /** [whether answers from a lent pipe go to FUSE by splice, how many did in this process] */
+  fuse_native_direct_spliced?: () => [boolean, number];
   fuse_native_release_notes?: (thread: Buffer, notes: (q: Uint32Array) => void) => void;
 };
 

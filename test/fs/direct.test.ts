@@ -2,7 +2,7 @@ import { spawn } from 'child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { eventually, mountServer, sh } from './helpers';
 import { OutputBuffer } from '../../src/node/output-buffer';
 import { havePump } from '../../src/node/pump';
@@ -12,13 +12,17 @@ import { havePump } from '../../src/node/pump';
  * nothing of the stream is buffered (src/fs/ops/direct.ts, patches/fuse-native-direct.patch,
  * docs/fs.md "Reading output at the pipe"): the lending rules on an OutputBuffer with a stand-in
  * lender, then a real mount whose JavaScript thread is blocked while a reader goes on, and a
- * reader killed between a read and its write, whose bytes the next reader still gets.
+ * reader killed between a read and its write, whose bytes the next reader still gets, both with
+ * the answers spliced from the pipe to FUSE (patches/fuse-native-splice.patch: the last answer is
+ * then kept in a pipe of its own) and read into memory (CIRCUIT_NO_FUSE_SPLICE=1).
  */
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const binding = require('node-gyp-build')(dirname(require.resolve('fuse-native/package.json'))) as Record<string, unknown>;
 const skip = typeof binding.fuse_native_direct_lend !== 'function' && 'fuse-native is not patched with fuse-native-direct.patch (scripts/patch-fuse-native.sh)';
 // Only the output pump lends a pipe: without it (native/fdtake not built) Node reads stdout.
 const noPump = !havePump() && 'native/fdtake has no output pump here (scripts/build-native.sh): Node reads the output, nothing is lent';
+const spliced = binding.fuse_native_direct_spliced as undefined | (() => [boolean, number]);
+const noSplice = !spliced && 'fuse-native is not patched with fuse-native-splice.patch (scripts/patch-fuse-native.sh)';
 
 function lender() {
   const l = { state: 'reading' as 'reading' | 'held' | 'lent', pending: 0, unlends: 0 };
@@ -94,6 +98,7 @@ async function setup(t: Parameters<typeof mountServer>[0], cmd: string) {
 
 t.test('direct: with the JavaScript thread blocked, a reader of stdout goes on reading from the pipe', { skip: skip || noPump }, async (t) => {
   const { file, work } = await setup(t, 'head -c 40000000 /dev/zero');
+  const before = spliced?.()[1] ?? 0;
   const out = join(work, 'out');
   // The first 4 MB go through JavaScript (its buffer, then the lend once it is drained); the
   // next 8 MB are read while this thread is blocked.
@@ -114,10 +119,24 @@ t.test('direct: with the JavaScript thread blocked, a reader of stdout goes on r
   t.ok(existsSync(out), '8 MB read while this thread was blocked: the FUSE thread answered from the pipe');
   await exited;
   t.ok(Number(readFileSync(out, 'utf8')) >= 8000000, 'every byte it asked for');
+  if (spliced) t.ok(spliced()[1] - before > 50, `the FUSE thread spliced its answers (${spliced()[1] - before})`);
 });
 
-t.test('direct: a reader killed between a read and its write leaves those bytes to the next reader', { skip }, async (t) => {
+for (const how of ['spliced', 'read'] as const) {
+  t.test(`direct (${how}): a reader killed between a read and its write leaves those bytes to the next reader`, { skip: skip || (how === 'spliced' && noSplice) }, async (t) => {
+    if (how === 'read') {
+      // read at the mount's init, which the mount has had once setup returns
+      process.env.CIRCUIT_NO_FUSE_SPLICE = '1';
+      t.teardown(() => delete process.env.CIRCUIT_NO_FUSE_SPLICE);
+    }
+    await killedReader(t, how);
+  });
+}
+
+async function killedReader(t: Test, how: 'spliced' | 'read') {
   const { file, work } = await setup(t, 'seq 1 3000000');
+  if (spliced) t.equal(spliced()[0], how === 'spliced', `answers from the pipe ${how === 'spliced' ? 'are' : 'are not'} spliced`);
+  const before = spliced?.()[1] ?? 0;
   const first = join(work, 'first');
   // perl (perl-base, in every Debian): a reader with no other thread, whose write count moves
   // only with its own writes. 60 reads of up to 64 KiB, each written out; the 61st never is.
@@ -135,4 +154,6 @@ t.test('direct: a reader killed between a read and its write leaves those bytes 
   t.ok(readFileSync(first).length > 0, 'the killed reader wrote what it read before');
   t.equal(got.length, want.length, `not a byte lost or read twice (${readFileSync(first).length} + ${readFileSync(rest).length})`);
   t.ok(got === want, 'the two readers together have the stream, in order');
-});
+  if (how === 'spliced') t.ok(spliced!()[1] - before > 10, `the FUSE thread spliced its answers (${spliced!()[1] - before})`);
+  else if (spliced) t.equal(spliced()[1], before, 'no answer was spliced');
+}
