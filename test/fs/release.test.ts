@@ -19,8 +19,8 @@ const skip = typeof binding.fuse_native_release_notes !== 'function' && 'fuse-na
 // perl (perl-base, in every Debian): opens 30 snapshots and stdout, reads 1000 bytes of stdout
 // into ARGV[3].first, says ready and waits for go; then, while the test's thread is blocked,
 // counts the daemon's threads, closes the 30 snapshots 10 ms apart (their flush needs no
-// JavaScript), waits 0.3 s, counts again and writes both counts; then closes stdout (whose flush waits for the
-// test's thread to run again).
+// JavaScript), waits 0.3 s, counts again and writes both counts; then closes stdout (whose flush
+// waits for the test's thread to run again).
 const CHILD = `
 my ($peek, $stdout, $pid, $out) = @ARGV;
 my @f; for (1..30) { open(my $h, "<", $peek) or die "open: $!"; push @f, $h }
